@@ -1,0 +1,46 @@
+# Two commands matter: `make run` and `make test`. Everything they need is installed on demand.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP_STAMP := $(VENV)/.requirements.installed
+NPM_STAMP := node_modules/.package-lock.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test worker bench screenshots lint system-deps migrate
+
+$(PIP_STAMP): requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+system-deps:
+	bash scripts/system-deps.sh
+
+migrate: $(PIP_STAMP) $(NPM_STAMP)
+	$(PY) manage.py migrate --noinput
+
+run: migrate
+	$(PY) manage.py ensureadmin
+	@echo "Tileflow console: http://$(HOST):$(PORT)/"
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) console.asgi:application
+
+worker: migrate
+	$(PY) manage.py runworker tileflow.lane.default
+
+test: $(PIP_STAMP) $(NPM_STAMP) system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(PIP_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(PIP_STAMP) system-deps
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(PY) bench/run.py
+
+screenshots: $(PIP_STAMP) $(NPM_STAMP) system-deps
+	$(PY) -m pytest tests/browser -k screenshots --screenshots

@@ -1,0 +1,22 @@
+"""ASGI entry point: HTTP through Django, websockets through Channels, tile lanes for workers."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from console.routing import channel_routes, websocket_routes  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        # Static files come from the same server: no separate front-end server to run.
+        "http": ASGIStaticFilesHandler(django_asgi_app),
+        "websocket": websocket_routes(),
+        "channel": channel_routes(),
+    }
+)

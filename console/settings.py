@@ -1,0 +1,172 @@
+"""Tileflow settings: embedded defaults, everything overridable from the environment.
+
+Embedded (no variables set): SQLite and media under ./var, the in-memory channel layer, step
+workers inside the server process. Scale-out: DATABASE_URL (Postgres) and REDIS_URL (Redis
+channel layer; steps then run in `manage.py runworker` processes).
+"""
+
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+
+def _secret_key() -> str:
+    """Return the configured secret key, or one generated once into a git-ignored file."""
+    configured = env.str("TILEFLOW_SECRET_KEY", default="")
+    if configured:
+        return configured
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("TILEFLOW_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("TILEFLOW_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("TILEFLOW_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "runtime",
+    "flows",
+    "console",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "console.urls"
+ASGI_APPLICATION = "console.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'tileflow.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Runs write progress from threads while requests read: wait for the lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py >= 8 would time an idle receive() out after 5 s.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "capacity": 200,
+                "expiry": 60,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # Third-party front-end code comes from npm (package.json), never from the repository.
+    ("vendor/drawflow", BASE_DIR / "node_modules" / "drawflow" / "dist"),
+]
+MEDIA_ROOT = Path(env.str("TILEFLOW_MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# Media are served only through views that check ownership: there is deliberately no MEDIA_URL route.
+MEDIA_URL = "/media-not-served/"
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # the editor's API client reads it to send X-CSRFToken
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if env.bool("TILEFLOW_HTTPS", default=False):
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = env.int("TILEFLOW_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {"tileflow": {"level": env.str("TILEFLOW_LOG_LEVEL", default="INFO")}},
+}
+
+# Tileflow's own limits and knobs; every one is listed in the README with its default.
+TILEFLOW = {
+    "MAX_UPLOAD_BYTES": env.int("TILEFLOW_MAX_UPLOAD_BYTES", default=64 * 1024 * 1024),
+    "MAX_PIXELS": env.int("TILEFLOW_MAX_PIXELS", default=150_000_000),
+    "MAX_NODES": env.int("TILEFLOW_MAX_NODES", default=200),
+    "MAX_WATERMARK_TEXT": env.int("TILEFLOW_MAX_WATERMARK_TEXT", default=500),
+    "MAX_CONCURRENT_RUNS_PER_USER": env.int("TILEFLOW_MAX_CONCURRENT_RUNS_PER_USER", default=4),
+    "TILE_SIZE": env.int("TILEFLOW_TILE_SIZE", default=512),
+    "MAX_TILES_IN_FLIGHT": env.int("TILEFLOW_MAX_TILES_IN_FLIGHT", default=8),
+    "TILE_LEASE_SECONDS": env.float("TILEFLOW_TILE_LEASE_SECONDS", default=30.0),
+    "TILE_MAX_ATTEMPTS": env.int("TILEFLOW_TILE_MAX_ATTEMPTS", default=3),
+    "HEARTBEAT_SECONDS": env.float("TILEFLOW_HEARTBEAT_SECONDS", default=2.0),
+    "WORKER_THREADS": env.int("TILEFLOW_WORKER_THREADS", default=0),  # 0: one per core
+    "EMBEDDED_WORKERS": env.bool("TILEFLOW_EMBEDDED_WORKERS", default=not REDIS_URL),
+    "STEP_MODULES": env.list("TILEFLOW_STEP_MODULES", default=[]),
+    "PRUNE_AFTER_DAYS": env.int("TILEFLOW_PRUNE_AFTER_DAYS", default=30),
+    "LOGIN_ATTEMPTS_PER_MINUTE": env.int("TILEFLOW_LOGIN_ATTEMPTS_PER_MINUTE", default=10),
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

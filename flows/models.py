@@ -1,0 +1,120 @@
+"""What Tileflow stores: flows (versioned graphs), executions (persisted runs) and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Flow(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flows")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    graph = models.JSONField()
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="flow_name_unique_per_owner")]
+
+    def __str__(self) -> str:
+        return f"{self.name} (v{self.version})"
+
+
+class Execution(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="executions")
+    flow = models.ForeignKey(Flow, on_delete=models.SET_NULL, null=True, blank=True, related_name="executions")
+    flow_name = models.CharField(max_length=200, blank=True, default="")
+    flow_version = models.PositiveIntegerField(default=0)
+    graph = models.JSONField(help_text="the graph as it ran, frozen at start")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    first_output_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="last sign of life of the run's conductor")
+    error = models.TextField(null=True, blank=True)
+    nodes = models.JSONField(default=dict, blank=True, help_text="per node: status, done, total, busy_ms, timings")
+    timeline = models.JSONField(default=dict, blank=True, help_text="per node: [start_ms, end_ms] of each tile")
+    retries = models.PositiveIntegerField(default=0)
+    input_file = models.FileField(upload_to="inputs/%Y/%m/%d/", max_length=300, blank=True)
+    input_name = models.CharField(max_length=255, blank=True, default="")
+    input_size = models.PositiveBigIntegerField(default=0)
+    input_width = models.PositiveIntegerField(default=0)
+    input_height = models.PositiveIntegerField(default=0)
+    input_format = models.CharField(max_length=16, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.flow_name or 'flow'} · {self.status} · {self.id}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class ExecutionOutput(models.Model):
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="outputs")
+    node = models.CharField(max_length=64)
+    file = models.FileField(upload_to="outputs/%Y/%m/%d/", max_length=300, blank=True)
+    content_type = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField(default=0)
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    complete = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["node"]
+        constraints = [models.UniqueConstraint(fields=["execution", "node"], name="one_output_per_node")]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id}/{self.node}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for scripts. Only its SHA-256 is stored; the token is shown once."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True, default="")
+    prefix = models.CharField(max_length=12, help_text="first characters, to tell tokens apart")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.owner})"
+
+    @staticmethod
+    def hash(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, owner, name: str = "") -> tuple[ApiToken, str]:
+        """Create a token for `owner`; return the row and the token text (never stored)."""
+        token = "tf_" + secrets.token_urlsafe(32)
+        row = cls.objects.create(owner=owner, name=name, prefix=token[:10], digest=cls.hash(token))
+        return row, token

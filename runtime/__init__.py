@@ -1,0 +1,1 @@
+"""Tileflow's engine: steps, plans, the stream bridge, workers and encoders."""

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests and the console need, when they are missing.
+# Run as root (CI and the dev machines are); otherwise print the apt line to run by hand.
+set -euo pipefail
+
+packages=(chromium redis-server pngcheck jpeginfo fonts-noto-cjk postgresql)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "Missing system packages: ${missing[*]}" >&2
+  echo "Install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "Installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
