@@ -120,17 +120,68 @@ class StepRegistry:
         return list(self._steps.values())
 
     def catalog(self) -> list[dict[str, Any]]:
-        """Return every step as the API's catalog entry, its params as JSON Schema."""
+        """Return every step as the API's catalog entry, its params as JSON Schema ready to drive a form."""
         return [
             {
                 "type": cls.type,
                 "label": cls.label,
                 "category": cls.category,
                 "description": cls.description,
-                "params_schema": cls.Params.model_json_schema(),
+                "params_schema": form_schema(cls.Params, title=cls.label),
             }
             for cls in self._steps.values()
         ]
+
+
+COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+
+
+def form_schema(params_class: type[StepParams], *, title: str) -> dict[str, Any]:
+    """Return the JSON Schema of `params_class` made plain for form builders.
+
+    References are inlined, an optional field (`X | None`, "left out means automatic") is shown as X
+    without a null default, and `#rrggbb` strings are marked `format: color`.
+    """
+    schema = params_class.model_json_schema()
+    definitions = schema.pop("$defs", {})
+    schema = _simplify(_inline(schema, definitions, depth=0))
+    schema["title"] = title
+    # A docstring inherited from StepParams describes the base class, not this step's params.
+    if params_class is StepParams or not params_class.__dict__.get("__doc__"):
+        schema.pop("description", None)
+    schema.setdefault("properties", {})
+    return schema
+
+
+def _inline(node: Any, definitions: dict[str, Any], depth: int) -> Any:
+    if depth > 20:
+        raise RegistryError("step params nest too deeply (a recursive model?) to be shown as a form")
+    if isinstance(node, list):
+        return [_inline(item, definitions, depth) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = definitions[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{key: value for key, value in node.items() if key != "$ref"}}
+        return _inline(merged, definitions, depth + 1)
+    return {key: _inline(value, definitions, depth) for key, value in node.items()}
+
+
+def _simplify(node: dict[str, Any]) -> dict[str, Any]:
+    variants = node.get("anyOf")
+    if isinstance(variants, list) and {"type": "null"} in variants:
+        others = [variant for variant in variants if variant != {"type": "null"}]
+        if len(others) == 1:
+            node = {**others[0], **{key: value for key, value in node.items() if key != "anyOf"}}
+            if node.get("default", 0) is None:
+                del node["default"]
+    if node.get("type") == "string" and node.get("pattern") == COLOR_PATTERN:
+        node.setdefault("format", "color")
+    if isinstance(node.get("properties"), dict):
+        node["properties"] = {name: _simplify(prop) for name, prop in node["properties"].items()}
+    if isinstance(node.get("items"), dict):
+        node["items"] = _simplify(node["items"])
+    return node
 
 
 registry = StepRegistry()
