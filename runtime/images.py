@@ -2,6 +2,18 @@
 
 Every step sees 8-bit "L", "RGB" or "RGBA". `normalize` is per-pixel, so applying it to a band
 of an image gives exactly the band of the normalised whole image: decoding may stream.
+
+Deep and odd modes, as Pillow 13 opens them:
+
+- 16-bit grayscale PNG/TIFF opens as "I;16" (or "I;16B"): we keep the high byte (v >> 8), as Pillow
+  itself does for 16-bit RGB PNGs ("RGB;16B" unpacking). Pillow's own `convert("L")` clips instead,
+  which turns almost every 16-bit image white.
+- "I" (32-bit signed) is read as a 16-bit range: clipped to 0..65535, then the high byte.
+- "F" is clipped to 0..255, as Pillow's `convert("L")` does.
+- "1" becomes 0/255 "L"; "LA"/"La"/"PA" become "RGBA"; "P" becomes "RGBA" when it has transparency
+  (a `transparency` entry or an RGBA palette), "RGB" otherwise.
+- "CMYK" becomes "RGB" by Pillow's naive conversion; Adobe-inverted CMYK JPEGs are already un-inverted
+  by Pillow's decoder ("CMYK;I" raw mode).
 """
 
 from __future__ import annotations
@@ -26,6 +38,9 @@ _DIRECT = {
     "HSV": "RGB",
 }
 
+# Raw modes that store the high byte of each 16-bit sample last (little endian) or first.
+_HIGH_BYTE_RAWMODE = {"I;16": "L;16", "I;16L": "L;16", "I;16B": "L;16B", "I;16N": "L;16"}
+
 
 def working_mode(image: Image.Image) -> str:
     """Return the working mode that `image` (as opened, before load) will be normalised to."""
@@ -39,25 +54,22 @@ def working_mode(image: Image.Image) -> str:
 
 
 def normalize(image: Image.Image, mode: str | None = None) -> Image.Image:
-    """Return `image` in its working mode (or `mode`, as given by `working_mode` of the whole file).
-
-    16-bit and 32-bit integer images keep their top 8 bits (v / 256 for 16-bit values), as image
-    viewers show them; float images are clipped to 0..255.
-    """
+    """Return `image` in its working mode (or `mode`, as given by `working_mode` of the whole file)."""
     target = mode or working_mode(image)
+    if target not in WORKING_MODES:
+        raise ValueError(f"{target} is not a working mode")
     if image.mode == target:
         return image
-    if image.mode.startswith("I;16") or image.mode == "I":
-        scaled = image.convert("I") if image.mode != "I" else image
-        return scaled.point(lambda v: v * (1 / 256)).convert("L") if _is_16bit(image) else scaled.convert("L")
-    if image.mode == "F":
-        return image.convert("L")
-    if image.mode == "P":
-        return image.convert(target)
-    if image.mode == "1":
-        return image.convert("L")
+    if image.mode.startswith("I"):
+        return _deep_to_8bit(image).convert(target)
     return image.convert(target)
 
 
-def _is_16bit(image: Image.Image) -> bool:
-    return image.mode.startswith("I;16") or image.info.get("bits", 16) > 8
+def _deep_to_8bit(image: Image.Image) -> Image.Image:
+    """Return the high byte of each 16-bit sample (32-bit values first clipped to 0..65535)."""
+    if image.mode not in _HIGH_BYTE_RAWMODE:
+        image = image.convert("I").convert("I;16")
+        if image.mode != "I;16":
+            raise ValueError(f"cannot bring {image.mode} to 16 bits")
+    rawmode = _HIGH_BYTE_RAWMODE[image.mode]
+    return Image.frombytes("L", image.size, image.tobytes("raw", image.mode), "raw", rawmode)

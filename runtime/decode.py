@@ -1,0 +1,240 @@
+"""Read a source image's header, then decode it band by band in its working mode, EXIF orientation applied.
+
+Streaming. A baseline (sequential) JPEG with orientation 1 is decoded by feeding Pillow's JPEG decoder the
+file in 64 KiB pieces. The decoder writes into an "RGBX" target whose padding byte libjpeg-turbo sets to 255
+as each row is written (JCS_EXT_RGBX); the target starts all zero, so a row whose last pixel has X == 255 is
+done. A band is yielded as soon as its last row is done: for a 24 MP JPEG the first 256-row band is out
+after a few percent of the full decode time. Grayscale JPEGs are decoded the same way (libjpeg expands gray
+to RGBX, and Pillow's RGB→L weights sum to exactly 1, so converting back is lossless).
+
+Memory. The target is full size. Band-sized targets are not safely possible through Pillow's decoder:
+`setimage(im, extents)` does not reset the decoder's row counter and the decoder writes row
+`y + yoff` of the target while `y < ysize`; aiming it at a band means a negative `yoff` (unchecked, so a
+wrong guess writes outside the band) and a `ysize` that ends at the band, after which the decoder calls
+`jpeg_finish_decompress` with rows still pending and fails. Pillow stores RGB at 4 bytes a pixel anyway,
+so the RGBX target costs no more than Pillow's own `load()` (96 MP → 384 MB).
+
+Everything else (progressive JPEG, CMYK JPEG, any orientation but 1, PNG, GIF, WebP, TIFF, BMP) is decoded
+whole, transposed as `ImageOps.exif_transpose` does, and cut into bands; each band is normalised on its own.
+The orientation is read once, by `probe`; for PNG from an eXIf chunk (the rare EXIF hidden in a
+"Raw profile type exif" text chunk is ignored).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image, ImageFile, features
+
+from runtime.images import normalize, working_mode
+from runtime.tiles import Size
+
+# Multi-picture JPEGs from cameras open through the JPEG plugin as "MPO"; only the first picture is used.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
+_ORIENTATION_TAG = 0x0112
+_READ_BLOCK = 65536
+_ROW_DONE = 255
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+class ImageRejected(ValueError):
+    """The upload is not an image Tileflow accepts; `reason` says why, for the person who sent it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHeader:
+    format: str
+    stored_size: Size
+    size: Size
+    orientation: int
+    mode: str
+    streamable: bool
+
+
+def probe(source: str | os.PathLike[str] | BinaryIO, max_pixels: int) -> SourceHeader:
+    """Read the header of `source` and refuse what Tileflow cannot or will not decode, before any pixel."""
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as file:
+            return _probe_open_file(file, max_pixels)
+    source.seek(0)
+    return _probe_open_file(source, max_pixels)
+
+
+def decode_bands(
+    path: str | os.PathLike[str], header: SourceHeader, band_height: int
+) -> Iterator[tuple[int, Image.Image]]:
+    """Yield (y0, band) top to bottom: full-width bands of `band_height` rows, oriented, in `header.mode`."""
+    if band_height < 1:
+        raise ValueError("band_height must be at least 1")
+    with open(path, "rb") as file:
+        if header.streamable:
+            yield from _stream_jpeg(file, header, band_height)
+        else:
+            yield from _bands_of_whole(file, header, band_height)
+
+
+def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
+    if not file.read(1):
+        raise ImageRejected("the file is empty")
+    file.seek(0)
+    try:
+        image = Image.open(file, formats=ACCEPTED_FORMATS)
+    except Image.DecompressionBombError as error:
+        raise ImageRejected(f"the image is larger than the limit of {max_pixels} pixels ({error})") from error
+    except Image.UnidentifiedImageError as error:
+        accepted = ", ".join(ACCEPTED_FORMATS)
+        raise ImageRejected(f"not an image in an accepted format ({accepted})") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageRejected(f"the image header is damaged or truncated ({error})") from error
+    with image:
+        width, height = image.size
+        if width < 1 or height < 1:
+            raise ImageRejected(f"the image has no pixels ({width}x{height})")
+        if width * height > max_pixels:
+            raise ImageRejected(f"the image has {width}x{height} pixels, more than the limit of {max_pixels} pixels")
+        try:
+            mode = working_mode(image)
+        except ValueError as error:
+            raise ImageRejected(f"unsupported pixel format {image.mode}") from error
+        orientation = _png_orientation(file) if image.format == "PNG" else _orientation(image)
+        stored = Size(width, height)
+        oriented = Size(height, width) if orientation >= 5 else stored
+        return SourceHeader(
+            format=image.format,
+            stored_size=stored,
+            size=oriented,
+            orientation=orientation,
+            mode=mode,
+            streamable=_can_stream(image, orientation),
+        )
+
+
+def _orientation(image: Image.Image) -> int:
+    """Return the EXIF orientation as `ImageOps.exif_transpose` honours it: 1 unless a value 2..8."""
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG, 1)
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, EOFError):
+        return 1
+    return _valid_orientation(value)
+
+
+def _valid_orientation(value: object) -> int:
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _png_orientation(file: BinaryIO) -> int:
+    """Walk the PNG's chunks up to IEND: finds truncation, and an eXIf chunk even after the pixel data.
+
+    Pillow's own `getexif()` on a PNG decodes the whole image to reach a late eXIf chunk.
+    """
+    end = file.seek(0, os.SEEK_END)
+    file.seek(8)
+    orientation = 1
+    while True:
+        head = file.read(8)
+        if len(head) < 8:
+            raise ImageRejected("the PNG file is truncated (no IEND chunk)")
+        length, kind = int.from_bytes(head[:4], "big"), head[4:]
+        chunk_end = file.tell() + length + 4
+        if chunk_end > end:
+            raise ImageRejected(f"the PNG file is truncated (inside a {kind.decode('latin-1')} chunk)")
+        if kind == b"IEND":
+            return orientation
+        if kind == b"eXIf":
+            orientation = _exif_orientation(file.read(length))
+        file.seek(chunk_end)
+
+
+def _exif_orientation(data: bytes) -> int:
+    exif = Image.Exif()
+    try:
+        exif.load(data)
+        return _valid_orientation(exif.get(_ORIENTATION_TAG, 1))
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, EOFError):
+        return 1
+
+
+def _can_stream(image: Image.Image, orientation: int) -> bool:
+    if image.format not in ("JPEG", "MPO") or orientation != 1 or len(image.tile) != 1:
+        return False
+    if image.info.get("progressive") or image.info.get("progression"):
+        return False
+    rawmode = image.tile[0].args[0]
+    return rawmode in ("RGB", "L") and bool(features.check_feature("libjpeg_turbo"))
+
+
+def _stream_jpeg(file: BinaryIO, header: SourceHeader, band_height: int) -> Iterator[tuple[int, Image.Image]]:
+    width, height = header.size.width, header.size.height
+    with Image.open(file, formats=ACCEPTED_FORMATS) as opened:
+        (tile,) = opened.tile
+        jpegmode = tile.args[1]
+    target = Image.new("RGBX", (width, height), (0, 0, 0, 0))
+    decoder = Image._getdecoder("RGBX", "jpeg", ("RGBX", jpegmode))
+    decoder.setimage(target.im, (0, 0, width, height))
+    file.seek(tile.offset)
+    pending = b""
+    next_y = 0
+    finished = False
+    try:
+        while next_y < height:
+            if not finished:
+                block = file.read(_READ_BLOCK)
+                if not block:
+                    raise ImageRejected("the JPEG file is truncated")
+                pending += block
+                consumed, error_code = decoder.decode(pending)
+                if consumed < 0:
+                    finished = True
+                    if error_code < 0:
+                        raise ImageRejected(f"the JPEG data is broken ({ImageFile.ERRORS.get(error_code, error_code)})")
+                else:
+                    pending = pending[consumed:]
+            while next_y < height:
+                band_end = min(next_y + band_height, height)
+                if not finished and target.getpixel((width - 1, band_end - 1))[3] != _ROW_DONE:
+                    break
+                band = target.crop((0, next_y, width, band_end))
+                yield next_y, normalize(band.convert("RGB"), header.mode)
+                next_y = band_end
+    finally:
+        if not finished:
+            decoder.cleanup()
+
+
+def _bands_of_whole(file: BinaryIO, header: SourceHeader, band_height: int) -> Iterator[tuple[int, Image.Image]]:
+    image = _load_oriented(file, header.orientation)
+    width, height = image.size
+    if (width, height) != (header.size.width, header.size.height):
+        raise ImageRejected("the image changed since its header was read")
+    for y0 in range(0, height, band_height):
+        band = image.crop((0, y0, width, min(y0 + band_height, height)))
+        yield y0, normalize(band, header.mode)
+
+
+def _load_oriented(file: BinaryIO, orientation: int) -> Image.Image:
+    """Decode the whole first frame and transpose it as `ImageOps.exif_transpose` does."""
+    try:
+        image = Image.open(file, formats=ACCEPTED_FORMATS)
+        image.load()
+    except Image.DecompressionBombError as error:
+        raise ImageRejected(f"the image is too large ({error})") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageRejected(f"the image data is damaged or truncated ({error})") from error
+    method = _TRANSPOSE.get(orientation)
+    return image.transpose(method) if method is not None else image

@@ -1,0 +1,30 @@
+"""Photo-like test images (noise over gradients) and the independent decoders that check our files."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from PIL import Image
+
+
+def photo_like(width: int, height: int, mode: str = "RGB", seed: int = 40) -> Image.Image:
+    """Return noise over gradients in `mode`: busy like a photo, with smooth regions and edges."""
+    size = (width, height)
+    noise = Image.effect_noise(size, seed)
+    ramp = Image.linear_gradient("L").resize(size)
+    ring = Image.radial_gradient("L").resize(size)
+    rgb = Image.merge("RGB", (noise, ramp, Image.blend(ring, noise, 0.3)))
+    if mode == "RGBA":
+        return Image.merge("RGBA", (*rgb.split(), ramp.transpose(Image.Transpose.ROTATE_180)))
+    return rgb.convert(mode)
+
+
+def check_with_tool(tool: str, path: Path) -> str:
+    """Run an independent checker (`pngcheck`, `jpeginfo -c`) on `path`; fail on a complaint."""
+    argv = ["pngcheck", "-q", str(path)] if tool == "pngcheck" else ["jpeginfo", "-c", str(path)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"{tool} rejects {path.name}: {done.stdout}{done.stderr}"
+    if tool == "jpeginfo":
+        assert "[OK]" in done.stdout, done.stdout
+    return done.stdout
