@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # serves the API docs' Swagger UI from its own static files: no CDN needed
     "channels",
     "runtime",
     "flows",

@@ -7,3 +7,28 @@ import pytest
 def _isolated_media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MEDIA_ROOT.mkdir()
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-secret-pw")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-secret-pw")
+
+
+@pytest.fixture
+def token(user) -> str:
+    """Return a fresh API token of `user` (the text, as a script would hold it)."""
+    from flows.models import ApiToken
+
+    return ApiToken.issue(user, name="tests")[1]
+
+
+@pytest.fixture
+def api_client(client, token):
+    """Return a test client that sends `user`'s bearer token with every request."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client

@@ -1,0 +1,104 @@
+"""Who is calling (CONTRACT §3): a bearer token for scripts, the session with CSRF for browsers.
+
+`authenticate_bearer` is plain, synchronous and database-based so the websocket consumer can reuse it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Model, Q, QuerySet
+from django.http import Http404, HttpRequest
+from django.utils import timezone
+from ninja.errors import AuthenticationError, HttpError
+from ninja.security import HttpBearer
+from ninja.security.session import SessionAuth
+from ninja.utils import check_csrf
+
+from flows.models import ApiToken
+
+# Writing last_used_at on every call would turn each read into a write; a minute is precise enough.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+M = TypeVar("M", bound=Model)
+
+
+def authenticate_bearer(header_value: str | None) -> AbstractBaseUser | None:
+    """Return the active user owning the unrevoked token in an `Authorization: Bearer …` value, or None."""
+    if not header_value:
+        return None
+    scheme, _, token = header_value.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    row = (
+        ApiToken.objects.select_related("owner")
+        .filter(digest=ApiToken.hash(token), revoked_at__isnull=True, owner__is_active=True)
+        .first()
+    )
+    if row is None:
+        return None
+    now = timezone.now()
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        # A conditional update: concurrent calls write at most once per minute between them.
+        ApiToken.objects.filter(pk=row.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
+        ).update(last_used_at=now)
+    return row.owner
+
+
+class BearerTokenAuth(HttpBearer):
+    """`Authorization: Bearer <token>`; a header that is present but wrong is refused outright."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        header = request.headers.get("Authorization")
+        if not header:
+            return None
+        return self.authenticate(request, header)
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        user = authenticate_bearer(token)
+        if user is None:
+            raise AuthenticationError(401, "invalid, revoked or malformed token: send 'Authorization: Bearer <token>'")
+        request.user = user
+        return user
+
+
+class SessionCsrfAuth(SessionAuth):
+    """The browser's session; its unsafe calls need the CSRF token, as Django's forms do.
+
+    An anonymous caller gets None (hence a 401), not a CSRF failure: CSRF only guards a session.
+    """
+
+    def __call__(self, request: HttpRequest) -> Any:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        if self.csrf and not getattr(request, "_ninja_csrf_exempt", False) and check_csrf(request) is not None:
+            raise HttpError(403, "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header")
+        return user
+
+
+bearer_auth = BearerTokenAuth()
+session_auth = SessionCsrfAuth(csrf=True)
+# The bearer comes first: a script's token must not be judged by the browser's CSRF rule.
+api_auth = [bearer_auth, session_auth]
+
+
+def get_owned_or_404(model_or_queryset: type[M] | QuerySet[M], user: Any, object_id: Any) -> M:
+    """Return the object with `object_id` owned by `user`; raise Http404 for a malformed id or another's object."""
+    queryset = (
+        model_or_queryset if isinstance(model_or_queryset, QuerySet) else model_or_queryset._default_manager.all()
+    )
+    missing = Http404(f"no such {queryset.model._meta.verbose_name}")
+    try:
+        key = object_id if isinstance(object_id, uuid.UUID) else uuid.UUID(str(object_id))
+    except ValueError:
+        raise missing from None
+    found = queryset.filter(pk=key, owner=user).first()
+    if found is None:
+        raise missing
+    return found
