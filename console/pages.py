@@ -3,7 +3,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from console import views
+
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", views.home, name="home"),
+    path("flows/new/", views.editor, name="flow-new"),
+    path("flows/<uuid:flow_id>/", views.editor, name="flow-edit"),
+    path("executions/", views.execution_list, name="execution-list"),
+    path("executions/<uuid:execution_id>/", views.execution_detail, name="execution-detail"),
 ]

@@ -1,0 +1,83 @@
+"""Page views of the console (CONTRACT §6): server-rendered shells whose actions go through the API."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import OuterRef, Subquery
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from flows.models import Execution, Flow
+
+RECENT_EXECUTIONS = 10
+EXECUTIONS_PER_PAGE = 200
+
+
+def _seconds_label(start, end) -> str:
+    """Return the time from `start` to `end` as a short label, or a dash when either is unknown."""
+    if not start or not end:
+        return "—"
+    seconds = (end - start).total_seconds()
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _labelled(executions) -> list[Execution]:
+    """Attach the duration and time-to-first-output labels the tables show."""
+    rows = list(executions)
+    for execution in rows:
+        execution.duration_label = _seconds_label(execution.started_at, execution.finished_at)
+        execution.first_output_label = _seconds_label(execution.started_at, execution.first_output_at)
+    return rows
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Show the user's flows with their last run, and the most recent executions."""
+    last_runs = Execution.objects.filter(flow=OuterRef("pk")).order_by("-created_at")
+    flows = Flow.objects.filter(owner=request.user).annotate(
+        last_run_at=Subquery(last_runs.values("created_at")[:1]),
+        last_status=Subquery(last_runs.values("status")[:1]),
+    )
+    executions = Execution.objects.filter(owner=request.user).select_related("owner")[:RECENT_EXECUTIONS]
+    return render(request, "console/home.html", {"flows": flows, "executions": _labelled(executions), "nav": "home"})
+
+
+@login_required
+def editor(request: HttpRequest, flow_id=None) -> HttpResponse:
+    """Open the editor on a saved flow, or on a new one."""
+    flow = get_object_or_404(Flow, id=flow_id, owner=request.user) if flow_id else None
+    return render(request, "console/editor.html", {"flow": flow, "nav": "home"})
+
+
+@login_required
+def execution_list(request: HttpRequest) -> HttpResponse:
+    """List the user's executions, optionally for one flow and one status."""
+    executions = Execution.objects.filter(owner=request.user).select_related("owner")
+    flow = None
+    flow_id = request.GET.get("flow")
+    if flow_id:
+        flow = get_object_or_404(Flow, id=flow_id, owner=request.user)
+        executions = executions.filter(flow=flow)
+    status = request.GET.get("status", "")
+    if status in Execution.Status.values:
+        executions = executions.filter(status=status)
+    else:
+        status = ""
+    return render(
+        request,
+        "console/executions.html",
+        {
+            "executions": _labelled(executions[:EXECUTIONS_PER_PAGE]),
+            "flow": flow,
+            "status": status,
+            "statuses": Execution.Status.values,
+            "nav": "executions",
+        },
+    )
+
+
+@login_required
+def execution_detail(request: HttpRequest, execution_id) -> HttpResponse:
+    """Show one execution: its frozen graph, timings and results, live while it runs."""
+    execution = get_object_or_404(Execution.objects.select_related("flow"), id=execution_id, owner=request.user)
+    return render(request, "console/execution.html", {"execution": execution, "nav": "executions"})

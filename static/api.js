@@ -1,0 +1,108 @@
+// The one client of Tileflow's HTTP API (CONTRACT §3) and websocket (§4) used by every page.
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(ApiError.describe(status, body));
+    this.status = status;
+    this.body = body;
+  }
+
+  // Per-node validation errors ({"errors": [{node, message}]}), or an empty list.
+  get errors() {
+    return Array.isArray(this.body?.errors) ? this.body.errors : [];
+  }
+
+  static describe(status, body) {
+    if (body?.error) return String(body.error);
+    if (Array.isArray(body?.errors)) return body.errors.map((e) => (e.node ? `${e.node}: ` : "") + e.message).join("; ");
+    if (Array.isArray(body?.detail)) return body.detail.map((d) => d.msg || JSON.stringify(d)).join("; ");
+    return `HTTP ${status}`;
+  }
+}
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+async function request(method, path, { json, form } = {}) {
+  const headers = { Accept: "application/json" };
+  let body;
+  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    body = form;
+  }
+  const response = await fetch(path, { method, headers, body, credentials: "same-origin" });
+  if (response.status === 204) return null;
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { error: text.slice(0, 200) || `HTTP ${response.status}` };
+  }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+export const api = {
+  steps: () => request("GET", "/api/steps").then((d) => d.steps),
+  flows: () => request("GET", "/api/flows").then((d) => d.flows),
+  flow: (id) => request("GET", `/api/flows/${encodeURIComponent(id)}`),
+  createFlow: (doc) => request("POST", "/api/flows", { json: doc }),
+  updateFlow: (id, doc) => request("PUT", `/api/flows/${encodeURIComponent(id)}`, { json: doc }),
+  deleteFlow: (id) => request("DELETE", `/api/flows/${encodeURIComponent(id)}`),
+  startExecution(flowId, file) {
+    const form = new FormData();
+    form.append("image", file, file.name || "image");
+    return request("POST", `/api/flows/${encodeURIComponent(flowId)}/executions`, { form });
+  },
+  execution: (id) => request("GET", `/api/executions/${encodeURIComponent(id)}`),
+  executions: (flowId) =>
+    request("GET", "/api/executions" + (flowId ? `?flow=${encodeURIComponent(flowId)}` : "")).then((d) => d.executions),
+  cancel: (id) => request("POST", `/api/executions/${encodeURIComponent(id)}/cancel`),
+  rerun: (id) => request("POST", `/api/executions/${encodeURIComponent(id)}/rerun`),
+  inputUrl: (id) => `/api/executions/${encodeURIComponent(id)}/input`,
+};
+
+// Open the execution's websocket; call onMessage for each frame, reconnecting until a final status.
+export function watchExecution(id, onMessage) {
+  let socket = null;
+  let finished = false;
+  let stopped = false;
+  let attempts = 0;
+  const open = () => {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${location.host}/ws/executions/${encodeURIComponent(id)}/`);
+    socket.addEventListener("message", (event) => {
+      attempts = 0;
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message.type === "status") finished = true;
+      if (message.type === "snapshot" && ["succeeded", "failed", "cancelled"].includes(message.execution?.status)) {
+        finished = true;
+      }
+      onMessage(message);
+    });
+    socket.addEventListener("close", () => {
+      // The snapshot sent on reconnect covers whatever was missed meanwhile.
+      if (finished || stopped || attempts >= 5) return;
+      attempts += 1;
+      setTimeout(open, 500 * attempts);
+    });
+  };
+  open();
+  return {
+    close() {
+      stopped = true;
+      socket?.close();
+    },
+  };
+}

@@ -1,0 +1,357 @@
+// The flow canvas: a Drawflow view of a flow graph, whose node markup is built from the step type only.
+//
+// Drawflow's own import() renders the HTML stored in its export, an XSS hole when the graph comes from a
+// file or another user. We never call it: every node is added from our flow document, with an empty HTML
+// string, and its content is built with createElement/textContent.
+import { el } from "../format.js";
+
+const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const COLUMN_WIDTH = 250;
+const ROW_HEIGHT = 140;
+
+export function isValidNodeId(id) {
+  return NODE_ID_PATTERN.test(id);
+}
+
+// Short "key value" text summarising a node's params for its card.
+function summarise(params) {
+  return Object.entries(params || {})
+    .filter(([, value]) => value !== null && value !== "" && value !== undefined)
+    .map(([key, value]) => `${key} ${typeof value === "string" && value.length > 18 ? value.slice(0, 17) + "…" : value}`)
+    .join(" · ");
+}
+
+export class FlowCanvas {
+  constructor(container, catalog, { readonly = false, onChange = () => {}, onSelect = () => {} } = {}) {
+    this.container = container;
+    this.catalog = new Map(catalog.map((step) => [step.type, step]));
+    this.readonly = readonly;
+    this.onChange = onChange;
+    this.onSelect = onSelect;
+    this.nodes = new Map(); // node id -> {id, type, params, dfId, element}
+    this.byDfId = new Map(); // Drawflow's numeric id -> node id
+    this.quiet = false; // true while we rebuild the view ourselves: not a user change
+    this.selection = null; // {kind: "node", id} | {kind: "edge", from, to}
+
+    const editor = new window.Drawflow(container);
+    // Keys are handled by the page (undo history, focus rules); Drawflow's own Delete would bypass them.
+    editor.key = (event) => editor.dispatch("keydown", event);
+    editor.reroute = false;
+    editor.zoom_min = 0.3;
+    editor.zoom_max = 2;
+    editor.editor_mode = readonly ? "view" : "edit";
+    editor.start();
+    this.editor = editor;
+
+    container.addEventListener("wheel", (event) => this.onWheel(event), { passive: false, capture: true });
+    editor.on("nodeSelected", (dfId) => this.select({ kind: "node", id: this.byDfId.get(String(dfId)) }));
+    editor.on("nodeUnselected", () => this.select(null));
+    editor.on("connectionSelected", (c) => {
+      this.select({ kind: "edge", from: this.byDfId.get(String(c.output_id)), to: this.byDfId.get(String(c.input_id)) });
+    });
+    editor.on("connectionUnselected", () => this.select(null));
+    editor.on("nodeMoved", () => this.changed("move"));
+    editor.on("connectionCreated", (c) => {
+      if (this.quiet) return;
+      this.markEdges();
+      this.changed("connect", c);
+    });
+    editor.on("connectionRemoved", () => {
+      if (this.quiet) return;
+      this.changed("disconnect");
+    });
+    editor.on("nodeRemoved", (dfId) => {
+      const id = this.byDfId.get(String(dfId));
+      this.byDfId.delete(String(dfId));
+      this.nodes.delete(id);
+      if (this.quiet) return;
+      this.select(null);
+      this.changed("remove");
+    });
+  }
+
+  changed(reason) {
+    if (!this.quiet) this.onChange(reason);
+  }
+
+  select(selection) {
+    this.selection = selection && (selection.id || selection.from) ? selection : null;
+    this.onSelect(this.selection);
+  }
+
+  step(type) {
+    return this.catalog.get(type) || { type, label: type, category: "Unknown", description: "", params_schema: {} };
+  }
+
+  ports(type) {
+    if (type === "source") return [0, 1];
+    if (type === "output") return [1, 0];
+    return [1, 1];
+  }
+
+  // A fresh, meaningful node id for a step type: resize-1, resize-2, …
+  newId(type) {
+    const base = type.replace(/[^A-Za-z0-9_-]/g, "").slice(0, 50) || "node";
+    for (let n = 1; ; n += 1) if (!this.nodes.has(`${base}-${n}`)) return `${base}-${n}`;
+  }
+
+  buildCard(node) {
+    const step = this.step(node.type);
+    const card = el(
+      "div",
+      { class: "node-card" },
+      el("div", { class: "node-head" }, el("span", { class: "node-dot", "aria-hidden": "true" }), el("span", { class: "node-label", text: step.label })),
+      el("div", { class: "node-id", text: node.id }),
+      el("div", { class: "node-summary", text: summarise(node.params) }),
+      el(
+        "div",
+        { class: "node-progress", hidden: true },
+        el("div", { class: "node-bar" }, el("span", { class: "node-bar-fill" })),
+        el("span", { class: "node-count" }),
+      ),
+      el("div", { class: "node-timing", hidden: true }),
+      el("div", { class: "node-error", role: "alert", hidden: true }),
+    );
+    return card;
+  }
+
+  // Add a node at canvas coordinates; returns its id. `id` and `params` come from a document when loading.
+  addNode(type, x, y, params = {}, id = null) {
+    const nodeId = id || this.newId(type);
+    const [inputs, outputs] = this.ports(type);
+    const category = this.step(type).category.toLowerCase().replace(/[^a-z0-9]+/g, "-");
+    const dfId = this.editor.addNode(type, inputs, outputs, x, y, `tf-node cat-${category}`, {}, "", false);
+    const element = this.container.querySelector(`#node-${dfId}`);
+    const node = { id: nodeId, type, params: { ...params }, dfId: String(dfId), element };
+    element.dataset.nodeId = nodeId;
+    element.dataset.type = type;
+    element.querySelector(".drawflow_content_node").append(this.buildCard(node));
+    this.nodes.set(nodeId, node);
+    this.byDfId.set(String(dfId), nodeId);
+    this.changed("add");
+    return nodeId;
+  }
+
+  setParams(id, params) {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    node.params = { ...params };
+    node.element.querySelector(".node-summary").textContent = summarise(params);
+  }
+
+  renameNode(oldId, newId) {
+    const node = this.nodes.get(oldId);
+    if (!node || this.nodes.has(newId) || !isValidNodeId(newId)) return false;
+    this.nodes.delete(oldId);
+    node.id = newId;
+    this.nodes.set(newId, node);
+    this.byDfId.set(node.dfId, newId);
+    node.element.dataset.nodeId = newId;
+    node.element.querySelector(".node-id").textContent = newId;
+    if (this.selection?.id === oldId) this.selection = { kind: "node", id: newId };
+    return true;
+  }
+
+  connect(from, to) {
+    const a = this.nodes.get(from);
+    const b = this.nodes.get(to);
+    if (!a || !b) return;
+    this.editor.addConnection(a.dfId, b.dfId, "output_1", "input_1");
+  }
+
+  deleteSelection() {
+    if (this.readonly || !this.selection) return false;
+    if (this.selection.kind === "node") {
+      const node = this.nodes.get(this.selection.id);
+      if (node) this.editor.removeNodeId(`node-${node.dfId}`);
+    } else if (this.editor.connection_selected) {
+      this.editor.removeConnection();
+    }
+    this.select(null);
+    return true;
+  }
+
+  edges() {
+    const edges = [];
+    const data = this.editor.drawflow.drawflow.Home.data;
+    for (const [dfId, dfNode] of Object.entries(data)) {
+      for (const output of Object.values(dfNode.outputs || {})) {
+        for (const connection of output.connections) {
+          edges.push({ from: this.byDfId.get(String(dfId)), to: this.byDfId.get(String(connection.node)) });
+        }
+      }
+    }
+    return edges.filter((e) => e.from && e.to);
+  }
+
+  // The graph part of the flow document, with node positions.
+  toGraph() {
+    const data = this.editor.drawflow.drawflow.Home.data;
+    const nodes = [...this.nodes.values()].map((node) => ({
+      id: node.id,
+      type: node.type,
+      params: { ...node.params },
+      position: { x: Math.round(data[node.dfId].pos_x), y: Math.round(data[node.dfId].pos_y) },
+    }));
+    return { nodes, edges: this.edges() };
+  }
+
+  // Place nodes without a position in columns by their depth from the source.
+  layout(graph) {
+    const depth = new Map(graph.nodes.map((n) => [n.id, 0]));
+    for (let pass = 0; pass < graph.nodes.length; pass += 1) {
+      for (const edge of graph.edges) {
+        if (depth.has(edge.from) && depth.has(edge.to) && depth.get(edge.to) < depth.get(edge.from) + 1) {
+          depth.set(edge.to, Math.min(depth.get(edge.from) + 1, graph.nodes.length));
+        }
+      }
+    }
+    const rows = new Map();
+    const positions = new Map();
+    for (const node of graph.nodes) {
+      const column = depth.get(node.id);
+      const row = rows.get(column) || 0;
+      rows.set(column, row + 1);
+      positions.set(node.id, node.position || { x: 40 + column * COLUMN_WIDTH, y: 60 + row * ROW_HEIGHT });
+    }
+    return positions;
+  }
+
+  // Replace the canvas content with a graph (from the API, a file or the undo history).
+  load(graph) {
+    this.quiet = true;
+    try {
+      this.editor.clear();
+      this.nodes.clear();
+      this.byDfId.clear();
+      const positions = this.layout(graph);
+      for (const node of graph.nodes || []) {
+        const position = positions.get(node.id);
+        this.addNode(String(node.type), Number(position.x) || 0, Number(position.y) || 0, node.params || {}, String(node.id));
+      }
+      for (const edge of graph.edges || []) this.connect(String(edge.from), String(edge.to));
+      this.markEdges();
+    } finally {
+      this.quiet = false;
+    }
+    this.select(null);
+  }
+
+  // Tag every edge with its source and target ids so run state can find it.
+  markEdges() {
+    for (const svg of this.container.querySelectorAll(".connection")) {
+      const out = [...svg.classList].find((c) => c.startsWith("node_out_node-"));
+      const into = [...svg.classList].find((c) => c.startsWith("node_in_node-"));
+      if (out) svg.dataset.from = this.byDfId.get(out.slice("node_out_node-".length)) || "";
+      if (into) svg.dataset.to = this.byDfId.get(into.slice("node_in_node-".length)) || "";
+    }
+  }
+
+  // Client coordinates -> canvas coordinates (for drops).
+  toCanvas(clientX, clientY) {
+    const rect = this.editor.precanvas.getBoundingClientRect();
+    return { x: (clientX - rect.x) / this.editor.zoom, y: (clientY - rect.y) / this.editor.zoom };
+  }
+
+  setView(zoom, canvasX, canvasY) {
+    const editor = this.editor;
+    editor.zoom = zoom;
+    editor.zoom_last_value = zoom;
+    editor.canvas_x = canvasX;
+    editor.canvas_y = canvasY;
+    editor.precanvas.style.transform = `translate(${canvasX}px, ${canvasY}px) scale(${zoom})`;
+  }
+
+  // Zoom by `factor`, keeping the canvas point under (clientX, clientY) in place.
+  zoomBy(factor, clientX, clientY) {
+    const editor = this.editor;
+    const zoom = Math.min(editor.zoom_max, Math.max(editor.zoom_min, editor.zoom * factor));
+    const box = this.container.getBoundingClientRect();
+    const anchorX = clientX ?? box.x + box.width / 2;
+    const anchorY = clientY ?? box.y + box.height / 2;
+    const point = this.toCanvas(anchorX, anchorY);
+    // The precanvas scales around its centre (CSS transform-origin 50% 50%).
+    const originX = editor.precanvas.clientWidth / 2;
+    const originY = editor.precanvas.clientHeight / 2;
+    const canvasX = anchorX - box.x - originX - zoom * (point.x - originX);
+    const canvasY = anchorY - box.y - originY - zoom * (point.y - originY);
+    this.setView(zoom, canvasX, canvasY);
+  }
+
+  onWheel(event) {
+    event.preventDefault();
+    event.stopPropagation();
+    this.zoomBy(event.deltaY > 0 ? 1 / 1.1 : 1.1, event.clientX, event.clientY);
+  }
+
+  fit() {
+    const nodes = [...this.nodes.values()];
+    if (!nodes.length) {
+      this.setView(1, 0, 0);
+      return;
+    }
+    let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+    for (const { element } of nodes) {
+      minX = Math.min(minX, element.offsetLeft);
+      minY = Math.min(minY, element.offsetTop);
+      maxX = Math.max(maxX, element.offsetLeft + element.offsetWidth);
+      maxY = Math.max(maxY, element.offsetTop + element.offsetHeight);
+    }
+    const width = this.container.clientWidth;
+    const height = this.container.clientHeight;
+    const padding = 48;
+    const zoom = Math.min(
+      this.editor.zoom_max,
+      1.2,
+      Math.max(this.editor.zoom_min, Math.min((width - padding * 2) / (maxX - minX), (height - padding * 2) / (maxY - minY))),
+    );
+    const originX = this.editor.precanvas.clientWidth / 2;
+    const originY = this.editor.precanvas.clientHeight / 2;
+    const centreX = (minX + maxX) / 2;
+    const centreY = (minY + maxY) / 2;
+    this.setView(zoom, width / 2 - originX - zoom * (centreX - originX), height / 2 - originY - zoom * (centreY - originY));
+  }
+
+  // Server or client validation messages on nodes: {nodeId: [messages]}.
+  showErrors(errorsByNode) {
+    for (const node of this.nodes.values()) {
+      const messages = errorsByNode[node.id] || [];
+      const box = node.element.querySelector(".node-error");
+      box.textContent = messages.join(" · ");
+      box.hidden = !messages.length;
+      node.element.classList.toggle("has-error", messages.length > 0);
+    }
+  }
+
+  // Run state of one node: status pending|running|done|failed, tiles done/total, optional timing text.
+  setRunState(id, { status, done, total, timing } = {}) {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    const element = node.element;
+    for (const state of ["pending", "running", "done", "failed"]) element.classList.toggle(`state-${state}`, status === state);
+    const progress = element.querySelector(".node-progress");
+    progress.hidden = false;
+    const fraction = total ? Math.min(1, done / total) : status === "done" ? 1 : 0;
+    element.querySelector(".node-bar-fill").style.width = `${(fraction * 100).toFixed(1)}%`;
+    element.querySelector(".node-count").textContent = total ? `${done}/${total}` : status || "";
+    element.dataset.done = String(done ?? 0);
+    element.dataset.total = String(total ?? 0);
+    element.dataset.status = status || "";
+    const timingBox = element.querySelector(".node-timing");
+    timingBox.textContent = timing || "";
+    timingBox.hidden = !timing;
+    for (const svg of this.container.querySelectorAll(".connection")) {
+      if (svg.dataset.from === id) svg.classList.toggle("flowing", status === "running");
+    }
+  }
+
+  clearRunState() {
+    for (const node of this.nodes.values()) {
+      node.element.classList.remove("state-pending", "state-running", "state-done", "state-failed");
+      node.element.querySelector(".node-progress").hidden = true;
+      node.element.querySelector(".node-timing").hidden = true;
+      delete node.element.dataset.status;
+    }
+    for (const svg of this.container.querySelectorAll(".connection.flowing")) svg.classList.remove("flowing");
+  }
+}

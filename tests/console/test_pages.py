@@ -1,0 +1,120 @@
+"""The console's pages: rendered for their owner, 404 for others, a login redirect for anonymous visitors."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from flows.models import Execution, Flow
+
+GRAPH = {
+    "nodes": [
+        {"id": "in", "type": "source", "params": {}},
+        {"id": "out", "type": "output", "params": {"format": "png"}},
+    ],
+    "edges": [{"from": "in", "to": "out"}],
+}
+
+
+@pytest.fixture
+def owner(db):
+    return get_user_model().objects.create_user("ada", password="pw-ada-123")
+
+
+@pytest.fixture
+def stranger(db):
+    return get_user_model().objects.create_user("bob", password="pw-bob-123")
+
+
+@pytest.fixture
+def flow(owner):
+    return Flow.objects.create(owner=owner, name="<b>shrink</b>", graph=GRAPH)
+
+
+@pytest.fixture
+def execution(owner, flow):
+    return Execution.objects.create(
+        owner=owner, flow=flow, flow_name=flow.name, graph=GRAPH, status="succeeded", input_size=2048
+    )
+
+
+def page_urls(flow, execution):
+    return [
+        "/",
+        "/flows/new/",
+        f"/flows/{flow.id}/",
+        "/executions/",
+        f"/executions/?flow={flow.id}",
+        f"/executions/?status=succeeded",
+        f"/executions/{execution.id}/",
+    ]
+
+
+def test_login_page_renders(client, db):
+    response = client.get("/login/")
+    assert response.status_code == 200
+    assert b'name="username"' in response.content
+    assert b"console.css" in response.content
+
+
+def test_login_then_home(client, owner):
+    response = client.post("/login/", {"username": "ada", "password": "pw-ada-123"})
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_every_page_renders_for_its_owner(client, owner, flow, execution):
+    client.force_login(owner)
+    for url in page_urls(flow, execution):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert b"console.css" in response.content
+
+
+def test_names_are_escaped(client, owner, flow, execution):
+    client.force_login(owner)
+    for url in ["/", f"/flows/{flow.id}/", f"/executions/{execution.id}/"]:
+        content = client.get(url).content
+        assert b"<b>shrink</b>" not in content, url
+        assert b"&lt;b&gt;shrink&lt;/b&gt;" in content, url
+
+
+def test_home_lists_flows_with_last_run(client, owner, flow, execution):
+    client.force_login(owner)
+    response = client.get("/")
+    assert response.context["flows"][0].last_status == "succeeded"
+    assert list(response.context["executions"]) == [execution]
+    assert reverse("flow-new").encode() in response.content
+
+
+def test_execution_list_filters(client, owner, flow, execution):
+    client.force_login(owner)
+    Execution.objects.create(owner=owner, flow=None, flow_name="other", graph=GRAPH, status="failed")
+    assert len(client.get("/executions/").context["executions"]) == 2
+    assert client.get("/executions/?status=failed").context["executions"][0].flow_name == "other"
+    assert client.get(f"/executions/?flow={flow.id}").context["executions"] == [execution]
+    assert len(client.get("/executions/?status=bogus").context["executions"]) == 2
+
+
+def test_execution_page_embeds_frozen_graph(client, owner, execution):
+    client.force_login(owner)
+    response = client.get(f"/executions/{execution.id}/")
+    assert b'id="execution-graph"' in response.content
+    assert b'"type": "source"' in response.content
+
+
+def test_other_users_pages_are_404(client, stranger, flow, execution):
+    client.force_login(stranger)
+    assert client.get(f"/flows/{flow.id}/").status_code == 404
+    assert client.get(f"/executions/{execution.id}/").status_code == 404
+    assert client.get(f"/executions/?flow={flow.id}").status_code == 404
+    assert client.get("/").context["flows"].count() == 0
+
+
+def test_anonymous_visitors_are_sent_to_login(client, flow, execution):
+    for url in page_urls(flow, execution):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/login/?next="), url
+    response = client.get(f"/flows/{flow.id}/")
+    assert response["Location"] == f"/login/?next=/flows/{flow.id}/"
