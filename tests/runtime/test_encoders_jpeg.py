@@ -1,0 +1,84 @@
+import io
+
+import pytest
+from PIL import Image, ImageChops
+
+from runtime.encoders import JpegEncoder, make_encoder
+from runtime.tiles import Size
+from tests.runtime.pictures import check_with_tool, encode_in_bands, photo_like
+
+SIZES = [(1, 1), (1, 37), (37, 1), (15, 17), (203, 141), (640, 480), (1500, 900)]
+
+
+def _pillow_whole_image(image: Image.Image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    params = {"subsampling": "4:2:0"} if image.mode != "L" else {}
+    image.convert("L" if image.mode == "L" else "RGB").save(
+        buffer, "JPEG", quality=quality, restart_marker_rows=1, **params
+    )
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_jpeg_is_valid_and_equals_a_whole_image_save(tmp_path, mode, width, height):
+    image = photo_like(width, height, mode)
+    data = encode_in_bands(make_encoder("jpeg", Size(width, height), mode, 85), image, 64)
+    path = tmp_path / "out.jpg"
+    path.write_bytes(data)
+    check_with_tool("jpeginfo", path)
+    reference = Image.open(io.BytesIO(_pillow_whole_image(image, 85)))
+    with Image.open(path) as decoded:
+        assert (decoded.mode, decoded.size) == ("L" if mode == "L" else "RGB", (width, height))
+        assert decoded.tobytes() == reference.tobytes()
+
+
+@pytest.mark.parametrize("band_height", [1, 7, 16, 100, 256])
+@pytest.mark.parametrize("quality", [1, 50, 100])
+def test_jpeg_is_byte_identical_to_pillows_save_for_any_band_height(band_height, quality):
+    image = photo_like(333, 250)
+    data = encode_in_bands(JpegEncoder(Size(333, 250), "RGB", quality), image, band_height)
+    assert data == _pillow_whole_image(image, quality)
+
+
+def test_restart_markers_do_not_change_pixels_against_a_plain_pillow_save():
+    image = photo_like(640, 480)
+    data = encode_in_bands(JpegEncoder(Size(640, 480), "RGB", 90), image, 128)
+    plain = io.BytesIO()
+    image.save(plain, "JPEG", quality=90)
+    difference = ImageChops.difference(Image.open(io.BytesIO(data)).convert("RGB"), Image.open(plain))
+    assert difference.getbbox() is None
+
+
+def test_jpeg_restart_markers_run_in_sequence():
+    image = photo_like(64, 16 * 20)
+    data = encode_in_bands(JpegEncoder(Size(64, 320), "RGB", 80), image, 48)
+    scan = data[data.index(b"\xff\xda") :]
+    markers = [scan[i + 1] for i in range(len(scan) - 1) if scan[i] == 0xFF and 0xD0 <= scan[i + 1] <= 0xD7]
+    assert markers == [0xD0 + i % 8 for i in range(19)]
+
+
+def test_rgba_drops_alpha():
+    image = Image.new("RGBA", (32, 32), (200, 10, 10, 0))
+    data = encode_in_bands(JpegEncoder(Size(32, 32), "RGBA", 95), image, 16)
+    red, green, blue = Image.open(io.BytesIO(data)).getpixel((16, 16))
+    assert red > 180 and green < 30 and blue < 30
+
+
+def test_header_comes_before_any_band_and_holds_the_full_height():
+    encoder = JpegEncoder(Size(100, 4000), "RGB", 85)
+    header = encoder.header()
+    assert header.startswith(b"\xff\xd8") and header.endswith(b"\x00\x3f\x00")
+    sof = header.index(b"\xff\xc0")
+    assert int.from_bytes(header[sof + 5 : sof + 7], "big") == 4000
+
+
+@pytest.mark.parametrize("quality", [0, 101])
+def test_quality_out_of_range_is_refused(quality):
+    with pytest.raises(ValueError):
+        JpegEncoder(Size(8, 8), "RGB", quality)
+
+
+def test_too_tall_for_jpeg_is_refused():
+    with pytest.raises(ValueError, match="65535"):
+        JpegEncoder(Size(8, 70000), "RGB", 85)
