@@ -66,6 +66,9 @@ function recordChange() {
 function restore(graph) {
   if (!graph) return;
   canvas.load(graph);
+  // The server's messages were about the graph we just left.
+  serverErrors = {};
+  setBanner([]);
   for (const id of Object.keys(clientErrors)) if (!canvas.nodes.has(id)) delete clientErrors[id];
   showErrors();
   showNodePanel(null);

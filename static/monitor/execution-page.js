@@ -1,7 +1,8 @@
 // The execution page: the frozen graph read-only, per-node timings, timeline, images; live while it runs.
 import { api, watchExecution } from "../api.js";
 import { FlowCanvas } from "../editor/canvas.js";
-import { between, el, formatBytes, formatMs } from "../format.js";
+import { between, el, formatMs } from "../format.js";
+import { imageFigure, outputFigure } from "./figures.js";
 import { nodeTiming } from "./run-panel.js";
 import { ExecutionState } from "./state.js";
 import { renderTimeline } from "./timeline.js";
@@ -53,33 +54,12 @@ function renderNodeTable(execution) {
 
 function renderImages(execution) {
   const images = $("images");
-  images.replaceChildren(
-    el(
-      "figure",
-      { class: "result" },
-      el("img", { src: api.inputUrl(execution.id), alt: "Input image", class: "result-image", id: "input-image" }),
-      el("figcaption", {}, el("span", { text: "Input" }), el("a", { class: "btn btn-small", href: api.inputUrl(execution.id), download: "", text: "Download" })),
-    ),
-  );
+  images.replaceChildren(imageFigure(api.inputUrl(execution.id), "Input image", "Input", { input: "input" }));
   if (!state.finished) {
     images.append(el("p", { class: "muted small", text: "Outputs appear here when the run finishes." }));
     return;
   }
-  for (const output of execution.outputs || []) {
-    images.append(
-      el(
-        "figure",
-        { class: "result" },
-        el("img", { src: output.url, alt: `Output of ${output.node}`, class: "result-image", dataset: { node: output.node } }),
-        el(
-          "figcaption",
-          {},
-          el("span", { text: `${output.node} · ${output.content_type} · ${formatBytes(output.size)}` }),
-          el("a", { class: "btn btn-small", href: output.url, download: "", text: "Download", dataset: { output: output.node } }),
-        ),
-      ),
-    );
-  }
+  for (const output of execution.outputs || []) images.append(outputFigure(output));
 }
 
 function render(changed) {

@@ -1,6 +1,7 @@
 // Run a flow from the editor: choose or drop an image, start an execution, watch it on the canvas, cancel it.
 import { api, watchExecution } from "../api.js";
 import { between, el, formatBytes, formatMs } from "../format.js";
+import { outputFigure } from "./figures.js";
 import { ExecutionState } from "./state.js";
 
 export function nodeTiming(node) {
@@ -138,21 +139,7 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
       message.hidden = false;
     }
     results.replaceChildren();
-    for (const output of execution.outputs || []) {
-      results.append(
-        el(
-          "figure",
-          { class: "result" },
-          el("img", { src: output.url, alt: `Output of ${output.node}`, class: "result-image", dataset: { node: output.node } }),
-          el(
-            "figcaption",
-            {},
-            el("span", { text: `${output.node} · ${output.content_type} · ${formatBytes(output.size)}` }),
-            el("a", { class: "btn btn-small", href: output.url, download: "", text: "Download" }),
-          ),
-        ),
-      );
-    }
+    for (const output of execution.outputs || []) results.append(outputFigure(output));
   };
 
   runButton.addEventListener("click", async () => {

@@ -44,7 +44,7 @@ def page_urls(flow, execution):
         f"/flows/{flow.id}/",
         "/executions/",
         f"/executions/?flow={flow.id}",
-        f"/executions/?status=succeeded",
+        "/executions/?status=succeeded",
         f"/executions/{execution.id}/",
     ]
 
