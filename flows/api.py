@@ -4,6 +4,7 @@ Every error answers `{"error": "..."}` or `{"errors": [{"node": ..., "message": 
 `{"detail": ...}` shapes (and its 422) never reach a client.
 """
 
+import json
 import logging
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -62,20 +63,27 @@ def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 @api.exception_handler(ValidationError)
 def on_invalid_request(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     """Answer 400 with each malformed parameter or body field named, as graph errors are."""
+    if any(error.get("loc", ("",))[0] == "body" for error in exc.errors) and not _is_json_object(request.body):
+        # ninja looks for fields even in a list or a number: "name is required" would mislead.
+        return api.create_response(
+            request, {"errors": [{"node": None, "message": "the request body must be a JSON object"}]}, status=400
+        )
     errors = []
     for error in exc.errors:
         loc = list(error.get("loc", ()))
         source = loc.pop(0) if loc and loc[0] in PARAM_SOURCES else None
         if source == "body" and loc:
             loc.pop(0)  # the view's argument name, which the client never sees
-        if loc:
-            message = describe_error({**error, "loc": loc})
-        elif source == "body":
-            message = "the request body must be a JSON object"
-        else:
-            message = describe_error(error)
+        message = describe_error({**error, "loc": loc}) if loc else describe_error(error)
         errors.append({"node": None, "message": message})
     return api.create_response(request, {"errors": errors}, status=400)
+
+
+def _is_json_object(body: bytes) -> bool:
+    try:
+        return isinstance(json.loads(body), dict)
+    except ValueError:
+        return False
 
 
 @api.exception_handler(Exception)

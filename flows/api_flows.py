@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from flows.auth import get_owned_or_404
 from flows.models import Flow
@@ -31,19 +31,19 @@ def list_flows(request: HttpRequest) -> dict:
 
 
 @router.post("/flows", response={201: FlowOut, **ERRORS})
-def create_flow(request: HttpRequest, document: FlowIn) -> tuple[int, Flow | dict]:
+def create_flow(request: HttpRequest, document: FlowIn) -> Status:
     """Create a flow from a flow document; an invalid graph is refused with every error named."""
     errors = document_errors(request.auth, document, flow=None)
     if errors:
-        return 400, {"errors": [error.as_dict() for error in errors]}
+        return Status(400, {"errors": [error.as_dict() for error in errors]})
     try:
         with transaction.atomic():
             flow = Flow.objects.create(
                 owner=request.auth, name=document.name, description=document.description, graph=document.graph
             )
     except IntegrityError:  # a concurrent create took the name between the check and the insert
-        return 400, {"errors": [name_taken(document.name).as_dict()]}
-    return 201, flow
+        return Status(400, {"errors": [name_taken(document.name).as_dict()]})
+    return Status(201, flow)
 
 
 @router.get("/flows/{flow_id}", response={200: FlowOut, 401: ErrorOut, 404: ErrorOut})
@@ -53,28 +53,28 @@ def get_flow(request: HttpRequest, flow_id: str) -> Flow:
 
 
 @router.put("/flows/{flow_id}", response={200: FlowOut, **ERRORS})
-def replace_flow(request: HttpRequest, flow_id: str, document: FlowIn) -> tuple[int, Flow | dict]:
+def replace_flow(request: HttpRequest, flow_id: str, document: FlowIn) -> Status:
     """Replace a flow's document; its version grows by one."""
     with transaction.atomic():
         flow = get_owned_or_404(Flow.objects.select_for_update(), request.auth, flow_id)
         errors = document_errors(request.auth, document, flow=flow)
         if errors:
-            return 400, {"errors": [error.as_dict() for error in errors]}
+            return Status(400, {"errors": [error.as_dict() for error in errors]})
         flow.name, flow.description, flow.graph = document.name, document.description, document.graph
         flow.version += 1
         try:
             with transaction.atomic():
                 flow.save()
         except IntegrityError:
-            return 400, {"errors": [name_taken(document.name).as_dict()]}
-    return 200, flow
+            return Status(400, {"errors": [name_taken(document.name).as_dict()]})
+    return Status(200, flow)
 
 
 @router.delete("/flows/{flow_id}", response={204: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut})
-def delete_flow(request: HttpRequest, flow_id: str) -> tuple[int, None]:
+def delete_flow(request: HttpRequest, flow_id: str) -> Status:
     """Delete a flow; its past executions stay, with the flow's name."""
     get_owned_or_404(Flow, request.auth, flow_id).delete()
-    return 204, None
+    return Status(204, None)
 
 
 def document_errors(owner, document: FlowIn, *, flow: Flow | None) -> list[GraphError]:

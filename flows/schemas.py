@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 CONTRACT_EXAMPLE_GRAPH = {
     "nodes": [
@@ -52,7 +52,9 @@ class StepsOut(Schema):
 class FlowIn(Schema):
     """A flow document: what a client sends to create or replace a flow."""
 
-    name: str = Field(min_length=1, max_length=200, examples=["compress-and-watermark"])
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
+        examples=["compress-and-watermark"]
+    )
     description: str = Field("", max_length=10_000)
     graph: dict[str, Any] = Field(description=GRAPH_DESCRIPTION, examples=[CONTRACT_EXAMPLE_GRAPH])
 

@@ -10,16 +10,9 @@ from pydantic import Field
 
 from flows.validation import GraphError, validate_graph
 from runtime.registry import Step, StepParams, StepRegistry, registry, step
+from tests.flows.documents import example_graph
 
-EXAMPLE = {
-    "nodes": [
-        {"id": "in", "type": "source", "params": {}, "position": {"x": 40, "y": 80}},
-        {"id": "shrink", "type": "resize", "params": {"scale": 0.5}},
-        {"id": "mark", "type": "watermark", "params": {"text": "© ACME", "opacity": 0.5, "position": "bottom-right"}},
-        {"id": "out", "type": "output", "params": {"format": "jpeg", "quality": 85}},
-    ],
-    "edges": [{"from": "in", "to": "shrink"}, {"from": "shrink", "to": "mark"}, {"from": "mark", "to": "out"}],
-}
+EXAMPLE = example_graph()
 
 
 def check(graph, *, max_nodes=200, max_text=500, steps=None) -> list[tuple[str | None, str]]:
