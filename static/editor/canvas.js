@@ -43,6 +43,10 @@ export class FlowCanvas {
     editor.start();
     this.editor = editor;
 
+    // A card grows with progress bars and error messages: its ports move, so its edges must follow.
+    this.resizes = new ResizeObserver((entries) => {
+      for (const entry of entries) if (entry.target.isConnected) editor.updateConnectionNodes(entry.target.id);
+    });
     container.addEventListener("wheel", (event) => this.onWheel(event), { passive: false, capture: true });
     editor.on("nodeSelected", (dfId) => this.select({ kind: "node", id: this.byDfId.get(String(dfId)) }));
     editor.on("nodeUnselected", () => this.select(null));
@@ -124,6 +128,7 @@ export class FlowCanvas {
     const element = this.container.querySelector(`#node-${dfId}`);
     const node = { id: nodeId, type, params: { ...params }, dfId: String(dfId), element };
     element.dataset.nodeId = nodeId;
+    this.resizes.observe(element);
     element.dataset.type = type;
     element.querySelector(".drawflow_content_node").append(this.buildCard(node));
     this.nodes.set(nodeId, node);
@@ -221,6 +226,7 @@ export class FlowCanvas {
   load(graph) {
     this.quiet = true;
     try {
+      this.resizes.disconnect();
       this.editor.clear();
       this.nodes.clear();
       this.byDfId.clear();
