@@ -3,8 +3,10 @@
 Streaming. A baseline (sequential) JPEG with orientation 1 is decoded by feeding Pillow's JPEG decoder the
 file in 64 KiB pieces. The decoder writes into an "RGBX" target whose padding byte libjpeg-turbo sets to 255
 as each row is written (JCS_EXT_RGBX); the target starts all zero, so a row whose last pixel has X == 255 is
-done. A band is yielded as soon as its last row is done: for a 24 MP JPEG the first 256-row band is out
-after a few percent of the full decode time. Grayscale JPEGs are decoded the same way (libjpeg expands gray
+done. A band is yielded as soon as its last row is done. Measured on a 6000x4000 q90 baseline JPEG, 2
+shared cores: first 256-row band after 19-27 ms, all 16 bands after ~230 ms (Pillow's `load()`: ~150 ms; the
+difference is cropping and converting each band). A progressive JPEG of the same image: ~450 ms before the
+first band. The decoder releases the GIL in `decode()`, so this runs well in a worker thread. Grayscale JPEGs are decoded the same way (libjpeg expands gray
 to RGBX, and Pillow's RGB→L weights sum to exactly 1, so converting back is lossless).
 
 Memory. The target is full size. Band-sized targets are not safely possible through Pillow's decoder:
@@ -184,7 +186,8 @@ def _stream_jpeg(file: BinaryIO, header: SourceHeader, band_height: int) -> Iter
     with Image.open(file, formats=ACCEPTED_FORMATS) as opened:
         (tile,) = opened.tile
         jpegmode = tile.args[1]
-    target = Image.new("RGBX", (width, height), (0, 0, 0, 0))
+    # Pillow allocates uncoloured images with calloc (zero pages the decoder touches first): X starts at 0.
+    target = Image.new("RGBX", (width, height), None)
     decoder = Image._getdecoder("RGBX", "jpeg", ("RGBX", jpegmode))
     decoder.setimage(target.im, (0, 0, width, height))
     file.seek(tile.offset)
@@ -209,8 +212,7 @@ def _stream_jpeg(file: BinaryIO, header: SourceHeader, band_height: int) -> Iter
                 band_end = min(next_y + band_height, height)
                 if not finished and target.getpixel((width - 1, band_end - 1))[3] != _ROW_DONE:
                     break
-                band = target.crop((0, next_y, width, band_end))
-                yield next_y, normalize(band.convert("RGB"), header.mode)
+                yield next_y, normalize(target.crop((0, next_y, width, band_end)), header.mode)
                 next_y = band_end
     finally:
         if not finished:

@@ -169,6 +169,13 @@ def test_streamed_jpeg_yields_the_first_band_before_reading_the_whole_file(tmp_p
     assert file.closed
 
 
+def test_uncoloured_images_start_at_zero_even_after_a_white_one_is_freed():
+    # The streaming decoder reads "row done" from the padding byte, which must start at 0.
+    for _ in range(3):
+        Image.new("RGBX", (1500, 1000), (255, 255, 255, 255)).load()
+        assert Image.new("RGBX", (1500, 1000), None).getextrema()[3] == (0, 0)
+
+
 @pytest.mark.parametrize("name", ["jpeg-baseline", "png-rgb"])
 def test_abandoning_the_iterator_closes_the_file(tmp_path, name):
     path = tmp_path / "source.bin"
