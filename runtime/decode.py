@@ -6,8 +6,9 @@ as each row is written (JCS_EXT_RGBX); the target starts all zero, so a row whos
 done. A band is yielded as soon as its last row is done. Measured on a 6000x4000 q90 baseline JPEG, 2
 shared cores: first 256-row band after 19-27 ms, all 16 bands after ~230 ms (Pillow's `load()`: ~150 ms; the
 difference is cropping and converting each band). A progressive JPEG of the same image: ~450 ms before the
-first band. The decoder releases the GIL in `decode()`, so this runs well in a worker thread. Grayscale JPEGs are decoded the same way (libjpeg expands gray
-to RGBX, and Pillow's RGB→L weights sum to exactly 1, so converting back is lossless).
+first band. The decoder releases the GIL in `decode()`, so this runs well in a worker thread.
+Grayscale JPEGs are decoded the same way (libjpeg expands gray to RGBX, and Pillow's RGB→L weights sum
+to exactly 1, so converting back is lossless).
 
 Memory. The target is full size. Band-sized targets are not safely possible through Pillow's decoder:
 `setimage(im, extents)` does not reset the decoder's row counter and the decoder writes row
