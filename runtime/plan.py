@@ -14,9 +14,15 @@ Pure functions, no Django and no Channels: the conductor executes a plan, tests 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from runtime.registry import ImageInfo, Step, StepParams
+from runtime.geometry import tile_grid, tiles_meeting
+from runtime.registry import ImageInfo, Step, StepParams, StepRegistry, TileKind, registry
 from runtime.tiles import Box
+
+
+class PlanError(ValueError):
+    """The graph cannot be planned (it should have been rejected by validation)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +64,181 @@ class Plan:
     tasks: tuple[Task, ...]  # in dispatch order: rows of the output first
     outputs: tuple[str, ...]  # output node ids
     totals: dict[str, int]  # tiles each node will process (progress `total`)
+
+    def grid(self, node_id: str) -> list[Box]:
+        """Return the tile grid of a node's output image (the tiles of its store)."""
+        size = self.nodes[node_id].output.size
+        return tile_grid(size, self.tile_size)
+
+    def needed_tiles(self, task: Task) -> list[int]:
+        """Return the indices of the input-store tiles that `task`'s region overlaps."""
+        store = self.segments[task.segment].input_store
+        return tiles_meeting(task.region, self.nodes[store].output.size, self.tile_size)
+
+    def reference_counts(self) -> dict[str, list[int]]:
+        """Return, per store, how many readers each of its tiles has: tasks, plus one per output node."""
+        counts = {store: [0] * len(self.grid(store)) for store in self.stores}
+        for task in self.tasks:
+            store = self.segments[task.segment].input_store
+            for index in self.needed_tiles(task):
+                counts[store][index] += 1
+        for output in self.outputs:
+            (store,) = self.nodes[output].inputs
+            counts[store] = [count + 1 for count in counts[store]]
+        return counts
+
+
+def compile_plan(
+    graph: dict[str, Any], source: ImageInfo, *, tile_size: int = 512, registry: StepRegistry = registry
+) -> Plan:
+    """Return the plan of an already validated `graph` run on a source image described by `source`.
+
+    Task order: each task is keyed by the last row of *source* tiles it ultimately depends on
+    (through every upstream segment), then by segment depth. The conductor decodes the source band
+    by band, so this dispatches every task as soon as the rows it needs can exist, upstream before
+    downstream, and the output's first rows are complete after the fewest source rows.
+    """
+    if tile_size < 1:
+        raise PlanError(f"tile size must be at least 1, not {tile_size}")
+    declared = [(node["id"], node["type"], node.get("params") or {}) for node in graph["nodes"]]
+    inputs: dict[str, list[str]] = {node_id: [] for node_id, _, _ in declared}
+    consumers: dict[str, list[str]] = {node_id: [] for node_id, _, _ in declared}
+    for edge in graph["edges"]:
+        inputs[edge["to"]].append(edge["from"])
+        consumers[edge["from"]].append(edge["to"])
+    order = _topological_order([node_id for node_id, _, _ in declared], inputs, consumers)
+    nodes = _plan_nodes(declared, order, inputs, source, registry)
+
+    source_id = next(node_id for node_id in order if nodes[node_id].type == "source")
+    outputs = tuple(node_id for node_id in order if nodes[node_id].type == "output")
+    stores = tuple(node_id for node_id in order if _is_store(node_id, nodes, consumers))
+    segments = _segments(order, nodes, consumers, set(stores))
+    tasks = _tasks(segments, nodes, stores, source_id, tile_size)
+
+    totals: dict[str, int] = {source_id: len(tile_grid(nodes[source_id].output.size, tile_size))}
+    for segment in segments:
+        count = sum(1 for task in tasks if task.segment == segment.id)
+        totals.update({node_id: count for node_id in segment.chain})
+    for output in outputs:
+        totals[output] = len(tile_grid(nodes[output].output.size, tile_size))
+    return Plan(
+        tile_size=tile_size,
+        nodes=nodes,
+        order=order,
+        source=source_id,
+        stores=stores,
+        segments=segments,
+        tasks=tasks,
+        outputs=outputs,
+        totals=totals,
+    )
+
+
+def _topological_order(
+    ids: list[str], inputs: dict[str, list[str]], consumers: dict[str, list[str]]
+) -> tuple[str, ...]:
+    """Return the node ids in dependency order, ties kept in declaration order (Kahn)."""
+    waiting = {node_id: len(inputs[node_id]) for node_id in ids}
+    ready = [node_id for node_id in ids if waiting[node_id] == 0]
+    order: list[str] = []
+    while ready:
+        node_id = ready.pop(0)
+        order.append(node_id)
+        for consumer in consumers[node_id]:
+            waiting[consumer] -= 1
+            if waiting[consumer] == 0:
+                ready.append(consumer)
+    if len(order) != len(ids):
+        raise PlanError("the graph has a cycle")
+    return tuple(order)
+
+
+def _plan_nodes(
+    declared: list[tuple[str, str, dict[str, Any]]],
+    order: tuple[str, ...],
+    inputs: dict[str, list[str]],
+    source: ImageInfo,
+    registry: StepRegistry,
+) -> dict[str, NodePlan]:
+    by_id = {node_id: (type_name, params) for node_id, type_name, params in declared}
+    nodes: dict[str, NodePlan] = {}
+    for node_id in order:
+        type_name, raw_params = by_id[node_id]
+        step_class = registry.get(type_name)
+        if step_class is None:
+            raise PlanError(f"node {node_id!r}: unknown step type {type_name!r}")
+        params = step_class.Params(**raw_params)
+        upstream = tuple(inputs[node_id])
+        if step_class.kind is TileKind.SOURCE:
+            nodes[node_id] = NodePlan(node_id, type_name, params, None, None, source, upstream)
+            continue
+        if len(upstream) != 1:
+            raise PlanError(f"node {node_id!r} must have exactly one input, not {len(upstream)}")
+        input_info = nodes[upstream[0]].output
+        if step_class.kind is TileKind.OUTPUT:
+            nodes[node_id] = NodePlan(node_id, type_name, params, None, input_info, input_info, upstream)
+            continue
+        instance = step_class(params, input_info)
+        nodes[node_id] = NodePlan(node_id, type_name, params, instance, input_info, instance.output_info(), upstream)
+    return nodes
+
+
+def _is_store(node_id: str, nodes: dict[str, NodePlan], consumers: dict[str, list[str]]) -> bool:
+    """Return whether a node's output is materialised rather than streamed on within a chain."""
+    node = nodes[node_id]
+    if node.step is None:
+        return node.inputs == ()  # the source; output nodes encode their input's store
+    after = [nodes[consumer] for consumer in consumers[node_id]]
+    if len(after) != 1 or after[0].step is None:
+        return True  # fan-out, or it feeds an output
+    # A whole-image step reads all of its input and its output would be recomputed per tile.
+    whole = TileKind.WHOLE_IMAGE
+    return after[0].step.lane != node.step.lane or whole in (after[0].step.kind, node.step.kind)
+
+
+def _segments(
+    order: tuple[str, ...], nodes: dict[str, NodePlan], consumers: dict[str, list[str]], stores: set[str]
+) -> tuple[Segment, ...]:
+    segments = []
+    for node_id in order:
+        node = nodes[node_id]
+        if node.step is None or node.inputs[0] not in stores:
+            continue
+        chain = [node_id]
+        while chain[-1] not in stores:
+            chain.append(consumers[chain[-1]][0])
+        segments.append(Segment(len(segments), node.inputs[0], tuple(chain), node.step.lane))
+    return tuple(segments)
+
+
+def _tasks(
+    segments: tuple[Segment, ...], nodes: dict[str, NodePlan], stores: tuple[str, ...], source_id: str, tile_size: int
+) -> tuple[Task, ...]:
+    producer = {segment.chain[-1]: segment for segment in segments}
+    depth: dict[int, int] = {}
+    # Per store tile: the last source tile row it depends on (the source's own tiles: their row).
+    ready_row: dict[str, list[int]] = {}
+    source_size = nodes[source_id].output.size
+    ready_row[source_id] = [box.y0 // tile_size for box in tile_grid(source_size, tile_size)]
+    keyed = []
+    for store in stores:
+        if store == source_id:
+            continue
+        segment = producer[store]
+        depth[segment.id] = depth.get(producer[segment.input_store].id, 0) + 1 if segment.input_store in producer else 1
+        steps = [nodes[node_id].step for node_id in segment.chain]
+        input_size = nodes[segment.input_store].output.size
+        rows = []
+        for index, out_box in enumerate(tile_grid(nodes[store].output.size, tile_size)):
+            boxes = [out_box]
+            for step in reversed(steps[1:]):
+                boxes.insert(0, step.needs(boxes[0]))
+            region = steps[0].needs(boxes[0])
+            row = max(ready_row[segment.input_store][i] for i in tiles_meeting(region, input_size, tile_size))
+            rows.append(row)
+            keyed.append(
+                ((row, depth[segment.id], segment.id, index), Task(segment.id, index, out_box, tuple(boxes), region))
+            )
+        ready_row[store] = rows
+    keyed.sort(key=lambda pair: pair[0])
+    return tuple(task for _, task in keyed)
