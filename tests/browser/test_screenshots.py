@@ -1,0 +1,71 @@
+"""Screenshots of the editor and of a finished run for the docs (only with --screenshots)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.browser.helpers import RUN_TIMEOUT_MS, make_photo, open_editor, select_node
+
+pytestmark = [pytest.mark.browser, pytest.mark.screenshots]
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCUMENT = {
+    "name": "compress-and-watermark",
+    "description": "Halve the image, stamp a watermark, encode as PNG.",
+    "graph": {
+        "nodes": [
+            {"id": "in", "type": "source", "params": {}, "position": {"x": 40, "y": 150}},
+            {"id": "shrink", "type": "resize", "params": {"scale": 0.5}, "position": {"x": 290, "y": 80}},
+            {"id": "soften", "type": "blur", "params": {"radius": 1.5}, "position": {"x": 290, "y": 250}},
+            {
+                "id": "mark",
+                "type": "watermark",
+                "params": {"text": "© ACME 水印", "opacity": 0.6},
+                "position": {"x": 540, "y": 80},
+            },
+            {"id": "out", "type": "output", "params": {"format": "png"}, "position": {"x": 790, "y": 80}},
+            {
+                "id": "preview",
+                "type": "output",
+                "params": {"format": "jpeg", "quality": 70},
+                "position": {"x": 540, "y": 250},
+            },
+        ],
+        "edges": [
+            {"from": "in", "to": "shrink"},
+            {"from": "shrink", "to": "mark"},
+            {"from": "mark", "to": "out"},
+            {"from": "in", "to": "soften"},
+            {"from": "soften", "to": "preview"},
+        ],
+    },
+}
+
+CREATE = """async (doc) => {
+  const csrf = document.cookie.match(/csrftoken=([^;]+)/)[1];
+  const response = await fetch('/api/flows', {method: 'POST', body: JSON.stringify(doc),
+    headers: {'Content-Type': 'application/json', 'X-CSRFToken': csrf}});
+  return [response.status, await response.json()];
+}"""
+
+
+def test_screenshots(page, live_server, console_errors, tmp_path):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{live_server.url}/")
+    status, flow = page.evaluate(CREATE, DOCUMENT)
+    assert status == 201, flow
+    open_editor(page, f"{live_server.url}/flows/{flow['id']}/")
+    select_node(page, "mark")
+    page.screenshot(path=str(SCREENSHOTS / "editor.png"))
+
+    page.click("#tab-run")
+    page.set_input_files("#run-file", str(make_photo(tmp_path / "photo.png", (2400, 1600))))
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#run-status')?.textContent === 'succeeded'", timeout=RUN_TIMEOUT_MS)
+    page.wait_for_function("[...document.querySelectorAll('#run-results img')].every(i => i.complete)")
+    page.screenshot(path=str(SCREENSHOTS / "run.png"))
+    assert (SCREENSHOTS / "editor.png").stat().st_size > 10_000
+    assert (SCREENSHOTS / "run.png").stat().st_size > 10_000
+    assert console_errors == []
