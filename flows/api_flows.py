@@ -15,7 +15,8 @@ from runtime.registry import registry
 
 router = Router(tags=["flows"])
 
-ERRORS = {400: ErrorsOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
+# A 400 names each wrong field or node ({"errors"}), or says the body could not be read at all ({"error"}).
+ERRORS = {400: ErrorsOut | ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
 @router.get("/steps", response={200: StepsOut, 401: ErrorOut}, tags=["steps"])
