@@ -160,29 +160,22 @@ class Resize(Step):
         ctx.write(Tile.from_image(out, image))
 
     def _horizontal(self, image: Image.Image, region: Box, out: Box) -> Image.Image:
-        in_width, out_width = self.input.size.width, self.out_size.width
-        if in_width == out_width:
+        if self.input.size.width == self.out_size.width:
             return image
-        start, stop = aligned_range(out.x0, out.x1, self.x_period, out_width)
-        # Integer arithmetic first: the box edges are then exact, see the module docstring.
-        left = (start * in_width - region.x0 * out_width) / out_width
-        right = (stop * in_width - region.x0 * out_width) / out_width
+        start, stop, left, right = _pass_box(
+            out.x0, out.x1, region.x0, self.input.size.width, self.out_size.width, self.x_period
+        )
         image = image.resize((stop - start, image.height), self.resample, box=(left, 0, right, image.height))
-        if (start, stop) != (out.x0, out.x1):
-            image = image.crop((out.x0 - start, 0, out.x1 - start, image.height))
-        return image
+        return image.crop((out.x0 - start, 0, out.x1 - start, image.height)) if stop - start != out.width else image
 
     def _vertical(self, image: Image.Image, region: Box, out: Box) -> Image.Image:
-        in_height, out_height = self.input.size.height, self.out_size.height
-        if in_height == out_height:
+        if self.input.size.height == self.out_size.height:
             return image
-        start, stop = aligned_range(out.y0, out.y1, self.y_period, out_height)
-        top = (start * in_height - region.y0 * out_height) / out_height
-        bottom = (stop * in_height - region.y0 * out_height) / out_height
+        start, stop, top, bottom = _pass_box(
+            out.y0, out.y1, region.y0, self.input.size.height, self.out_size.height, self.y_period
+        )
         image = image.resize((image.width, stop - start), self.resample, box=(0, top, image.width, bottom))
-        if (start, stop) != (out.y0, out.y1):
-            image = image.crop((0, out.y0 - start, image.width, out.y1 - start))
-        return image
+        return image.crop((0, out.y0 - start, image.width, out.y1 - start)) if stop - start != out.height else image
 
     def _nearest(self, tile: Tile, out: Box) -> Image.Image:
         """Pick the rows, then the columns, that Pillow's nearest resize picks for `out`."""
@@ -207,6 +200,17 @@ def nearest_table(in_length: int, out_length: int) -> list[int]:
         table.append(min(int(position), in_length - 1))
         position += step_length
     return table
+
+
+def _pass_box(
+    start: int, stop: int, region_start: int, in_length: int, out_length: int, period: int
+) -> tuple[int, int, float, float]:
+    """Return the aligned output range of one pass and its box edges in the tile's coordinates."""
+    start, stop = aligned_range(start, stop, period, out_length)
+    # Integer arithmetic first: the box edges are then exact, see the module docstring.
+    low = (start * in_length - region_start * out_length) / out_length
+    high = (stop * in_length - region_start * out_length) / out_length
+    return start, stop, low, high
 
 
 def _pick_rows(tile: Tile, rows: list[int]) -> Image.Image:
