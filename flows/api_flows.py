@@ -11,7 +11,7 @@ from flows.auth import get_owned_or_404
 from flows.models import Flow
 from flows.schemas import ErrorOut, ErrorsOut, FlowIn, FlowOut, FlowsOut, StepsOut
 from flows.validation import GraphError, validate_graph
-from runtime.registry import registry
+from runtime import api as runtime
 
 router = Router(tags=["flows"])
 
@@ -22,7 +22,7 @@ ERRORS = {400: ErrorsOut | ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut
 @router.get("/steps", response={200: StepsOut, 401: ErrorOut}, tags=["steps"])
 def list_steps(request: HttpRequest) -> dict:
     """List every step type with its params as JSON Schema (the editor's palette and forms)."""
-    return {"steps": registry.catalog()}
+    return {"steps": runtime.catalog()}
 
 
 @router.get("/flows", response={200: FlowsOut, 401: ErrorOut})
