@@ -77,7 +77,7 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("live")
     port = free_port()
     env = {
@@ -163,17 +163,17 @@ def console_errors() -> ConsoleErrors:
 
 
 @pytest.fixture
-def page(browser, live_server: LiveServer, console_errors: ConsoleErrors, tmp_path: Path) -> Iterator:
+def page(browser, console_server: LiveServer, console_errors: ConsoleErrors, tmp_path: Path) -> Iterator:
     """A logged-in page at 1280 by 800 whose console errors fail the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
     context.set_default_timeout(15_000)
     page = context.new_page()
     console_errors.watch(page)
-    page.goto(f"{live_server.url}/login/")
+    page.goto(f"{console_server.url}/login/")
     page.fill("input[name=username]", USERNAME)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{console_server.url}/")
     yield page
     context.close()
 

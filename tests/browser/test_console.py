@@ -29,19 +29,19 @@ def saved_flow_id(page) -> str:
     return page.url.rstrip("/").rsplit("/", 1)[1]
 
 
-def test_login_page_is_styled_and_redirects(browser, live_server, console_errors):
+def test_login_page_is_styled_and_redirects(browser, console_server, console_errors):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     console_errors.watch(page)
-    page.goto(f"{live_server.url}/executions/")
-    assert page.url == f"{live_server.url}/login/?next=/executions/"
+    page.goto(f"{console_server.url}/executions/")
+    assert page.url == f"{console_server.url}/login/?next=/executions/"
     assert page.locator(".login-card h1").inner_text() == "Log in to Tileflow"
     context.close()
     assert console_errors == []
 
 
-def test_build_save_run_inspect(page, live_server, console_errors, tmp_path):
-    open_editor(page, f"{live_server.url}/flows/new/")
+def test_build_save_run_inspect(page, console_server, console_errors, tmp_path):
+    open_editor(page, f"{console_server.url}/flows/new/")
     # The palette comes from GET /api/steps, grouped by category, and filters as one types.
     catalog = fetch_json(page, "/api/steps")["steps"]
     assert page.locator(".palette-item").count() == len(catalog)
@@ -88,7 +88,7 @@ def test_build_save_run_inspect(page, live_server, console_errors, tmp_path):
     assert edges == {("source", "resize-1"), ("resize-1", "watermark-1"), ("watermark-1", "output-1")}
 
     # Reloaded, the editor shows the same graph and nothing unsaved.
-    open_editor(page, f"{live_server.url}/flows/{flow_id}/")
+    open_editor(page, f"{console_server.url}/flows/{flow_id}/")
     assert page.locator("#flow-name").input_value() == FLOW_NAME
     assert page.locator("#canvas .connection").count() == 3
     for node_id in EXPECTED_NODES:
@@ -143,7 +143,7 @@ def test_build_save_run_inspect(page, live_server, console_errors, tmp_path):
     assert page.locator("#images img[data-output='output-1']").count() == 1
 
     # A cycle is refused by the server and shown on the nodes it names; undo takes it back.
-    open_editor(page, f"{live_server.url}/flows/{flow_id}/")
+    open_editor(page, f"{console_server.url}/flows/{flow_id}/")
     connect(page, "watermark-1", "resize-1")
     assert page.locator("#canvas .connection").count() == 4
     page.click("#save")
@@ -165,8 +165,8 @@ def test_build_save_run_inspect(page, live_server, console_errors, tmp_path):
     assert len(console_errors) - len(unexpected) == 1
 
 
-def test_delete_and_import_export_keep_markup_inert(page, live_server, console_errors, tmp_path):
-    open_editor(page, f"{live_server.url}/flows/new/")
+def test_delete_and_import_export_keep_markup_inert(page, console_server, console_errors, tmp_path):
+    open_editor(page, f"{console_server.url}/flows/new/")
     drag_step(page, "blur", 400, 200)
     select_node(page, "blur-1")
     page.locator("#canvas").click(position={"x": 10, "y": 10})

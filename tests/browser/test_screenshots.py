@@ -51,12 +51,12 @@ CREATE = """async (doc) => {
 }"""
 
 
-def test_screenshots(page, live_server, console_errors, tmp_path):
+def test_screenshots(page, console_server, console_errors, tmp_path):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.goto(f"{live_server.url}/")
+    page.goto(f"{console_server.url}/")
     status, flow = page.evaluate(CREATE, DOCUMENT)
     assert status == 201, flow
-    open_editor(page, f"{live_server.url}/flows/{flow['id']}/")
+    open_editor(page, f"{console_server.url}/flows/{flow['id']}/")
     select_node(page, "mark")
     page.screenshot(path=str(SCREENSHOTS / "editor.png"))
 
