@@ -10,13 +10,16 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from console.routing import channel_routes, websocket_routes  # noqa: E402
+from console.routing import websocket_routes  # noqa: E402
+from flows.sweeper import start_sweeper  # noqa: E402
+
+# Runs left "running" by a server that died are failed as "interrupted" at start and from then on.
+start_sweeper()
 
 application = ProtocolTypeRouter(
     {
         # Static files come from the same server: no separate front-end server to run.
         "http": ASGIStaticFilesHandler(django_asgi_app),
         "websocket": websocket_routes(),
-        "channel": channel_routes(),
     }
 )

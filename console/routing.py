@@ -1,7 +1,7 @@
-"""Websocket routes for browsers and channel routes for the step workers."""
+"""Websocket routes for browsers."""
 
 from channels.auth import AuthMiddlewareStack
-from channels.routing import ChannelNameRouter, URLRouter
+from channels.routing import URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 
 
@@ -9,13 +9,7 @@ def websocket_routes():
     from django.urls import path
 
     from console.consumers import ExecutionConsumer
+    from console.middleware import BearerTokenMiddleware
 
-    return AllowedHostsOriginValidator(
-        AuthMiddlewareStack(URLRouter([path("ws/executions/<uuid:execution_id>/", ExecutionConsumer.as_asgi())]))
-    )
-
-
-def channel_routes():
-    from runtime.api import lane_routes
-
-    return ChannelNameRouter(lane_routes())
+    routes = URLRouter([path("ws/executions/<uuid:execution_id>/", ExecutionConsumer.as_asgi())])
+    return AllowedHostsOriginValidator(AuthMiddlewareStack(BearerTokenMiddleware(routes)))

@@ -5,7 +5,9 @@ workers inside the server process. Scale-out: DATABASE_URL (Postgres) and REDIS_
 channel layer; steps then run in `manage.py runworker` processes).
 """
 
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import environ
@@ -43,8 +45,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "ninja",  # serves the API docs' Swagger UI from its own static files: no CDN needed
-    "channels",
+    # Before "channels": runtime's runworker (a worker with backpressure) replaces Channels' own.
     "runtime",
+    "channels",
     "flows",
     "console",
 ]
@@ -85,6 +88,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+    # Tests too use a file, not shared-cache memory, whose table locks fail concurrent runs at once.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"tileflow-test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -1,5 +1,280 @@
 """Execution calls of CONTRACT §3: start, run (streamed), list, get, download, cancel."""
 
-from ninja import Router
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import re
+import uuid
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import FileResponse, HttpRequest, JsonResponse, StreamingHttpResponse
+from ninja import File, Router, Status
+from ninja.files import UploadedFile
+
+from flows import executions as service
+from flows.models import Execution, Flow
+from runtime import api as runtime
 
 router = Router(tags=["executions"])
+
+FINISHED = {s.value for s in Execution.FINISHED}
+
+
+def _error(status: int, message: str, **headers: str) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+async def _owned(model, user, object_id: str):
+    key = _uuid(object_id)
+    if key is None:
+        return None
+    return await model.objects.select_related("owner").filter(owner=user, pk=key).afirst()
+
+
+@sync_to_async
+def _payload(execution: Execution) -> dict[str, Any]:
+    return service.execution_payload(execution)
+
+
+def _safe_filename(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "output"
+
+
+async def _start(request: HttpRequest, flow: Flow, image: UploadedFile | None) -> tuple[Execution, Any] | JsonResponse:
+    try:
+        service.check_upload(image)
+        header = await asyncio.to_thread(service.probe_upload, image)
+    except service.UploadRejected as rejected:
+        return _error(rejected.status, str(rejected))
+    execution = await sync_to_async(service.create_execution)(
+        owner=request.auth,
+        flow=flow,
+        graph=flow.graph,
+        flow_name=flow.name,
+        flow_version=flow.version,
+        upload=image,
+        header=header,
+    )
+    conductor = await service.launch(execution)
+    return execution, conductor
+
+
+@router.post("/flows/{flow_id}/executions", response={201: dict}, summary="Start a run in the background")
+async def start_execution(request, flow_id: str, image: File[UploadedFile] = None):
+    flow = await _owned(Flow, request.auth, flow_id)
+    if flow is None:
+        return _error(404, "no such flow")
+    started = await _start(request, flow, image)
+    if isinstance(started, JsonResponse):
+        return started
+    execution, _ = started
+    return Status(201, await _payload(execution))
+
+
+@router.post(
+    "/flows/{flow_id}/run",
+    summary="Run and stream the result image as it is produced",
+    description="Answers 200 with the output image as a chunked stream that starts when the first band "
+    "is encoded. `output` picks one of several output nodes (default: the first). Errors found before "
+    "the first byte are 4xx JSON; a failure after it ends the stream early.",
+)
+async def run_flow(request, flow_id: str, image: File[UploadedFile] = None, output: str | None = None):
+    flow = await _owned(Flow, request.auth, flow_id)
+    if flow is None:
+        return _error(404, "no such flow")
+    outputs = [node["id"] for node in flow.graph.get("nodes", []) if node.get("type") == "output"]
+    if output is not None and output not in outputs:
+        return _error(400, f"node '{output}' is not an output of this flow; its outputs are: {', '.join(outputs)}")
+    node = output or outputs[0]
+    started = await _start(request, flow, image)
+    if isinstance(started, JsonResponse):
+        return started
+    execution, conductor = started
+    chunks = runtime.follow_output(conductor, node)
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        first = b""
+    writer = conductor.outputs.get(node)
+    if not first:
+        await conductor.finished.wait()
+        if conductor.status != "succeeded":
+            status = 499 if conductor.status == "cancelled" else 422
+            return _error(
+                status,
+                conductor.error or f"the execution was {conductor.status}",
+                **{"X-Execution-Id": str(execution.id)},
+            )
+
+    async def stream():
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+        if writer is not None and not writer.complete:
+            raise runtime.RunFailed(conductor.error or "the execution ended before its output was complete")
+
+    content_type = writer.content_type if writer else "application/octet-stream"
+    response = StreamingHttpResponse(stream(), content_type=content_type)
+    response["X-Execution-Id"] = str(execution.id)
+    extension = writer.path.suffix if writer else ""
+    response["Content-Disposition"] = f'inline; filename="{_safe_filename(flow.name)}-{node}{extension}"'
+    response["Cache-Control"] = "no-store"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@router.get("/executions", response=dict, summary="The caller's executions, newest first")
+async def list_executions(
+    request, flow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+):
+    rows = Execution.objects.filter(owner=request.auth).select_related("owner").prefetch_related("outputs")
+    if flow is not None:
+        key = _uuid(flow)
+        if key is None:
+            return {"executions": []}
+        rows = rows.filter(flow_id=key)
+    if status:
+        rows = rows.filter(status__in=status.split(","))
+    limit = max(1, min(limit, 500))
+    offset = max(0, offset)
+
+    @sync_to_async
+    def page():
+        return [service.execution_payload(execution) for execution in rows[offset : offset + limit]]
+
+    return {"executions": await page()}
+
+
+@router.get("/executions/{execution_id}", response=dict, summary="One execution")
+async def get_execution(request, execution_id: str):
+    execution = await _owned(Execution, request.auth, execution_id)
+    if execution is None:
+        return _error(404, "no such execution")
+    return await _payload(execution)
+
+
+@router.get(
+    "/executions/{execution_id}/output",
+    summary="Download a result",
+    description="409 while the execution is not finished, or when it did not succeed.",
+)
+async def download_output(request, execution_id: str, node: str | None = None):
+    execution = await _owned(Execution, request.auth, execution_id)
+    if execution is None:
+        return _error(404, "no such execution")
+    if execution.status not in FINISHED:
+        return _error(409, f"the execution is {execution.status}; its output is ready when it has succeeded")
+    outputs = [output async for output in execution.outputs.filter(complete=True)]
+    if execution.status != Execution.Status.SUCCEEDED or not outputs:
+        return _error(409, f"the execution {execution.status}; it has no output")
+    if node is None:
+        if len(outputs) > 1:
+            return _error(
+                400,
+                "this execution has several outputs; name one with ?node= ("
+                + ", ".join(output.node for output in outputs)
+                + ")",
+            )
+        chosen = outputs[0]
+    else:
+        chosen = next((output for output in outputs if output.node == node), None)
+        if chosen is None:
+            return _error(404, f"no output node '{node}' in this execution")
+    extension = mimetypes.guess_extension(chosen.content_type) or ""
+    filename = f"{_safe_filename(execution.flow_name or 'tileflow')}-{_safe_filename(chosen.node)}{extension}"
+    response = FileResponse(
+        chosen.file.open("rb"), as_attachment=True, filename=filename, content_type=chosen.content_type
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@router.get("/executions/{execution_id}/input", summary="The uploaded image of an execution")
+async def download_input(request, execution_id: str):
+    execution = await _owned(Execution, request.auth, execution_id)
+    if execution is None or not execution.input_file:
+        return _error(404, "no such execution")
+    content_type = mimetypes.types_map.get(f".{execution.input_format.lower()}", "application/octet-stream")
+    if execution.input_format.upper() == "JPEG":
+        content_type = "image/jpeg"
+    response = FileResponse(
+        execution.input_file.open("rb"),
+        content_type=content_type,
+        filename=_safe_filename(execution.input_name or "input"),
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@router.post("/executions/{execution_id}/cancel", response={202: dict}, summary="Stop a run")
+async def cancel_execution(request, execution_id: str):
+    execution = await _owned(Execution, request.auth, execution_id)
+    if execution is None:
+        return _error(404, "no such execution")
+    if execution.status not in FINISHED:
+        stopped_here = await runtime.cancel(str(execution.id))
+        if not stopped_here:
+            await _await_end_or_mark_cancelled(execution)
+        await execution.arefresh_from_db()
+    return Status(202, await _payload(execution))
+
+
+async def _await_end_or_mark_cancelled(execution: Execution) -> None:
+    """Give the run's conductor elsewhere a second to stop; if none answers, record the cancel."""
+    for _ in range(20):
+        await asyncio.sleep(0.05)
+        await execution.arefresh_from_db()
+        if execution.status in FINISHED:
+            return
+    from django.utils import timezone
+
+    await Execution.objects.filter(pk=execution.pk, status__in=["queued", "running"]).aupdate(
+        status=Execution.Status.CANCELLED, finished_at=timezone.now(), error=None
+    )
+
+
+@router.post(
+    "/executions/{execution_id}/rerun",
+    response={201: dict},
+    summary="Run again with the same input",
+    description="Runs the flow's current version on the same input (the execution's own frozen graph "
+    "when the flow was deleted, or with `?graph=original`).",
+)
+async def rerun_execution(request, execution_id: str, graph: str = "current"):
+    execution = await _owned(Execution, request.auth, execution_id)
+    if execution is None:
+        return _error(404, "no such execution")
+    if not execution.input_file or not await asyncio.to_thread(
+        execution.input_file.storage.exists, execution.input_file.name
+    ):
+        return _error(409, "the input of this execution is no longer stored")
+    flow = await Flow.objects.filter(pk=execution.flow_id).afirst() if execution.flow_id else None
+    use_flow = flow is not None and graph != "original"
+    try:
+        header = await asyncio.to_thread(runtime.probe, execution.input_file.path, runtime.limits().max_pixels)
+    except runtime.ImageRejected as rejected:
+        return _error(400, str(rejected))
+    new = await sync_to_async(service.create_execution)(
+        owner=request.auth,
+        flow=flow,
+        graph=flow.graph if use_flow else execution.graph,
+        flow_name=flow.name if use_flow else execution.flow_name,
+        flow_version=flow.version if use_flow else execution.flow_version,
+        input_from=execution,
+        header=header,
+    )
+    await service.launch(new)
+    return Status(201, await _payload(new))

@@ -50,7 +50,8 @@ class Execution(models.Model):
     first_output_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="last sign of life of the run's conductor")
-    error = models.TextField(null=True, blank=True)
+    runner = models.CharField(max_length=255, blank=True, default="", help_text="host:pid of the conductor")
+    error = models.TextField(null=True, blank=True)  # noqa: DJ001 - the API tells "no error" (null) from ""
     nodes = models.JSONField(default=dict, blank=True, help_text="per node: status, done, total, busy_ms, timings")
     timeline = models.JSONField(default=dict, blank=True, help_text="per node: [start_ms, end_ms] of each tile")
     retries = models.PositiveIntegerField(default=0)

@@ -32,3 +32,13 @@ def api_client(client, token):
     """Return a test client that sends `user`'s bearer token with every request."""
     client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     return client
+
+
+@pytest.fixture
+def fresh_channel_layer():
+    """Give the test its own in-memory channel layer (its queues belong to the test's event loop)."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()

@@ -1,0 +1,258 @@
+"""Executions: start runs from uploads, record their progress, show them as the API's objects.
+
+The runtime knows nothing of the database: `ExecutionRecorder` is the bridge that saves what the
+conductor reports, and `execution_payload` merges a live run's counts into the stored row, so the
+REST answer, the websocket snapshot and the pages agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from flows.models import Execution, ExecutionOutput, Flow
+from runtime import api as runtime
+
+log = logging.getLogger("tileflow.executions")
+
+RUNNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class UploadRejected(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_upload(upload: UploadedFile | None) -> None:
+    """Refuse a missing, empty or oversized upload before anything is stored."""
+    if upload is None:
+        raise UploadRejected("no image: send the file in the multipart field 'image'")
+    limit = settings.TILEFLOW["MAX_UPLOAD_BYTES"]
+    if upload.size > limit:
+        raise UploadRejected(f"the upload is {upload.size} bytes; the limit is {limit} bytes", status=413)
+    if upload.size == 0:
+        raise UploadRejected("the uploaded file is empty")
+
+
+def probe_upload(upload: UploadedFile) -> runtime.SourceHeader:
+    """Read the upload's header (format, size, orientation) and refuse what we cannot run."""
+    upload.seek(0)
+    try:
+        return runtime.probe(upload.file, settings.TILEFLOW["MAX_PIXELS"])
+    except runtime.ImageRejected as rejected:
+        raise UploadRejected(str(rejected)) from rejected
+    finally:
+        upload.seek(0)
+
+
+def create_execution(
+    *,
+    owner,
+    flow: Flow | None,
+    graph: dict,
+    flow_name: str,
+    flow_version: int,
+    upload: UploadedFile | None = None,
+    input_from: Execution | None = None,
+    header: runtime.SourceHeader,
+) -> Execution:
+    """Store a queued execution with its frozen graph and its input file."""
+    with transaction.atomic():
+        execution = Execution(
+            owner=owner,
+            flow=flow,
+            graph=graph,
+            flow_name=flow_name,
+            flow_version=flow_version,
+            input_width=header.size.width,
+            input_height=header.size.height,
+            input_format=header.format,
+        )
+        if upload is not None:
+            execution.input_name = os.path.basename(upload.name or "")[:255]
+            execution.input_size = upload.size
+            execution.input_file.save(f"{execution.id}.{header.format.lower()}", upload, save=False)
+        else:
+            execution.input_name = input_from.input_name
+            execution.input_size = input_from.input_size
+            execution.input_file.name = input_from.input_file.name
+        execution.save()
+    return execution
+
+
+def run_spec(execution: Execution) -> runtime.RunSpec:
+    return runtime.RunSpec(
+        execution=str(execution.id),
+        graph=execution.graph,
+        input_path=Path(execution.input_file.path),
+        output_dir=Path(settings.MEDIA_ROOT) / "outputs" / str(execution.id),
+        limits=runtime.limits(),
+    )
+
+
+async def launch(execution: Execution, **start_options) -> runtime.Conductor:
+    """Start the run of a stored execution in this process."""
+    return await runtime.start(
+        run_spec(execution), owner=str(execution.owner_id), recorder=ExecutionRecorder(execution.id), **start_options
+    )
+
+
+class ExecutionRecorder:
+    """Save a conductor's snapshots to its execution row (also the run's heartbeat)."""
+
+    def __init__(self, execution_id) -> None:
+        self.execution_id = execution_id
+
+    async def save(self, snapshot: dict[str, Any], *, final: bool) -> None:
+        await sync_to_async(self._save, thread_sensitive=False)(snapshot, final)
+
+    def _save(self, snapshot: dict[str, Any], final: bool) -> None:
+        media = Path(settings.MEDIA_ROOT)
+        fields = {
+            "status": snapshot["status"],
+            "error": snapshot["error"],
+            "started_at": parse_datetime(snapshot["started_at"]) if snapshot["started_at"] else None,
+            "first_output_at": parse_datetime(snapshot["first_output_at"]) if snapshot["first_output_at"] else None,
+            "finished_at": parse_datetime(snapshot["finished_at"]) if final and snapshot["finished_at"] else None,
+            "nodes": snapshot["nodes"],
+            "timeline": snapshot["timeline"],
+            "retries": snapshot["retries"],
+            "heartbeat_at": timezone.now(),
+            "runner": RUNNER,
+        }
+        with transaction.atomic():
+            rows = Execution.objects.filter(pk=self.execution_id)
+            if not final:  # never overwrite an end someone else recorded (a sweep, a cancel)
+                rows = rows.exclude(status__in=Execution.FINISHED)
+            if not rows.update(**fields):
+                return
+            keep = snapshot["status"] == "succeeded" or not final
+            for output in snapshot["outputs"]:
+                if not keep:
+                    ExecutionOutput.objects.filter(execution_id=self.execution_id, node=output["node"]).delete()
+                    continue
+                path = Path(output["path"])
+                ExecutionOutput.objects.update_or_create(
+                    execution_id=self.execution_id,
+                    node=output["node"],
+                    defaults={
+                        "file": str(path.relative_to(media)) if path.is_relative_to(media) else str(path),
+                        "content_type": output["content_type"],
+                        "size": output["size"],
+                        "complete": output["complete"],
+                    },
+                )
+
+
+def _runner_gone(runner: str) -> bool:
+    """Tell whether a conductor named host:pid on this host is no longer alive."""
+    host, _, pid = runner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or runner == RUNNER:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def mark_interrupted(*, older_than: float | None = None) -> int:
+    """Fail runs whose conductor is gone (its process died, or it stopped beating); return how many."""
+    seconds = older_than if older_than is not None else max(10.0, settings.TILEFLOW["HEARTBEAT_SECONDS"] * 5)
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    unfinished = [Execution.Status.QUEUED, Execution.Status.RUNNING]
+    live = set(runtime.local_run_ids())
+    count = 0
+    for execution in Execution.objects.filter(status__in=unfinished).only("id", "runner", "heartbeat_at", "created_at"):
+        if str(execution.id) in live:
+            continue
+        last_sign = execution.heartbeat_at or execution.created_at
+        if last_sign >= cutoff and not _runner_gone(execution.runner):
+            continue
+        count += Execution.objects.filter(pk=execution.pk, status__in=unfinished).update(
+            status=Execution.Status.FAILED,
+            finished_at=timezone.now(),
+            error="interrupted: the server running this execution stopped before it finished",
+        )
+        ExecutionOutput.objects.filter(execution=execution).delete()
+    if count:
+        log.warning("marked %d interrupted execution(s) as failed", count)
+    return count
+
+
+def _node_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": entry.get("status", "pending"),
+        "done": entry.get("done", 0),
+        "total": entry.get("total", 0),
+        **{key: entry.get(key) for key in ("busy_ms", "started_ms", "finished_ms")},
+    }
+
+
+def execution_payload(execution: Execution, outputs: list[ExecutionOutput] | None = None) -> dict[str, Any]:
+    """Return the API's execution object (CONTRACT §3), live counts merged in when it runs here."""
+    live = runtime.local_run(str(execution.id))
+    snapshot = live.snapshot() if live is not None else None
+    nodes = (snapshot or {}).get("nodes") or execution.nodes or {}
+    for node in execution.graph.get("nodes", []):
+        nodes.setdefault(node["id"], {"status": "pending", "done": 0, "total": 0})
+    base = f"/api/executions/{execution.id}"
+    if outputs is None:
+        outputs = list(execution.outputs.all())
+    status = snapshot["status"] if snapshot else execution.status
+    started = execution.started_at
+    finished = execution.finished_at
+    return {
+        "id": str(execution.id),
+        "flow": str(execution.flow_id) if execution.flow_id else None,
+        "flow_name": execution.flow_name,
+        "flow_version": execution.flow_version,
+        "owner": execution.owner.get_username(),
+        "status": status,
+        "created_at": execution.created_at.isoformat(),
+        "started_at": (snapshot or {}).get("started_at") or (started.isoformat() if started else None),
+        "first_output_at": (snapshot or {}).get("first_output_at")
+        or (execution.first_output_at.isoformat() if execution.first_output_at else None),
+        "finished_at": finished.isoformat() if finished else None,
+        "duration_ms": int((finished - started).total_seconds() * 1000) if started and finished else None,
+        "time_to_first_output_ms": int((execution.first_output_at - started).total_seconds() * 1000)
+        if started and execution.first_output_at
+        else None,
+        "error": (snapshot or {}).get("error") or execution.error,
+        "retries": (snapshot or {}).get("retries", execution.retries),
+        "nodes": {node: _node_entry(entry) for node, entry in nodes.items()},
+        "timeline": (snapshot or {}).get("timeline") or execution.timeline or {},
+        "graph": execution.graph,
+        "input": {
+            "name": execution.input_name,
+            "size": execution.input_size,
+            "width": execution.input_width,
+            "height": execution.input_height,
+            "format": execution.input_format,
+            "url": f"{base}/input",
+        },
+        "outputs": [
+            {
+                "node": output.node,
+                "url": f"{base}/output?node={output.node}",
+                "content_type": output.content_type,
+                "size": output.size,
+                "complete": output.complete,
+            }
+            for output in outputs
+        ],
+    }

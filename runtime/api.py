@@ -1,0 +1,166 @@
+"""What `console/` and `flows/` may call: the catalog, starting, following and cancelling runs.
+
+Runs execute where they start: `start` creates the run's conductor as a task of the calling
+process's event loop (Daphne's, in the console). Step work goes through the channel layer to the
+lane workers: inside this process for the embedded default, `manage.py runworker` processes when
+`REDIS_URL` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from runtime import events
+from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
+from runtime.decode import ImageRejected, SourceHeader, probe
+from runtime.progress import GroupPublisher, RunObserver
+from runtime.registry import registry
+from runtime.worker import TaskRunner, serve_lane
+
+__all__ = [
+    "Conductor",
+    "ImageRejected",
+    "RunFailed",
+    "RunLimits",
+    "RunRecorder",
+    "RunSpec",
+    "SourceHeader",
+    "cancel",
+    "catalog",
+    "follow_output",
+    "limits",
+    "local_run",
+    "probe",
+    "start",
+    "wait_prepared",
+]
+
+log = logging.getLogger("tileflow.runtime")
+
+
+def catalog() -> list[dict[str, Any]]:
+    """Return the step catalog of CONTRACT §3 (`GET /api/steps`)."""
+    return registry.catalog()
+
+
+def limits() -> RunLimits:
+    """Return the run limits configured in settings.TILEFLOW."""
+    config = settings.TILEFLOW
+    return RunLimits(
+        tile_size=config["TILE_SIZE"],
+        max_in_flight=config["MAX_TILES_IN_FLIGHT"],
+        lease_seconds=config["TILE_LEASE_SECONDS"],
+        max_attempts=config["TILE_MAX_ATTEMPTS"],
+        max_pixels=config["MAX_PIXELS"],
+        heartbeat_seconds=config["HEARTBEAT_SECONDS"],
+    )
+
+
+@dataclass(slots=True)
+class LocalRun:
+    conductor: Conductor
+    task: asyncio.Task
+
+
+_runs: dict[str, LocalRun] = {}
+_user_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> {owner: Semaphore}
+_embedded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> (runner, worker task)
+
+
+def _slot(owner: str) -> asyncio.Semaphore:
+    per_loop = _user_slots.setdefault(asyncio.get_running_loop(), {})
+    if owner not in per_loop:
+        per_loop[owner] = asyncio.Semaphore(settings.TILEFLOW["MAX_CONCURRENT_RUNS_PER_USER"])
+    return per_loop[owner]
+
+
+def ensure_embedded_workers(layer=None) -> TaskRunner | None:
+    """Start this process's in-process lane worker, once per event loop (Daphne has no lifespan)."""
+    if not settings.TILEFLOW["EMBEDDED_WORKERS"]:
+        return None
+    loop = asyncio.get_running_loop()
+    started = _embedded.get(loop)
+    if started is not None and not started[1].done():
+        return started[0]
+    runner = TaskRunner(settings.TILEFLOW["WORKER_THREADS"] or None)
+    worker = loop.create_task(serve_lane(layer or get_channel_layer(), events.lane_channel("default"), runner))
+    _embedded[loop] = (runner, worker)
+    return runner
+
+
+async def start(
+    spec: RunSpec,
+    *,
+    owner: str,
+    recorder: RunRecorder | None = None,
+    observers: tuple[RunObserver, ...] = (),
+    layer=None,
+) -> Conductor:
+    """Start a run in the background; return its conductor (status "queued" until a slot frees)."""
+    layer = layer or get_channel_layer()
+    ensure_embedded_workers(layer)
+    conductor = Conductor(spec, layer, recorder=recorder, observers=(GroupPublisher(layer, spec.execution), *observers))
+    slot = _slot(owner)
+
+    async def run() -> None:
+        try:
+            async with slot:
+                await conductor.run()
+        except asyncio.CancelledError:
+            if conductor.status == "queued":  # cancelled while waiting for a slot
+                conductor.status = "cancelled"
+                await conductor._close(None, None)
+        finally:
+            _runs.pop(spec.execution, None)
+
+    _runs[spec.execution] = LocalRun(conductor, asyncio.get_running_loop().create_task(run()))
+    return conductor
+
+
+def local_run(execution_id: str) -> Conductor | None:
+    """Return the conductor of a run of this process, if it is still going."""
+    run = _runs.get(str(execution_id))
+    return run.conductor if run else None
+
+
+async def cancel(execution_id: str, *, layer=None) -> bool:
+    """Stop a run wherever it runs; return True when this process stopped it."""
+    execution_id = str(execution_id)
+    run = _runs.get(execution_id)
+    embedded = _embedded.get(asyncio.get_running_loop())
+    if embedded is not None:
+        embedded[0].cancel(execution_id)
+    if run is not None:
+        run.task.cancel()
+        await run.conductor.finished.wait()
+        return True
+    await (layer or get_channel_layer()).group_send(events.run_control_group(execution_id), {"type": events.RUN_CANCEL})
+    return False
+
+
+async def wait_prepared(conductor: Conductor) -> None:
+    """Wait until the run's output files exist, or it ended before (check `conductor.status`)."""
+    await conductor.prepared.wait()
+
+
+async def follow_output(conductor: Conductor, node: str) -> AsyncIterator[bytes]:
+    """Yield an output's bytes as they are written, from the first; stop early if the run fails."""
+    await conductor.prepared.wait()
+    writer = conductor.outputs.get(node)
+    if writer is None:
+        return
+    async for chunk in writer.follow():
+        yield chunk
+
+
+def local_run_ids() -> list[str]:
+    """Return the ids of the runs this process is conducting."""
+    return list(_runs)

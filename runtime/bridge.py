@@ -1,0 +1,117 @@
+"""The stream bridge's wire: task and result messages, and sending that waits instead of dropping.
+
+Messages are plain dicts of str keys, ints, floats, lists and `bytes`, so the in-memory layer's
+deepcopy is cheap and msgpack carries them to Redis unchanged. A tile is identified everywhere by
+(execution, segment, index); `attempt` tells a re-dispatched task from the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from channels.exceptions import ChannelFull
+
+from runtime import events
+from runtime.tiles import Box, Tile
+
+log = logging.getLogger("tileflow.bridge")
+
+try:  # The Redis layer's connection errors are not OSErrors.
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+        OSError,
+        ConnectionError,
+        TimeoutError,
+        RedisConnectionError,
+        RedisTimeoutError,
+    )
+except ImportError:  # pragma: no cover - redis is a pinned dependency
+    TRANSIENT_ERRORS = (OSError, ConnectionError, TimeoutError)
+
+
+def box_to_wire(box: Box) -> list[int]:
+    return [box.x0, box.y0, box.x1, box.y1]
+
+
+def box_from_wire(values: list[int]) -> Box:
+    return Box(*values)
+
+
+def tile_to_wire(tile: Tile) -> list[Any]:
+    return [box_to_wire(tile.box), tile.mode, tile.data]
+
+
+def tile_from_wire(values: list[Any]) -> Tile:
+    box, mode, data = values
+    return Tile(box_from_wire(box), mode, bytes(data))
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """What a worker needs to rebuild one step of a chain: its node, type, params and input image."""
+
+    node: str
+    type: str
+    params: dict[str, Any]
+    width: int
+    height: int
+    mode: str
+
+    def to_wire(self) -> list[Any]:
+        return [self.node, self.type, self.params, self.width, self.height, self.mode]
+
+    @classmethod
+    def from_wire(cls, values: list[Any]) -> ChainLink:
+        return cls(*values)
+
+
+def task_message(
+    *,
+    execution: str,
+    reply: str,
+    segment: int,
+    index: int,
+    attempt: int,
+    chain: list[ChainLink],
+    boxes: tuple[Box, ...],
+    tile: Tile,
+) -> dict[str, Any]:
+    return {
+        "type": events.TILE_TASK,
+        "execution": execution,
+        "reply": reply,
+        "segment": segment,
+        "index": index,
+        "attempt": attempt,
+        "chain": [link.to_wire() for link in chain],
+        "boxes": [box_to_wire(box) for box in boxes],
+        "tile": tile_to_wire(tile),
+    }
+
+
+async def send_waiting(layer, channel: str, message: dict[str, Any], *, patience: float = 30.0) -> None:
+    """Send `message`, waiting while the channel is full or the layer is briefly unreachable.
+
+    A full channel is backpressure: we wait as long as it takes. A broken connection (Redis
+    restarting) is retried for `patience` seconds, then the error goes to the caller.
+    """
+    delay = 0.002
+    unreachable_for = 0.0
+    while True:
+        try:
+            await layer.send(channel, message)
+            return
+        except ChannelFull:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        except TRANSIENT_ERRORS as error:
+            if unreachable_for >= patience:
+                raise
+            log.warning("channel layer unreachable (%s); retrying", error)
+            await asyncio.sleep(0.5)
+            unreachable_for += 0.5

@@ -1,0 +1,51 @@
+"""`manage.py runworker tileflow.lane.default`: a step worker process for the scale-out setup.
+
+Same command line as Channels' runworker, with a worker that takes a task from the lane only when
+one of its threads is free. Channels' own worker moves every message it can get into an unbounded
+local queue: one process would hoard the lane while the others idle, and a kill would lose all of
+it. Here unclaimed tasks stay in Redis, where any worker can take them.
+"""
+
+import asyncio
+import logging
+
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.management import BaseCommand, CommandError
+
+from runtime import events
+from runtime.worker import TaskRunner, serve_lane
+
+
+class Command(BaseCommand):
+    help = "Run a Tileflow step worker on the given lane channels (e.g. tileflow.lane.default)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--layer", default=DEFAULT_CHANNEL_LAYER, help="channel layer alias")
+        parser.add_argument("--threads", type=int, default=0, help="step threads (default: one per core)")
+        parser.add_argument("channels", nargs="+", help="lane channels to take tasks from")
+
+    def handle(self, *args, **options):
+        layer = get_channel_layer(options["layer"])
+        if layer is None:
+            raise CommandError("no channel layer is configured")
+        for channel in options["channels"]:
+            if not channel.startswith(events.LANE_CHANNEL_PREFIX):
+                raise CommandError(
+                    f"{channel!r} is not a Tileflow lane (they start with {events.LANE_CHANNEL_PREFIX!r})"
+                )
+        if options["verbosity"] > 0:
+            logging.getLogger("tileflow").setLevel(logging.INFO)
+        runner = TaskRunner(options["threads"] or settings.TILEFLOW["WORKER_THREADS"] or None)
+        self.stdout.write(f"Tileflow worker: {runner.threads} threads on {', '.join(options['channels'])}")
+
+        async def serve():
+            await asyncio.gather(*(serve_lane(layer, channel, runner) for channel in options["channels"]))
+
+        try:
+            asyncio.run(serve())
+        except KeyboardInterrupt:
+            pass
+        finally:
+            runner.shutdown()

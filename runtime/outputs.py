@@ -1,0 +1,120 @@
+"""Output files that are written while they stream, and followers that read them as they grow.
+
+The conductor owns one `OutputWriter` per output node: each band is encoded in the writer's own
+thread (bands stay in order) and appended to the file in media storage at once. HTTP responses
+never hold the run: they *follow* the file, like `tail -f`, so a client that disconnects loses
+nothing and a late one starts from the first byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+FOLLOW_CHUNK = 256 * 1024
+
+
+class Pulse:
+    """Wake every waiter each time something changes (an asyncio-only, level-free signal)."""
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future | None = None
+
+    async def wait(self, timeout: float | None = None) -> None:
+        if self._future is None or self._future.done():
+            self._future = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._future), timeout)
+        except TimeoutError:
+            pass
+
+    def notify(self) -> None:
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+
+
+class OutputWriter:
+    """Encode bands of one output node into its file, in order, off the event loop."""
+
+    def __init__(self, node: str, path: Path, encoder) -> None:
+        self.node = node
+        self.path = path
+        self.encoder = encoder
+        self.content_type: str = encoder.content_type
+        self.size = 0
+        self.bands = 0
+        self.complete = False
+        self.failed = False
+        self.pulse = Pulse()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"tileflow-out-{node}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "wb")
+
+    def _write(self, data: bytes) -> int:
+        if data:
+            self._file.write(data)
+            self._file.flush()
+        return len(data)
+
+    def _encode_band(self, band: Image.Image, first: bool) -> int:
+        data = self.encoder.encode_band(band)
+        if first:
+            data = self.encoder.header() + data
+        return self._write(data)
+
+    def _finish(self) -> int:
+        written = self._write(self.encoder.finish())
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return written
+
+    async def write_band(self, band: Image.Image) -> None:
+        loop = asyncio.get_running_loop()
+        first = self.bands == 0
+        self.bands += 1
+        self.size += await loop.run_in_executor(self._thread, self._encode_band, band, first)
+        self.pulse.notify()
+
+    async def finish(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.bands == 0:  # an encoder that buffers everything still owes its header
+            self.size += await loop.run_in_executor(self._thread, self._write, self.encoder.header())
+        self.size += await loop.run_in_executor(self._thread, self._finish)
+        self.complete = True
+        self._thread.shutdown(wait=False)
+        self.pulse.notify()
+
+    def abort(self, *, remove: bool) -> None:
+        """Stop writing (the run failed or was cancelled); remove the partial file if asked."""
+        self.failed = True
+        self._thread.shutdown(wait=True, cancel_futures=True)
+        if not self._file.closed:
+            self._file.close()
+        if remove:
+            self.path.unlink(missing_ok=True)
+        self.pulse.notify()
+
+    async def follow(self) -> AsyncIterator[bytes]:
+        """Yield the file's bytes from the first, as they are written, until it is complete.
+
+        Ends early (without error) when the run fails: the caller checks `failed`.
+        """
+        offset = 0
+        with open(self.path, "rb") as reader:
+            while True:
+                reader.seek(offset)
+                chunk = reader.read(FOLLOW_CHUNK)
+                if chunk:
+                    offset += len(chunk)
+                    yield chunk
+                    continue
+                if self.complete and offset >= self.size:
+                    return
+                if self.failed:
+                    return
+                await self.pulse.wait(timeout=1.0)

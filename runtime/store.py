@@ -1,0 +1,124 @@
+"""Tile stores: the materialised output of a node, held only while some consumer still needs it.
+
+A store is a grid of tiles (the same grid the plan uses for that node's output). Consumers (tasks
+reading a region, output encoders reading bands) are counted per tile when the plan is known; a
+tile is dropped as soon as its last consumer is done, so memory follows the work in flight, not
+the image size.
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from runtime.registry import ImageInfo
+from runtime.tiles import Box, Tile
+
+
+class TileStore:
+    def __init__(self, node: str, info: ImageInfo, tile_size: int) -> None:
+        self.node = node
+        self.info = info
+        self.tile_size = tile_size
+        self.columns = -(-info.size.width // tile_size)
+        self.rows = -(-info.size.height // tile_size)
+        self.refs = [0] * (self.columns * self.rows)
+        self._tiles: dict[int, Tile] = {}
+        self._arrived = [False] * (self.columns * self.rows)
+        self._row_missing = [self.columns] * self.rows
+
+    def __len__(self) -> int:
+        return len(self._tiles)
+
+    @property
+    def count(self) -> int:
+        return self.columns * self.rows
+
+    def tile_box(self, index: int) -> Box:
+        row, column = divmod(index, self.columns)
+        size = self.tile_size
+        return Box(
+            column * size,
+            row * size,
+            min((column + 1) * size, self.info.size.width),
+            min((row + 1) * size, self.info.size.height),
+        )
+
+    def indexes(self, box: Box) -> list[int]:
+        """Return the indexes of the tiles that overlap `box`."""
+        size = self.tile_size
+        first_column, last_column = box.x0 // size, (box.x1 - 1) // size
+        first_row, last_row = box.y0 // size, (box.y1 - 1) // size
+        return [
+            row * self.columns + column
+            for row in range(first_row, last_row + 1)
+            for column in range(first_column, last_column + 1)
+        ]
+
+    def row_indexes(self, row: int) -> range:
+        return range(row * self.columns, (row + 1) * self.columns)
+
+    def retain(self, indexes: list[int] | range) -> None:
+        for index in indexes:
+            self.refs[index] += 1
+
+    def arrived(self, index: int) -> bool:
+        return self._arrived[index]
+
+    def row_complete(self, row: int) -> bool:
+        return self._row_missing[row] == 0
+
+    def put(self, index: int, tile: Tile) -> bool:
+        """Keep `tile` as tile `index`; return False when it was there already (a duplicate)."""
+        if self._arrived[index]:
+            return False
+        self._arrived[index] = True
+        self._row_missing[index // self.columns] -= 1
+        if self.refs[index] > 0:
+            self._tiles[index] = tile
+        return True
+
+    def release(self, indexes: list[int] | range) -> None:
+        for index in indexes:
+            self.refs[index] -= 1
+            if self.refs[index] <= 0:
+                self._tiles.pop(index, None)
+
+    def region(self, box: Box) -> Tile:
+        """Return the pixels of `box`, cut from (or assembled out of) the tiles that cover it."""
+        indexes = self.indexes(box)
+        if len(indexes) == 1:
+            return self._tiles[indexes[0]].crop(box)
+        canvas = Image.new(self.info.mode, (box.width, box.height))
+        for index in indexes:
+            tile = self._tiles[index]
+            part = tile.box.intersect(box)
+            piece = tile.image().crop(part.relative_to(tile.box).as_tuple())
+            canvas.paste(piece, (part.x0 - box.x0, part.y0 - box.y0))
+        return Tile.from_image(box, canvas)
+
+    def band(self, row: int) -> Image.Image:
+        """Return the full-width band of tile row `row` as one image."""
+        indexes = self.row_indexes(row)
+        first = self.tile_box(indexes[0])
+        if self.columns == 1:
+            return self._tiles[indexes[0]].image()
+        band = Image.new(self.info.mode, (self.info.size.width, first.height))
+        for index in indexes:
+            tile = self._tiles[index]
+            band.paste(tile.image(), (tile.box.x0, 0))
+        return band
+
+    def put_band(self, y0: int, band: Image.Image) -> list[int]:
+        """Cut a full-width band that starts on a tile row into tiles; return the indexes added."""
+        if y0 % self.tile_size:
+            raise ValueError(f"band at y={y0} does not start a tile row")
+        added = []
+        for row in range(y0 // self.tile_size, -(-(y0 + band.height) // self.tile_size)):
+            for index in self.row_indexes(row):
+                box = self.tile_box(index)
+                if box.y1 > y0 + band.height:
+                    raise ValueError(f"band at y={y0} ends inside tile row {row}")
+                piece = band.crop((box.x0, box.y0 - y0, box.x1, box.y1 - y0))
+                if self.put(index, Tile.from_image(box, piece)):
+                    added.append(index)
+        return added

@@ -1,0 +1,232 @@
+"""The execution calls of CONTRACT §3, through the HTTP API, with runs on the in-memory layer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from flows.models import Execution, Flow
+from runtime.testing import chain
+from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, decode, image_bytes
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
+
+
+@pytest.fixture
+def flow(user) -> Flow:
+    return Flow.objects.create(owner=user, name="compress-and-watermark", graph=COMPRESS_AND_WATERMARK)
+
+
+@pytest.fixture
+def http(token) -> TokenClient:
+    return TokenClient(token)
+
+
+def upload(data: bytes, name: str = "photo.jpg"):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, data, content_type="application/octet-stream")
+
+
+async def wait_finished(http: TokenClient, execution_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = (await http.get(f"/api/executions/{execution_id}")).json()
+        if body["status"] in ("succeeded", "failed", "cancelled"):
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"execution {execution_id} still {body['status']} after {timeout} s")
+
+
+async def read_stream(response) -> bytes:
+    content = response.streaming_content
+    if hasattr(content, "__aiter__"):
+        return b"".join([chunk async for chunk in content])
+    return b"".join(content)
+
+
+async def test_background_run_succeeds_and_downloads(http, flow):
+    response = await http.post(f"/api/flows/{flow.id}/executions", {"image": upload(image_bytes(1100, 700))})
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert created["flow"] == str(flow.id)
+    assert created["status"] in ("queued", "running")
+    assert set(created["nodes"]) == {"in", "shrink", "mark", "out"}
+
+    finished = await wait_finished(http, created["id"])
+    assert finished["status"] == "succeeded", finished["error"]
+    assert finished["error"] is None
+    for node, counts in finished["nodes"].items():
+        assert counts["done"] == counts["total"] > 0, node
+        assert counts["status"] == "done"
+    assert finished["started_at"] <= finished["first_output_at"] <= finished["finished_at"]
+    [output] = finished["outputs"]
+    assert output["node"] == "out" and output["content_type"] == "image/jpeg"
+    assert output["url"] == f"/api/executions/{created['id']}/output?node=out"
+
+    download = await http.get(output["url"])
+    assert download.status_code == 200
+    assert download["Content-Disposition"].startswith("attachment;")
+    assert download["X-Content-Type-Options"] == "nosniff"
+    data = await read_stream(download)
+    assert len(data) == output["size"]
+    assert decode(data).size == (550, 350)
+
+
+async def test_run_streams_the_result_and_records_the_execution(http, flow):
+    response = await http.post(f"/api/flows/{flow.id}/run", {"image": upload(image_bytes(1300, 1100))})
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"] == "image/jpeg"
+    execution_id = response["X-Execution-Id"]
+    image = decode(await read_stream(response))
+    assert image.size == (650, 550)
+    finished = await wait_finished(http, execution_id)
+    assert finished["status"] == "succeeded"
+
+
+async def test_run_picks_one_of_several_outputs(http, user):
+    graph = {
+        "nodes": [
+            {"id": "in", "type": "source", "params": {}},
+            {"id": "full", "type": "output", "params": {"format": "jpeg"}},
+            {"id": "thumb-size", "type": "resize", "params": {"scale": 0.1}},
+            {"id": "thumb", "type": "output", "params": {"format": "png"}},
+        ],
+        "edges": [
+            {"from": "in", "to": "full"},
+            {"from": "in", "to": "thumb-size"},
+            {"from": "thumb-size", "to": "thumb"},
+        ],
+    }
+    flow = await Flow.objects.acreate(owner=user, name="fan-out", graph=graph)
+    response = await http.post(f"/api/flows/{flow.id}/run?output=thumb", {"image": upload(image_bytes(800, 600))})
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert decode(await read_stream(response)).size == (80, 60)
+    finished = await wait_finished(http, response["X-Execution-Id"])
+    assert {output["node"] for output in finished["outputs"]} == {"full", "thumb"}
+    several = await http.get(f"/api/executions/{finished['id']}/output")
+    assert several.status_code == 400 and "full" in several.json()["error"]
+
+    wrong = await http.post(f"/api/flows/{flow.id}/run?output=in", {"image": upload(image_bytes(80, 60))})
+    assert wrong.status_code == 400
+    assert "'in' is not an output" in wrong.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"this is not an image at all, just words", "not an image"),
+    ],
+)
+async def test_bad_uploads_get_a_clear_4xx(http, flow, data, reason):
+    for call in ("executions", "run"):
+        response = await http.post(f"/api/flows/{flow.id}/{call}", {"image": upload(data)})
+        assert 400 <= response.status_code < 500, (call, response.status_code)
+        assert reason in response.json()["error"].lower()
+    assert await Execution.objects.acount() == 0
+
+
+async def test_missing_image_field_is_a_400(http, flow):
+    response = await http.post(f"/api/flows/{flow.id}/executions", {})
+    assert response.status_code == 400
+    assert "image" in response.json()["error"]
+
+
+async def test_truncated_image_fails_the_run_with_the_reason(http, flow):
+    data = image_bytes(900, 900)
+    response = await http.post(f"/api/flows/{flow.id}/run", {"image": upload(data[: len(data) // 2])})
+    if response.status_code == 200:  # the failure came after the first band: the stream ends early
+        with pytest.raises(Exception, match=r"truncated|ended"):
+            await read_stream(response)
+    else:
+        assert response.status_code == 422
+        assert "truncated" in response.json()["error"]
+    execution = await Execution.objects.aget()
+    finished = await wait_finished(http, str(execution.id))
+    assert finished["status"] == "failed"
+    assert "truncated" in finished["error"]
+    assert finished["outputs"] == []
+
+
+async def test_cancel_stops_a_run_within_a_second(http, flow, settings):
+    settings.TILEFLOW = {**settings.TILEFLOW, "TILE_SIZE": 64, "MAX_TILES_IN_FLIGHT": 2}
+    response = await http.post(f"/api/flows/{flow.id}/executions", {"image": upload(image_bytes(3000, 2000))})
+    execution_id = response.json()["id"]
+    while (await http.get(f"/api/executions/{execution_id}")).json()["nodes"]["shrink"]["done"] == 0:
+        await asyncio.sleep(0.01)
+    early = await http.get(f"/api/executions/{execution_id}/output")
+    assert early.status_code == 409
+
+    asked = time.monotonic()
+    cancelled = await http.post(f"/api/executions/{execution_id}/cancel")
+    assert cancelled.status_code == 202
+    assert cancelled.json()["status"] == "cancelled"
+    assert time.monotonic() - asked < 1.0
+    body = await wait_finished(http, execution_id, timeout=1)
+    assert body["status"] == "cancelled" and body["outputs"] == []
+    counts = body["nodes"]["shrink"]["done"]
+    assert counts < body["nodes"]["shrink"]["total"]
+    await asyncio.sleep(0.3)  # nothing of that run goes on
+    again = (await http.get(f"/api/executions/{execution_id}")).json()
+    assert again["nodes"]["shrink"]["done"] == counts
+    assert not list((settings.MEDIA_ROOT / "outputs" / execution_id).glob("*"))
+
+
+async def test_list_is_newest_first_and_filters_by_flow_and_status(http, flow, user):
+    other = await Flow.objects.acreate(owner=user, name="gray", graph=chain(("grayscale", {})))
+    ids = []
+    for target in (flow, other, flow):
+        response = await http.post(f"/api/flows/{target.id}/executions", {"image": upload(image_bytes(64, 48))})
+        ids.append(response.json()["id"])
+        await wait_finished(http, ids[-1])
+    listed = (await http.get("/api/executions")).json()["executions"]
+    assert [entry["id"] for entry in listed] == ids[::-1]
+    only_flow = (await http.get(f"/api/executions?flow={flow.id}")).json()["executions"]
+    assert [entry["id"] for entry in only_flow] == [ids[2], ids[0]]
+    assert (await http.get("/api/executions?status=failed")).json()["executions"] == []
+
+
+async def test_rerun_uses_the_same_input(http, flow):
+    first = (await http.post(f"/api/flows/{flow.id}/executions", {"image": upload(image_bytes(300, 200))})).json()
+    await wait_finished(http, first["id"])
+    again = await http.post(f"/api/executions/{first['id']}/rerun")
+    assert again.status_code == 201
+    second = await wait_finished(http, again.json()["id"])
+    assert second["status"] == "succeeded"
+    assert second["input"]["width"] == 300 and second["input"]["size"] == first["input"]["size"]
+    original = await http.get(first["input"]["url"])
+    assert original.status_code == 200
+
+
+async def test_other_users_and_anonymous_get_nothing(flow, other_user, http):
+    from flows.models import ApiToken
+
+    response = await http.post(f"/api/flows/{flow.id}/executions", {"image": upload(image_bytes(64, 64))})
+    execution_id = response.json()["id"]
+    await wait_finished(http, execution_id)
+    _, other_token = await sync_to_async(ApiToken.issue)(other_user)
+    stranger = TokenClient(other_token)
+    anonymous = TokenClient(None)
+    calls = [
+        ("post", f"/api/flows/{flow.id}/executions"),
+        ("post", f"/api/flows/{flow.id}/run"),
+        ("get", f"/api/executions/{execution_id}"),
+        ("get", f"/api/executions/{execution_id}/output?node=out"),
+        ("get", f"/api/executions/{execution_id}/input"),
+        ("post", f"/api/executions/{execution_id}/cancel"),
+        ("post", f"/api/executions/{execution_id}/rerun"),
+        ("get", "/api/executions/not-a-uuid"),
+    ]
+    for method, url in calls:
+        data = {"image": upload(image_bytes(32, 32))} if url.endswith(("executions", "run")) else {}
+        seen = await getattr(stranger, method)(url, data)
+        assert seen.status_code == 404, (url, seen.status_code)
+        assert "error" in seen.json()
+        nobody = await getattr(anonymous, method)(url, data)
+        assert nobody.status_code == 401, (url, nobody.status_code)
+    assert (await stranger.get("/api/executions")).json() == {"executions": []}
