@@ -65,7 +65,13 @@ def test_screenshots(page, console_server, console_errors, tmp_path):
     page.click("#run")
     page.wait_for_function("document.querySelector('#run-status')?.textContent === 'succeeded'", timeout=RUN_TIMEOUT_MS)
     page.wait_for_function("[...document.querySelectorAll('#run-results img')].every(i => i.complete)")
+    page.wait_for_timeout(400)  # let the progress bars finish their short transition
     page.screenshot(path=str(SCREENSHOTS / "run.png"))
+    page.click("#run-link")
+    page.wait_for_selector("#execution.ready")
+    page.wait_for_function("[...document.querySelectorAll('#images img')].every(i => i.complete)")
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(SCREENSHOTS / "execution.png"), full_page=True)
     assert (SCREENSHOTS / "editor.png").stat().st_size > 10_000
     assert (SCREENSHOTS / "run.png").stat().st_size > 10_000
     assert console_errors == []
