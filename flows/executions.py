@@ -129,6 +129,8 @@ class ExecutionRecorder:
             "nodes": snapshot["nodes"],
             "timeline": snapshot["timeline"],
             "retries": snapshot["retries"],
+            "duplicates": snapshot.get("duplicates", 0),
+            "workers": snapshot.get("workers", {}),
             "heartbeat_at": timezone.now(),
             "runner": RUNNER,
         }
@@ -234,6 +236,8 @@ def execution_payload(execution: Execution, outputs: list[ExecutionOutput] | Non
         else None,
         "error": (snapshot or {}).get("error") or execution.error,
         "retries": (snapshot or {}).get("retries", execution.retries),
+        "duplicates": (snapshot or {}).get("duplicates", execution.duplicates),
+        "workers": (snapshot or {}).get("workers", execution.workers or {}),
         "nodes": {node: _node_entry(entry) for node, entry in nodes.items()},
         "timeline": (snapshot or {}).get("timeline") or execution.timeline or {},
         "graph": execution.graph,

@@ -55,6 +55,8 @@ class Execution(models.Model):
     nodes = models.JSONField(default=dict, blank=True, help_text="per node: status, done, total, busy_ms, timings")
     timeline = models.JSONField(default=dict, blank=True, help_text="per node: [start_ms, end_ms] of each tile")
     retries = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0, help_text="tile results received twice and dropped")
+    workers = models.JSONField(default=dict, blank=True, help_text="tiles done per worker process (host:pid)")
     input_file = models.FileField(upload_to="inputs/%Y/%m/%d/", max_length=300, blank=True)
     input_name = models.CharField(max_length=255, blank=True, default="")
     input_size = models.PositiveBigIntegerField(default=0)

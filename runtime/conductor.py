@@ -128,6 +128,7 @@ class Conductor:
         self.finished_at: datetime | None = None
         self.retries = 0
         self.duplicates = 0
+        self.workers: dict[str, int] = {}  # tiles done per worker (host:pid), duplicates not counted
         self.input: dict[str, Any] = {}
         self.plan: Plan | None = None
         self.nodes: dict[str, NodeState] = {}
@@ -414,6 +415,8 @@ class Conductor:
             return
         del self._in_flight[key]
         self._done.add(key)
+        worker = str(message.get("worker", "?"))
+        self.workers[worker] = self.workers.get(worker, 0) + 1
         task = self._tasks[key]
         segment = self.plan.segments[task.segment]
         input_store = self._stores[segment.input_store]
@@ -554,6 +557,8 @@ class Conductor:
             "first_output_at": _iso(self.first_output_at),
             "finished_at": _iso(self.finished_at),
             "retries": self.retries,
+            "duplicates": self.duplicates,
+            "workers": dict(self.workers),
             "input": self.input,
             "nodes": {
                 name: {
