@@ -169,12 +169,17 @@ async def get_execution(request, execution_id: str):
 @router.get(
     "/executions/{execution_id}/output",
     summary="Download a result",
-    description="409 while the execution is not finished, or when it did not succeed.",
+    description="409 while the execution is not finished, or when it did not succeed. With `follow=1` on a "
+    "running execution, streams the output as it is written (a live preview), ending when it is complete.",
 )
-async def download_output(request, execution_id: str, node: str | None = None):
+async def download_output(request, execution_id: str, node: str | None = None, follow: bool = False):
     execution = await _owned(Execution, request.auth, execution_id)
     if execution is None:
         return _error(404, "no such execution")
+    if follow and execution.status not in FINISHED:
+        following = await _follow_running_output(execution, node)
+        if following is not None:
+            return following
     if execution.status not in FINISHED:
         return _error(409, f"the execution is {execution.status}; its output is ready when it has succeeded")
     outputs = [output async for output in execution.outputs.filter(complete=True)]
@@ -198,6 +203,23 @@ async def download_output(request, execution_id: str, node: str | None = None):
     response = FileResponse(
         chosen.file.open("rb"), as_attachment=True, filename=filename, content_type=chosen.content_type
     )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+async def _follow_running_output(execution: Execution, node: str | None) -> StreamingHttpResponse | None:
+    """Stream a running execution's output as it is written (a live preview), when it runs here."""
+    conductor = runtime.local_run(str(execution.id))
+    if conductor is None:
+        return None
+    await runtime.wait_prepared(conductor)
+    outputs = list(conductor.outputs)
+    chosen = node or (outputs[0] if len(outputs) == 1 else None)
+    writer = conductor.outputs.get(chosen) if chosen else None
+    if writer is None:
+        return None
+    response = StreamingHttpResponse(runtime.follow_output(conductor, chosen), content_type=writer.content_type)
+    response["Cache-Control"] = "no-store"
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -230,3 +230,16 @@ async def test_other_users_and_anonymous_get_nothing(flow, other_user, http):
         nobody = await getattr(anonymous, method)(url, data)
         assert nobody.status_code == 401, (url, nobody.status_code)
     assert (await stranger.get("/api/executions")).json() == {"executions": []}
+
+
+async def test_follow_streams_a_running_output_as_it_is_written(http, flow, settings):
+    settings.TILEFLOW = {**settings.TILEFLOW, "TILE_SIZE": 64, "MAX_TILES_IN_FLIGHT": 2}
+    response = await http.post(f"/api/flows/{flow.id}/executions", {"image": upload(image_bytes(1600, 1200))})
+    execution_id = response.json()["id"]
+    live = await http.get(f"/api/executions/{execution_id}/output?node=out&follow=1")
+    assert live.status_code == 200 and live["Content-Type"] == "image/jpeg"
+    data = await read_stream(live)
+    finished = await wait_finished(http, execution_id)
+    assert finished["status"] == "succeeded"
+    assert len(data) == finished["outputs"][0]["size"]
+    assert decode(data).size == (800, 600)

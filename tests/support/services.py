@@ -120,3 +120,74 @@ def project_env(workdir: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+class LiveConsole:
+    """A real Tileflow console (Daphne) on a free port, with its own database, media and a user with a token."""
+
+    def __init__(self, workdir: Path, *, username: str = "ada", password: str = "tileflow-live-pw", **env: str) -> None:
+        self.workdir = workdir
+        self.username = username
+        self.password = password
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = project_env(workdir, **env)
+        self.token = ""
+        self.process: subprocess.Popen | None = None
+        self.log = workdir / "daphne.log"
+
+    def setup(self) -> None:
+        """Migrate the database and create the user and its token."""
+        manage("migrate", "--noinput", env=self.env, timeout=180)
+        manage(
+            "shell",
+            "-c",
+            "from django.contrib.auth import get_user_model; "
+            f"get_user_model().objects.create_user({self.username!r}, password={self.password!r})",
+            env=self.env,
+            timeout=120,
+        )
+        self.token = manage("createtoken", self.username, env=self.env).stdout.strip().splitlines()[-1]
+
+    def start(self) -> None:
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                [
+                    str(Path(PYTHON).parent / "daphne"),
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "console.asgi:application",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for_port(self.port, timeout=60, process=self.process)
+        except (TimeoutError, RuntimeError) as error:
+            raise RuntimeError(f"{error}\n{self.log.read_text()[-4000:]}") from None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+
+    def manage(self, *args: str, **options) -> subprocess.CompletedProcess:
+        return manage(*args, env=self.env, **options)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@contextmanager
+def live_console(workdir: Path, **env: str) -> Iterator[LiveConsole]:
+    console = LiveConsole(workdir, **env)
+    console.setup()
+    console.start()
+    try:
+        yield console
+    finally:
+        console.stop()
