@@ -170,6 +170,8 @@ TILEFLOW = {
     "HEARTBEAT_SECONDS": env.float("TILEFLOW_HEARTBEAT_SECONDS", default=2.0),
     "WORKER_THREADS": env.int("TILEFLOW_WORKER_THREADS", default=0),  # 0: one per core
     "EMBEDDED_WORKERS": env.bool("TILEFLOW_EMBEDDED_WORKERS", default=not REDIS_URL),
+    # Tile pixels on the wire: "none" or "zlib-ng" (level 1); only the Redis layer pays for bytes.
+    "WIRE_CODEC": env.str("TILEFLOW_WIRE_CODEC", default="none") if REDIS_URL else "none",
     "STEP_MODULES": env.list("TILEFLOW_STEP_MODULES", default=[]),
     "PRUNE_AFTER_DAYS": env.int("TILEFLOW_PRUNE_AFTER_DAYS", default=30),
     "LOGIN_ATTEMPTS_PER_MINUTE": env.int("TILEFLOW_LOGIN_ATTEMPTS_PER_MINUTE", default=10),

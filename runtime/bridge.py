@@ -3,6 +3,11 @@
 Messages are plain dicts of str keys, ints, floats, lists and `bytes`, so the in-memory layer's
 deepcopy is cheap and msgpack carries them to Redis unchanged. A tile is identified everywhere by
 (execution, segment, index); `attempt` tells a re-dispatched task from the first.
+
+Tile pixels may cross the wire compressed (settings.TILEFLOW["WIRE_CODEC"], Redis layer only): a
+tile on the wire is [box, mode, data] raw, or [box, mode, data, codec] encoded, so either side
+reads both. Measured on 560² photo tiles, zlib-ng level 1 saves 1-15 % at ~8 ms a tile, which
+costs more than it saves on loopback Redis; it pays for flat, synthetic images and slow links.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from channels.exceptions import ChannelFull
 
 from runtime import events
 from runtime.tiles import Box, Tile
+
+CODECS = ("none", "zlib-ng")
+ZLIB_LEVEL = 1  # the fastest level: the point is fewer bytes per Redis hop, not the smallest
 
 log = logging.getLogger("tileflow.bridge")
 
@@ -42,12 +50,45 @@ def box_from_wire(values: list[int]) -> Box:
     return Box(*values)
 
 
-def tile_to_wire(tile: Tile) -> list[Any]:
-    return [box_to_wire(tile.box), tile.mode, tile.data]
+def wire_codec() -> str:
+    """Return the configured tile codec of the wire ("none" when unset or outside Django)."""
+    try:
+        from django.conf import settings
+
+        return settings.TILEFLOW.get("WIRE_CODEC", "none")
+    except Exception:  # settings not configured: plain runtime use, raw tiles
+        return "none"
+
+
+def _compress(data: bytes) -> bytes:
+    from zlib_ng import zlib_ng
+
+    return zlib_ng.compress(data, ZLIB_LEVEL)
+
+
+def _decompress(data: bytes) -> bytes:
+    from zlib_ng import zlib_ng
+
+    return zlib_ng.decompress(data)
+
+
+def tile_to_wire(tile: Tile, codec: str | None = None) -> list[Any]:
+    """Return `tile` as wire values, its pixels encoded with `codec` (default: the configured one)."""
+    codec = codec or wire_codec()
+    if codec == "none":
+        return [box_to_wire(tile.box), tile.mode, tile.data]
+    if codec == "zlib-ng":
+        return [box_to_wire(tile.box), tile.mode, _compress(tile.data), codec]
+    raise ValueError(f"unknown wire codec {codec!r}; known: {', '.join(CODECS)}")
 
 
 def tile_from_wire(values: list[Any]) -> Tile:
-    box, mode, data = values
+    """Return the tile of wire values, raw or encoded."""
+    box, mode, data, *codec = values
+    if codec and codec[0] != "none":
+        if codec[0] != "zlib-ng":
+            raise ValueError(f"tile encoded with unknown wire codec {codec[0]!r}")
+        data = _decompress(data)
     return Tile(box_from_wire(box), mode, bytes(data))
 
 
