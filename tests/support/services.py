@@ -96,15 +96,13 @@ def redis_server(workdir: Path) -> Iterator[RedisServer]:
 
 
 def manage(*args: str, env: dict[str, str], check: bool = True, **options) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PYTHON, str(ROOT / "manage.py"), *args],
-        env=env,
-        cwd=ROOT,
-        check=check,
-        capture_output=True,
-        text=True,
-        **options,
+    """Run a manage.py command of this project; on failure, the error shows its output."""
+    done = subprocess.run(
+        [PYTHON, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True, **options
     )
+    if check and done.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done
 
 
 def project_env(workdir: Path, **extra: str) -> dict[str, str]:
@@ -126,6 +124,7 @@ class LiveConsole:
     """A real Tileflow console (Daphne) on a free port, with its own database, media and a user with a token."""
 
     def __init__(self, workdir: Path, *, username: str = "ada", password: str = "tileflow-live-pw", **env: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.username = username
         self.password = password
