@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 
 import pytest
@@ -93,10 +94,9 @@ def test_a_caller_that_drops_the_connection_loses_nothing(client, flow_id, photo
 def test_background_run_then_download(client, flow_id):
     status, _, body = client.upload(f"/api/flows/{flow_id}/executions", image_bytes(1200, 800))
     assert status == 201
-    import json
-
     execution = wait_finished(client, json.loads(body)["id"])
     assert execution["status"] == "succeeded"
     status, headers, data = client.request("GET", execution["outputs"][0]["url"])
     assert status == 200 and headers["X-Content-Type-Options"] == "nosniff"
     assert "attachment" in headers["Content-Disposition"]
+    assert Image.open(io.BytesIO(data)).size == (600, 400)
