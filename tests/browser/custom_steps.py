@@ -20,4 +20,5 @@ class Tint(Step):
 
     def process(self, tile: Tile, ctx: StepContext) -> None:
         image = tile.image().convert("RGB")
-        ctx.write(tile.with_image(Image.blend(image, Image.new("RGB", image.size, self.params.color), self.params.amount)))
+        colour = Image.new("RGB", image.size, self.params.color)
+        ctx.write(tile.with_image(Image.blend(image, colour, self.params.amount)))
