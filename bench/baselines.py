@@ -32,8 +32,12 @@ Image.MAX_IMAGE_PIXELS = 200_000_000
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 
-def pillow_watermark(image: Image.Image, text: str = WATERMARK_TEXT, font_size: int = WATERMARK_FONT_SIZE,
-                     opacity: float = WATERMARK_OPACITY) -> Image.Image:
+def pillow_watermark(
+    image: Image.Image,
+    text: str = WATERMARK_TEXT,
+    font_size: int = WATERMARK_FONT_SIZE,
+    opacity: float = WATERMARK_OPACITY,
+) -> Image.Image:
     """Return `image` with `text` in its bottom-right corner, drawn on an RGBA overlay and alpha-composited."""
     overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
@@ -69,8 +73,9 @@ def vips_chain(source: Path, scale: float = 0.5) -> bytes:
     alpha = (mask * WATERMARK_OPACITY).cast("uchar")
     overlay = (mask.new_from_image([255, 255, 255]).copy(interpretation="srgb")).bandjoin(alpha)
     margin = WATERMARK_FONT_SIZE // 2
-    image = image.composite2(overlay, "over", x=image.width - mask.width - margin,
-                             y=image.height - mask.height - margin)
+    image = image.composite2(
+        overlay, "over", x=image.width - mask.width - margin, y=image.height - mask.height - margin
+    )
     return image.flatten().cast("uchar").jpegsave_buffer(Q=JPEG_QUALITY)
 
 
@@ -105,8 +110,9 @@ def main() -> None:
     started = time.perf_counter()
     data = pillow_chain(args.source, args.format) if args.engine == "pillow" else vips_chain(args.source)
     seconds = time.perf_counter() - started
-    json.dump({"seconds": seconds, "rss_before_kb": before, "hwm_kb": _status_kb("VmHWM"), "bytes": len(data)},
-              sys.stdout)
+    json.dump(
+        {"seconds": seconds, "rss_before_kb": before, "hwm_kb": _status_kb("VmHWM"), "bytes": len(data)}, sys.stdout
+    )
 
 
 if __name__ == "__main__":

@@ -32,9 +32,13 @@ class Figure:
     detail: str
     runs: int
     notes: list[str] = field(default_factory=list)
+    failures: int = 0  # runs that did not answer a complete image: any fails the figure
+    unit: str = ""  # "" for a ratio; "ms" when the line is a latency held to an absolute goal
 
     @property
     def verdict(self) -> str:
+        if self.failures:
+            return "MISSED (failures)"
         if self.ratio is None:
             return "n/a"
         if not self.goal:
@@ -118,8 +122,9 @@ def machine_description() -> dict[str, str]:
     meminfo = Path("/proc/meminfo").read_text()
     total_kb = int(re.search(r"^MemTotal:\s+(\d+) kB", meminfo, re.MULTILINE).group(1))
     vector = [name for name in ("avx512f", "avx2", "sse4_2") if flags and name in flags.group(1).split()]
+    cpu = (model.group(1).strip() if model else platform.processor()) + (f" ({', '.join(vector)})" if vector else "")
     description = {
-        "CPU": (model.group(1).strip() if model else platform.processor()) + (f" ({', '.join(vector)})" if vector else ""),
+        "CPU": cpu,
         "cores": f"{os.cpu_count()} logical ({len(os.sched_getaffinity(0))} usable)",
         "RAM": f"{total_kb / 1024 / 1024:.1f} GiB",
         "OS": f"{platform.system()} {platform.release()}",
@@ -129,7 +134,8 @@ def machine_description() -> dict[str, str]:
     try:
         import pyvips
 
-        description["libvips"] = f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)} (pyvips {pyvips.__version__})"
+        release = ".".join(str(pyvips.version(part)) for part in range(3))
+        description["libvips"] = f"{release} (pyvips {pyvips.__version__})"
     except (ImportError, OSError):
         description["libvips"] = "not installed"
     return description

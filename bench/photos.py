@@ -49,8 +49,12 @@ def make_photo(size: tuple[int, int], seed: int = 1) -> Image.Image:
             draw.line(box, fill=colour, width=max(1, scale // 300))
     font = ImageFont.load_default(size=max(12, scale // 25))
     for row in range(6):
-        draw.text((scale // 20, row * height // 6 + scale // 40), f"Tileflow bench {width}x{height} row {row}",
-                  fill=(250, 250, 250), font=font)
+        draw.text(
+            (scale // 20, row * height // 6 + scale // 40),
+            f"Tileflow bench {width}x{height} row {row}",
+            fill=(250, 250, 250),
+            font=font,
+        )
     # Soften the synthetic edges a little, as a lens would, before the grain.
     image = image.filter(ImageFilter.BoxBlur(1))
     grain = Image.merge("RGB", [Image.effect_noise(size, 10) for _ in range(3)])

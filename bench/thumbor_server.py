@@ -16,11 +16,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
-
 from baselines import JPEG_QUALITY, WATERMARK_FONT_SIZE, WATERMARK_OPACITY, WATERMARK_TEXT
 from measure import free_port, log
 from photos import CACHE
+from PIL import Image, ImageDraw, ImageFont
 
 BENCH = Path(__file__).resolve().parent
 VENV = CACHE / "thumbor-venv"
@@ -38,8 +37,19 @@ def ensure_thumbor_venv() -> Path:
     log(f"installing thumbor into {VENV} (it needs Pillow < 13, so not into the project's venv) …")
     if not (VENV / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "-r", str(REQUIREMENTS)], check=True)
+    subprocess.run(
+        [
+            str(VENV / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            str(REQUIREMENTS),
+        ],
+        check=True,
+    )
     stamp.write_text(wanted)
     return executable
 
@@ -71,31 +81,46 @@ class ThumborServer:
         """Return the unsafe URL path that resizes `photo` to width x height and adds the watermark."""
         transparency = round(100 * (1 - WATERMARK_OPACITY))
         margin = WATERMARK_FONT_SIZE // 2
-        return (f"/unsafe/{width}x{height}/filters:watermark({self.watermark},-{margin},-{margin},{transparency})"
-                f":quality({JPEG_QUALITY})/{photo.name}")
+        return (
+            f"/unsafe/{width}x{height}/filters:watermark({self.watermark},-{margin},-{margin},{transparency})"
+            f":quality({JPEG_QUALITY})/{photo.name}"
+        )
 
     def __enter__(self) -> ThumborServer:
         self.config.write_text(
-            "\n".join([
-                "LOADER = 'thumbor.loaders.file_loader'",
-                f"FILE_LOADER_ROOT_PATH = {str(CACHE)!r}",
-                "STORAGE = 'thumbor.storages.no_storage'",
-                "RESULT_STORAGE = None",
-                "ENGINE = 'thumbor.engines.pil'",
-                f"QUALITY = {JPEG_QUALITY}",
-                "ALLOW_UNSAFE_URL = True",
-                "AUTO_WEBP = False",
-                "PRESERVE_EXIF_INFO = False",
-                "RESPECT_ORIENTATION = False",
-                "MAX_AGE = 0",
-                "",
-            ])
+            "\n".join(
+                [
+                    "LOADER = 'thumbor.loaders.file_loader'",
+                    f"FILE_LOADER_ROOT_PATH = {str(CACHE)!r}",
+                    "STORAGE = 'thumbor.storages.no_storage'",
+                    "RESULT_STORAGE = None",
+                    "ENGINE = 'thumbor.engines.pil'",
+                    f"QUALITY = {JPEG_QUALITY}",
+                    "ALLOW_UNSAFE_URL = True",
+                    "AUTO_WEBP = False",
+                    "PRESERVE_EXIF_INFO = False",
+                    "RESPECT_ORIENTATION = False",
+                    "MAX_AGE = 0",
+                    "",
+                ]
+            )
         )
         with self.log_path.open("wb") as output:
             self.process = subprocess.Popen(
-                [str(self.executable), "--ip", "127.0.0.1", "--port", str(self.port), "--conf", str(self.config),
-                 "--log-level", "warning"],
-                stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                [
+                    str(self.executable),
+                    "--ip",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--conf",
+                    str(self.config),
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
