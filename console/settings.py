@@ -177,4 +177,6 @@ TILEFLOW = {
     "LOGIN_ATTEMPTS_PER_MINUTE": env.int("TILEFLOW_LOGIN_ATTEMPTS_PER_MINUTE", default=10),
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Uploads up to this size stay in memory until they are stored once under MEDIA_ROOT; spooling
+# them to temporary files first cost three disk writes of the image before its first tile.
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("TILEFLOW_UPLOAD_MEMORY_BYTES", default=16 * 1024 * 1024)
