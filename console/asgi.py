@@ -10,6 +10,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from console.limits import UploadLimitASGIMiddleware  # noqa: E402
 from console.routing import websocket_routes  # noqa: E402
 from flows.sweeper import start_sweeper  # noqa: E402
 
@@ -19,7 +20,7 @@ start_sweeper()
 application = ProtocolTypeRouter(
     {
         # Static files come from the same server: no separate front-end server to run.
-        "http": ASGIStaticFilesHandler(django_asgi_app),
+        "http": UploadLimitASGIMiddleware(ASGIStaticFilesHandler(django_asgi_app)),
         "websocket": websocket_routes(),
     }
 )

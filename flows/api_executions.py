@@ -15,11 +15,28 @@ from ninja.files import UploadedFile
 
 from flows import executions as service
 from flows.models import Execution, Flow
+from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut
 from runtime import api as runtime
 
 router = Router(tags=["executions"])
 
 FINISHED = {s.value for s in Execution.FINISHED}
+
+# Every call may answer these; a 400 from a malformed parameter names it ({"errors"}), others say why ({"error"}).
+ERRORS = {400: ErrorOut | ErrorsOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
+UPLOAD_ERRORS = {**ERRORS, 413: ErrorOut}
+OUTPUT_TYPES = ("image/png", "image/jpeg", "image/webp")
+INPUT_TYPES = (*OUTPUT_TYPES, "image/gif", "image/bmp", "image/tiff", "application/octet-stream")
+
+
+def _binary(description: str, content_types: tuple[str, ...]) -> dict[str, Any]:
+    """Describe a 200 whose body is a file, for the OpenAPI document."""
+    schema = {"type": "string", "format": "binary"}
+    return {
+        "responses": {
+            200: {"description": description, "content": {kind: {"schema": schema} for kind in content_types}}
+        }
+    }
 
 
 def _error(status: int, message: str, **headers: str) -> JsonResponse:
@@ -71,7 +88,11 @@ async def _start(request: HttpRequest, flow: Flow, image: UploadedFile | None) -
     return execution, conductor
 
 
-@router.post("/flows/{flow_id}/executions", response={201: dict}, summary="Start a run in the background")
+@router.post(
+    "/flows/{flow_id}/executions",
+    response={201: ExecutionOut, **UPLOAD_ERRORS},
+    summary="Start a run in the background",
+)
 async def start_execution(request, flow_id: str, image: File[UploadedFile] = None):
     flow = await _owned(Flow, request.auth, flow_id)
     if flow is None:
@@ -89,6 +110,8 @@ async def start_execution(request, flow_id: str, image: File[UploadedFile] = Non
     description="Answers 200 with the output image as a chunked stream that starts when the first band "
     "is encoded. `output` picks one of several output nodes (default: the first). Errors found before "
     "the first byte are 4xx JSON; a failure after it ends the stream early.",
+    response={**UPLOAD_ERRORS, 422: ErrorOut, 499: ErrorOut},
+    openapi_extra=_binary("the result image, streamed (header X-Execution-Id)", OUTPUT_TYPES),
 )
 async def run_flow(request, flow_id: str, image: File[UploadedFile] = None, output: str | None = None):
     flow = await _owned(Flow, request.auth, flow_id)
@@ -136,7 +159,7 @@ async def run_flow(request, flow_id: str, image: File[UploadedFile] = None, outp
     return response
 
 
-@router.get("/executions", response=dict, summary="The caller's executions, newest first")
+@router.get("/executions", response={200: ExecutionsOut, **ERRORS}, summary="The caller's executions, newest first")
 async def list_executions(
     request, flow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
 ):
@@ -158,7 +181,7 @@ async def list_executions(
     return {"executions": await page()}
 
 
-@router.get("/executions/{execution_id}", response=dict, summary="One execution")
+@router.get("/executions/{execution_id}", response={200: ExecutionOut, **ERRORS}, summary="One execution")
 async def get_execution(request, execution_id: str):
     execution = await _owned(Execution, request.auth, execution_id)
     if execution is None:
@@ -171,6 +194,8 @@ async def get_execution(request, execution_id: str):
     summary="Download a result",
     description="409 while the execution is not finished, or when it did not succeed. With `follow=1` on a "
     "running execution, streams the output as it is written (a live preview), ending when it is complete.",
+    response={**ERRORS, 409: ErrorOut},
+    openapi_extra=_binary("the result image: an attachment, or with `follow=1` a stream", OUTPUT_TYPES),
 )
 async def download_output(request, execution_id: str, node: str | None = None, follow: bool = False):
     execution = await _owned(Execution, request.auth, execution_id)
@@ -224,7 +249,12 @@ async def _follow_running_output(execution: Execution, node: str | None) -> Stre
     return response
 
 
-@router.get("/executions/{execution_id}/input", summary="The uploaded image of an execution")
+@router.get(
+    "/executions/{execution_id}/input",
+    summary="The uploaded image of an execution",
+    response=ERRORS,
+    openapi_extra=_binary("the uploaded image", INPUT_TYPES),
+)
 async def download_input(request, execution_id: str):
     execution = await _owned(Execution, request.auth, execution_id)
     if execution is None or not execution.input_file:
@@ -241,7 +271,7 @@ async def download_input(request, execution_id: str):
     return response
 
 
-@router.post("/executions/{execution_id}/cancel", response={202: dict}, summary="Stop a run")
+@router.post("/executions/{execution_id}/cancel", response={202: ExecutionOut, **ERRORS}, summary="Stop a run")
 async def cancel_execution(request, execution_id: str):
     execution = await _owned(Execution, request.auth, execution_id)
     if execution is None:
@@ -270,7 +300,7 @@ async def _await_end_or_mark_cancelled(execution: Execution) -> None:
 
 @router.post(
     "/executions/{execution_id}/rerun",
-    response={201: dict},
+    response={201: ExecutionOut, **ERRORS, 409: ErrorOut},
     summary="Run again with the same input",
     description="Runs the flow's current version on the same input (the execution's own frozen graph "
     "when the flow was deleted, or with `?graph=original`).",

@@ -209,6 +209,9 @@ def execution_payload(execution: Execution, outputs: list[ExecutionOutput] | Non
     """Return the API's execution object (CONTRACT §3), live counts merged in when it runs here."""
     live = runtime.local_run(str(execution.id))
     snapshot = live.snapshot() if live is not None else None
+    if snapshot and snapshot["status"] in Execution.FINISHED and not live.finished.is_set():
+        # Ended but not yet recorded: say so only once a client told "succeeded" can download the output.
+        snapshot = {**snapshot, "status": Execution.Status.RUNNING.value, "error": None, "finished_at": None}
     nodes = (snapshot or {}).get("nodes") or execution.nodes or {}
     for node in execution.graph.get("nodes", []):
         nodes.setdefault(node["id"], {"status": "pending", "done": 0, "total": 0})

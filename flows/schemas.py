@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, WithJsonSchema
 
 CONTRACT_EXAMPLE_GRAPH = {
     "nodes": [
@@ -77,3 +77,65 @@ class FlowOut(Schema):
 
 class FlowsOut(Schema):
     flows: list[FlowOut]
+
+
+# An ISO-8601 moment as the execution payload writes it (`datetime.isoformat()`), kept a string so the REST
+# answer and the websocket snapshot (which shares the payload) show the same text.
+Moment = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+ExecutionStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class NodeProgressOut(Schema):
+    status: Literal["pending", "running", "done", "failed"]
+    done: int = Field(description="tiles this node has finished")
+    total: int = Field(description="tiles this node will receive")
+    busy_ms: int | None = Field(None, description="time spent working on its tiles")
+    started_ms: int | None = Field(None, description="when it started, from the run's start")
+    finished_ms: int | None = Field(None, description="when it finished, from the run's start")
+
+
+class ExecutionInputOut(Schema):
+    name: str = Field(description="the uploaded file's name")
+    size: int = Field(description="bytes")
+    width: int
+    height: int
+    format: str = Field(description="as Pillow names it: JPEG, PNG, WEBP, GIF, BMP, TIFF")
+    url: str = Field(description="where the owner downloads it")
+
+
+class ExecutionOutputOut(Schema):
+    node: str
+    url: str
+    content_type: str
+    size: int = Field(description="bytes written so far")
+    complete: bool
+
+
+class ExecutionOut(Schema):
+    """An execution (CONTRACT §3): a run of a flow's graph, frozen at its start, on one uploaded image."""
+
+    id: str
+    flow: str | None = Field(description="the flow's id; null once the flow is deleted")
+    flow_name: str
+    flow_version: int
+    owner: str
+    status: ExecutionStatus
+    created_at: Moment
+    started_at: Moment | None
+    first_output_at: Moment | None
+    finished_at: Moment | None
+    duration_ms: int | None
+    time_to_first_output_ms: int | None
+    error: str | None = Field(description="why it failed, for the person who ran it")
+    retries: int = Field(description="tiles sent again after a worker did not answer")
+    duplicates: int = Field(0, description="tile results received twice and dropped")
+    workers: dict[str, int] = Field(default_factory=dict, description="tiles done per worker process (host:pid)")
+    nodes: dict[str, NodeProgressOut]
+    timeline: dict[str, list[list[int]]] = Field(description="per node: [start_ms, end_ms] of each tile")
+    graph: dict[str, Any]
+    input: ExecutionInputOut
+    outputs: list[ExecutionOutputOut]
+
+
+class ExecutionsOut(Schema):
+    executions: list[ExecutionOut]

@@ -1,0 +1,141 @@
+"""Refuse an oversized request body with 413 before any of it is read or stored.
+
+Two layers, because the request reaches Django in two ways. Under Daphne, Django's ASGI handler
+reads the whole body into a temporary file before any Django middleware runs, so
+`UploadLimitASGIMiddleware` wraps the ASGI application: it answers a too-large `Content-Length`
+without reading the body, and stops a chunked body (no length) as soon as it grows past the limit.
+`UploadLimitMiddleware` is the same check as a Django middleware, for WSGI and the test clients,
+where the body is parsed only when a view asks for it.
+
+The limit is `TILEFLOW["MAX_UPLOAD_BYTES"]` for the image plus `MULTIPART_ALLOWANCE` for the
+multipart envelope; the view checks the file's own size exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+# Boundaries, part headers and a few small form fields: far more than a real upload's envelope needs.
+MULTIPART_ALLOWANCE = 64 * 1024
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def body_limit() -> int:
+    """Return the largest request body accepted, in bytes."""
+    return settings.TILEFLOW["MAX_UPLOAD_BYTES"] + MULTIPART_ALLOWANCE
+
+
+def too_large_message(size: int | None) -> str:
+    """Say why a body was refused, naming the limit and the setting that raises it."""
+    limit = settings.TILEFLOW["MAX_UPLOAD_BYTES"]
+    what = f"the request body is {size} bytes" if size is not None else "the request body is too large"
+    return f"{what}; the upload limit is {limit} bytes (TILEFLOW_MAX_UPLOAD_BYTES)"
+
+
+def _declared_length(value: str | bytes | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+class UploadLimitMiddleware:
+    """Django middleware: answer 413 when Content-Length exceeds the limit, before the body is parsed."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        return self._refusal(request) or self.get_response(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return self._refusal(request) or await self.get_response(request)
+
+    def _refusal(self, request: HttpRequest) -> HttpResponse | None:
+        length = _declared_length(request.META.get("CONTENT_LENGTH"))
+        if length is not None and length > body_limit():
+            response = JsonResponse({"error": too_large_message(length)}, status=413)
+            response["Connection"] = "close"  # the unread body must not be taken for the next request
+            return response
+        return None
+
+
+class UploadLimitASGIMiddleware:
+    """ASGI middleware: refuse an oversized HTTP body without reading it (declared) or past the limit (chunked)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit()
+        headers = dict(scope.get("headers") or [])
+        length = _declared_length(headers.get(b"content-length"))
+        if length is not None and length > limit:
+            await _send_413(send, length)
+            return
+        received = 0
+        exceeded = False
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Django sees a client that went away: it drops what it spooled and sends nothing.
+                    exceeded = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, counted_receive, tracked_send)
+        if exceeded and not started:
+            await _send_413(send, None)
+
+
+async def _send_413(send: Send, size: int | None) -> None:
+    body = json.dumps({"error": too_large_message(size)}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
