@@ -40,7 +40,7 @@ lint: $(PIP_STAMP)
 
 bench: $(PIP_STAMP) system-deps
 	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 screenshots: $(PIP_STAMP) $(NPM_STAMP) system-deps
 	$(PY) -m pytest tests/browser -k screenshots --screenshots

@@ -17,11 +17,18 @@ def measure(session: BenchSession) -> list[Figure]:
     pillow: list[float] = []
     first_bytes: list[float] = []
     totals: list[float] = []
+    headers: list[float] = []
+    server_first: list[float] = []
+    server_total: list[float] = []
 
     def tileflow() -> None:
         timing = session.run("chain-jpeg", photo, (3000, 2000))
         first_bytes.append(timing.first_byte)
         totals.append(timing.total)
+        headers.append(timing.headers)
+        execution = session.server.execution(timing.execution_id)
+        server_first.append(execution["time_to_first_output_ms"] / 1000)
+        server_total.append(execution["duration_ms"] / 1000)
 
     log("figures 1–2: warm-up")
     pillow_chain(photo)

@@ -128,6 +128,7 @@ def machine_description() -> dict[str, str]:
         "cores": f"{os.cpu_count()} logical ({len(os.sched_getaffinity(0))} usable)",
         "RAM": f"{total_kb / 1024 / 1024:.1f} GiB",
         "OS": f"{platform.system()} {platform.release()}",
+        "load average at start": " ".join(f"{value:.2f}" for value in os.getloadavg()) + " (1, 5, 15 min)",
         "Python": platform.python_version(),
         "Pillow": PIL.__version__,
     }

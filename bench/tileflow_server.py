@@ -47,6 +47,7 @@ class RunTiming:
     """What a client saw of one `POST /api/flows/{id}/run`."""
 
     execution_id: str
+    headers: float  # seconds to the response's status line and headers (upload, probe and run start)
     first_byte: float  # seconds from the request's first byte sent to the response's first body byte
     total: float  # seconds to the last body byte
     size: int
@@ -223,6 +224,7 @@ class TileflowServer:
                 "POST", f"/api/flows/{flow_id}/run", body=body, headers=self.headers({"Content-Type": content_type})
             )
             answer = connection.getresponse()
+            headers = time.perf_counter() - started
             if answer.status != 200:
                 raise RuntimeError(f"POST /run answered {answer.status}: {answer.read()[:500]!r}")
             chunks: list[bytes] = []
@@ -235,7 +237,7 @@ class TileflowServer:
             data = b"".join(chunks)
             if first_byte is None:
                 raise RuntimeError("POST /run answered 200 with an empty body")
-            return RunTiming(answer.getheader("X-Execution-Id") or "", first_byte, total, len(data), data)
+            return RunTiming(answer.getheader("X-Execution-Id") or "", headers, first_byte, total, len(data), data)
         finally:
             connection.close()
 
