@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.exceptions import ChannelFull
+from channels.layers import InMemoryChannelLayer
 
 from runtime import events
 from runtime.tiles import Box, Tile
 
 CODECS = ("none", "zlib-ng")
+LOCAL = "local"  # not a setting: what the in-process layer uses, the tile object itself
 ZLIB_LEVEL = 1  # the fastest level: the point is fewer bytes per Redis hop, not the smallest
 
 log = logging.getLogger("tileflow.bridge")
@@ -50,6 +52,11 @@ def box_from_wire(values: list[int]) -> Box:
     return Box(*values)
 
 
+def is_local(layer) -> bool:
+    """Tell whether `layer` carries messages only inside this process, so tiles need not become bytes."""
+    return isinstance(layer, InMemoryChannelLayer)
+
+
 def wire_codec() -> str:
     """Return the configured tile codec of the wire ("none" when unset or outside Django)."""
     try:
@@ -72,9 +79,11 @@ def _decompress(data: bytes) -> bytes:
     return zlib_ng.decompress(data)
 
 
-def tile_to_wire(tile: Tile, codec: str | None = None) -> list[Any]:
+def tile_to_wire(tile: Tile, codec: str | None = None) -> Tile | list[Any]:
     """Return `tile` as wire values, its pixels encoded with `codec` (default: the configured one)."""
     codec = codec or wire_codec()
+    if codec == LOCAL:
+        return tile  # immutable; the in-memory layer's deepcopy returns it as is: no pixel is copied
     if codec == "none":
         return [box_to_wire(tile.box), tile.mode, tile.data]
     if codec == "zlib-ng":
@@ -82,8 +91,10 @@ def tile_to_wire(tile: Tile, codec: str | None = None) -> list[Any]:
     raise ValueError(f"unknown wire codec {codec!r}; known: {', '.join(CODECS)}")
 
 
-def tile_from_wire(values: list[Any]) -> Tile:
+def tile_from_wire(values: Tile | list[Any]) -> Tile:
     """Return the tile of wire values, raw or encoded."""
+    if isinstance(values, Tile):
+        return values
     box, mode, data, *codec = values
     if codec and codec[0] != "none":
         if codec[0] != "zlib-ng":
@@ -121,6 +132,7 @@ def task_message(
     chain: list[ChainLink],
     boxes: tuple[Box, ...],
     tile: Tile,
+    codec: str | None = None,
 ) -> dict[str, Any]:
     return {
         "type": events.TILE_TASK,
@@ -131,7 +143,7 @@ def task_message(
         "attempt": attempt,
         "chain": [link.to_wire() for link in chain],
         "boxes": [box_to_wire(box) for box in boxes],
-        "tile": tile_to_wire(tile),
+        "tile": tile_to_wire(tile, codec),
     }
 
 

@@ -89,7 +89,7 @@ def assemble(tiles: list[Tile], region: Box, writer: str = "") -> Tile:
         part = tile.box.intersect(region)
         if part.empty:
             continue
-        canvas.paste(tile.crop(part).image(), part.relative_to(region).as_tuple()[:2])
+        canvas.paste(tile.crop(part).view(), part.relative_to(region).as_tuple()[:2])
         coverage.paste(255, part.relative_to(region).as_tuple())
     if coverage.getextrema()[0] != 255:
         raise ChainError(f"tiles written by {writer!r} do not cover {region}, which the next step needs")

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from PIL import Image
 
 from runtime import events
-from runtime.bridge import TRANSIENT_ERRORS, ChainLink, send_waiting, task_message, tile_from_wire
+from runtime.bridge import LOCAL, TRANSIENT_ERRORS, ChainLink, is_local, send_waiting, task_message, tile_from_wire
 from runtime.decode import ImageRejected, decode_bands, probe
 from runtime.encoders import make_encoder
 from runtime.outputs import OutputWriter
@@ -119,6 +119,7 @@ class Conductor:
     ) -> None:
         self.spec = spec
         self.layer = layer
+        self._codec = LOCAL if is_local(layer) else None  # in-process workers take tiles as objects
         self.recorder = recorder
         self.observers = observers
         self.status = "queued"
@@ -314,8 +315,7 @@ class Conductor:
             self._task_done(payload)
         elif kind == "band":
             self._pulling = False
-            y0, band = payload
-            self._source_band(y0, band)
+            self._source_band(payload)
         elif kind == "decoded":
             self._pulling = False
             self._decoded = True
@@ -337,7 +337,7 @@ class Conductor:
             return  # enough decoded and waiting; decoding more would only hold memory
         self._pulling = True
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._decode_thread, next, self._bands, None)
+        future = loop.run_in_executor(self._decode_thread, self._decode_next, source)
 
         def deliver(done: asyncio.Future) -> None:
             if done.cancelled():
@@ -354,10 +354,15 @@ class Conductor:
 
         future.add_done_callback(deliver)
 
-    def _source_band(self, y0: int, band: Image.Image) -> None:
+    def _decode_next(self, store: TileStore) -> list[tuple[int, Tile]] | None:
+        """Decode the next band and cut it into tiles, in the decode thread: the event loop only files them."""
+        item = next(self._bands, None)
+        return None if item is None else store.cut_band(*item)
+
+    def _source_band(self, pieces: list[tuple[int, Tile]]) -> None:
         source = self.plan.source
         store = self._stores[source]
-        added = store.put_band(y0, band)
+        added = [index for index, tile in pieces if store.put(index, tile)]
         state = self.nodes[source]
         if state.started is None:
             state.started = time.time()
@@ -400,6 +405,7 @@ class Conductor:
                 chain=self._chains[task.segment],
                 boxes=task.boxes,
                 tile=store.region(task.region),
+                codec=self._codec,
             )
             self._in_flight[key] = Lease(1, time.monotonic() + limits.lease_seconds, message)
             now = time.time()
@@ -453,7 +459,7 @@ class Conductor:
             part = tile.box.intersect(out_box)
             if not part.empty:
                 canvas.paste(
-                    tile.image().crop(part.relative_to(tile.box).as_tuple()),
+                    tile.view().crop(part.relative_to(tile.box).as_tuple()),
                     (part.x0 - out_box.x0, part.y0 - out_box.y0),
                 )
         return Tile.from_image(out_box, canvas)
@@ -492,7 +498,7 @@ class Conductor:
         try:
             while feed.next_row < store.rows and store.row_complete(feed.next_row):
                 row = feed.next_row
-                band = store.band(row)
+                band = store.band_maker(row)  # joined in the writer's thread, off the event loop
                 store.release(store.row_indexes(row))
                 if state.started is None:
                     state.started = time.time()

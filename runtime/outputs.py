@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -61,8 +61,8 @@ class OutputWriter:
             self._file.flush()
         return len(data)
 
-    def _encode_band(self, band: Image.Image, first: bool) -> int:
-        data = self.encoder.encode_band(band)
+    def _encode_band(self, band: Image.Image | Callable[[], Image.Image], first: bool) -> int:
+        data = self.encoder.encode_band(band if isinstance(band, Image.Image) else band())
         if first:
             data = self.encoder.header() + data
         return self._write(data)
@@ -73,7 +73,8 @@ class OutputWriter:
         self._file.close()
         return written
 
-    async def write_band(self, band: Image.Image) -> None:
+    async def write_band(self, band: Image.Image | Callable[[], Image.Image]) -> None:
+        """Encode and append the next band, given as an image or a call that makes it (run in our thread)."""
         loop = asyncio.get_running_loop()
         first = self.bands == 0
         self.bands += 1

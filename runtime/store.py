@@ -8,6 +8,9 @@ the image size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from PIL import Image
 
 from runtime.registry import ImageInfo
@@ -92,33 +95,46 @@ class TileStore:
         for index in indexes:
             tile = self._tiles[index]
             part = tile.box.intersect(box)
-            piece = tile.image().crop(part.relative_to(tile.box).as_tuple())
+            piece = tile.view().crop(part.relative_to(tile.box).as_tuple())
             canvas.paste(piece, (part.x0 - box.x0, part.y0 - box.y0))
         return Tile.from_image(box, canvas)
 
     def band(self, row: int) -> Image.Image:
         """Return the full-width band of tile row `row` as one image."""
-        indexes = self.row_indexes(row)
-        first = self.tile_box(indexes[0])
-        if self.columns == 1:
-            return self._tiles[indexes[0]].image()
-        band = Image.new(self.info.mode, (self.info.size.width, first.height))
-        for index in indexes:
-            tile = self._tiles[index]
-            band.paste(tile.image(), (tile.box.x0, 0))
-        return band
+        return self.band_maker(row)()
+
+    def band_maker(self, row: int) -> Callable[[], Image.Image]:
+        """Return a call that joins tile row `row` into one image; it holds the tiles, so it may run later, anywhere."""
+        tiles = [self._tiles[index] for index in self.row_indexes(row)]
+        return partial(join_row, tiles, self.info.mode, self.info.size.width)
 
     def put_band(self, y0: int, band: Image.Image) -> list[int]:
         """Cut a full-width band that starts on a tile row into tiles; return the indexes added."""
+        return [index for index, tile in self.cut_band(y0, band) if self.put(index, tile)]
+
+    def cut_band(self, y0: int, band: Image.Image) -> list[tuple[int, Tile]]:
+        """Return the (index, tile) pieces of a full-width band that starts on a tile row; changes nothing."""
         if y0 % self.tile_size:
             raise ValueError(f"band at y={y0} does not start a tile row")
-        added = []
+        pieces = []
         for row in range(y0 // self.tile_size, -(-(y0 + band.height) // self.tile_size)):
             for index in self.row_indexes(row):
                 box = self.tile_box(index)
                 if box.y1 > y0 + band.height:
                     raise ValueError(f"band at y={y0} ends inside tile row {row}")
-                piece = band.crop((box.x0, box.y0 - y0, box.x1, box.y1 - y0))
-                if self.put(index, Tile.from_image(box, piece)):
-                    added.append(index)
-        return added
+                if box.x0 == 0 and box.x1 == band.width and box.height == band.height:
+                    piece = band  # a one-column grid: the band is the tile
+                else:
+                    piece = band.crop((box.x0, box.y0 - y0, box.x1, box.y1 - y0))
+                pieces.append((index, Tile.from_image(box, piece)))
+        return pieces
+
+
+def join_row(tiles: list[Tile], mode: str, width: int) -> Image.Image:
+    """Return the tiles of one row, left to right, pasted into one full-width image."""
+    if len(tiles) == 1:
+        return tiles[0].view()
+    band = Image.new(mode, (width, tiles[0].box.height))
+    for tile in tiles:
+        band.paste(tile.view(), (tile.box.x0, 0))
+    return band

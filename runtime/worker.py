@@ -18,7 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from runtime import events
-from runtime.bridge import TRANSIENT_ERRORS, ChainLink, box_from_wire, send_waiting, tile_from_wire, tile_to_wire
+from runtime.bridge import (
+    LOCAL,
+    TRANSIENT_ERRORS,
+    ChainLink,
+    box_from_wire,
+    is_local,
+    send_waiting,
+    tile_from_wire,
+    tile_to_wire,
+)
 from runtime.chain import run_chain
 from runtime.registry import ImageInfo, Step, StepRegistry, registry
 from runtime.tiles import Size
@@ -75,7 +84,7 @@ class TaskRunner:
             self._instances.popitem(last=False)
         return instance
 
-    def _run_sync(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _run_sync(self, message: dict[str, Any], codec: str | None) -> dict[str, Any]:
         execution = message["execution"]
         links = [ChainLink.from_wire(values) for values in message["chain"]]
         steps = [(link.node, self._step(execution, link)) for link in links]
@@ -94,20 +103,23 @@ class TaskRunner:
             "segment": message["segment"],
             "index": message["index"],
             "attempt": message["attempt"],
-            "tiles": [tile_to_wire(tile) for tile in result.tiles],
+            "tiles": [tile_to_wire(tile, codec) for tile in result.tiles],
             "busy": dict(result.busy),
             "started": started,
             "finished": time.time(),
             "worker": WORKER_NAME,
         }
 
-    async def run(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        """Run one task message; return the reply to send, or None when its run was cancelled."""
+    async def run(self, message: dict[str, Any], *, local: bool = False) -> dict[str, Any] | None:
+        """Run one task message; return the reply to send, or None when its run was cancelled.
+
+        `local`: the reply stays in this process, so its tiles travel as objects, not bytes.
+        """
         if message["execution"] in self._cancelled:
             return None
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, self._run_sync, message)
+            return await loop.run_in_executor(self._pool, self._run_sync, message, LOCAL if local else None)
         except StepFailed as failure:
             return {
                 "type": events.TILE_FAILED,
@@ -127,11 +139,12 @@ class TaskRunner:
 async def serve_lane(layer, channel: str, runner: TaskRunner, *, slots: int | None = None) -> None:
     """Take tasks from `channel` for ever, at most `slots` at a time, and answer each to its conductor."""
     free = asyncio.Semaphore(slots or runner.threads + 1)
+    local = is_local(layer)
     running: set[asyncio.Task] = set()
 
     async def handle(message: dict[str, Any]) -> None:
         try:
-            reply = await runner.run(message)
+            reply = await runner.run(message, local=local)
             if reply is not None:
                 await send_waiting(layer, message["reply"], reply)
         except Exception:

@@ -57,6 +57,6 @@ class Blur(Step):
         if self.halo == 0:
             ctx.write(tile.crop(ctx.out_box))
             return
-        blurred = tile.image().filter(self.filter)
+        blurred = tile.view().filter(self.filter)
         inner = ctx.out_box.relative_to(tile.box).as_tuple()
         ctx.write(Tile.from_image(ctx.out_box, blurred.crop(inner)))

@@ -27,4 +27,4 @@ class Grayscale(Step):
         return ImageInfo(self.input.size, "RGBA" if self.input.mode == "RGBA" else "L")
 
     def process(self, tile: Tile, ctx: StepContext) -> None:
-        ctx.write(Tile.from_image(ctx.out_box, grayscale_image(tile.image())))
+        ctx.write(Tile.from_image(ctx.out_box, grayscale_image(tile.view())))

@@ -148,7 +148,7 @@ class Resize(Step):
         if self.columns is not None:
             ctx.write(Tile.from_image(out, self._nearest(tile, out)))
             return
-        image = tile.image()
+        image = tile.view()  # every pass below makes a new image
         if image.mode != self.work_mode:
             image = image.convert(self.work_mode)
         if self.horizontal_first:

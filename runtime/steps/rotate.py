@@ -48,4 +48,4 @@ class Rotate(Step):
         return flip_y(flip_x(box, size.width), size.height)
 
     def process(self, tile: Tile, ctx: StepContext) -> None:
-        ctx.write(Tile.from_image(ctx.out_box, tile.image().transpose(self.method)))
+        ctx.write(Tile.from_image(ctx.out_box, tile.view().transpose(self.method)))
