@@ -6,6 +6,8 @@ alternating; the ratio is of the medians.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from baselines import pillow_chain
 from measure import Figure, alternate, fmt_seconds, log, median
 from session import BenchSession, standalone, timed
@@ -18,6 +20,7 @@ def measure(session: BenchSession) -> list[Figure]:
     first_bytes: list[float] = []
     totals: list[float] = []
     headers: list[float] = []
+    before_run: list[float] = []
     server_first: list[float] = []
     server_total: list[float] = []
 
@@ -27,6 +30,7 @@ def measure(session: BenchSession) -> list[Figure]:
         totals.append(timing.total)
         headers.append(timing.headers)
         execution = session.server.execution(timing.execution_id)
+        before_run.append(datetime.fromisoformat(execution["started_at"]).timestamp() - timing.sent_at)
         server_first.append(execution["time_to_first_output_ms"] / 1000)
         server_total.append(execution["duration_ms"] / 1000)
 

@@ -31,17 +31,20 @@ def render_table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
+def render_notes(figures: list[Figure]) -> str:
+    """Return each figure's notes as a Markdown list (empty when there are none)."""
+    return "\n".join(f"- ({figure.number}) {note}" for figure in figures for note in figure.notes)
+
+
 def render_results(figures: list[Figure], machine: dict[str, str], elapsed: float, runs: int) -> str:
     """Return the generated section: when, where, the table and each figure's notes."""
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [START, "", f"Last run: {when}, {runs} runs per figure, {elapsed / 60:.1f} min in all.", "", "Machine:", ""]
     lines += [f"- {key}: {value}" for key, value in machine.items()]
     lines += ["", render_table(figures), ""]
-    notes = [(figure.number, note) for figure in figures for note in figure.notes]
+    notes = render_notes(figures)
     if notes:
-        lines += ["Notes from this run:", ""]
-        lines += [f"- ({number}) {note}" for number, note in notes]
-        lines.append("")
+        lines += ["Notes from this run:", "", notes, ""]
     lines.append(END)
     return "\n".join(lines)
 

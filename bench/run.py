@@ -27,7 +27,7 @@ import figure_streaming
 import figure_thumbor
 from measure import Figure, log, machine_description
 from photos import SIZES, ensure_photo
-from report import render_results, render_table, write_docs
+from report import render_notes, render_results, render_table, write_docs
 from session import BenchSession
 
 # (figure numbers a script produces, the script): each script measures its own rounds.
@@ -89,6 +89,7 @@ def main() -> int:
             log(f"--- figure {numbers[0]} took {time.monotonic() - begun:.0f} s")
     elapsed = time.monotonic() - started
     print(render_table(figures))
+    print(render_notes(figures), file=sys.stderr)
     if not (args.quick or args.no_docs):
         write_docs(render_results(figures, machine, elapsed, runs))
         log("wrote docs/benchmarks.md")

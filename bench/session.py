@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -104,10 +105,12 @@ def timed(work: Callable[[], object]) -> float:
 
 def standalone(measure: Callable[[BenchSession], list[Figure]]) -> None:
     """Run one figure script on its own: `python bench/figure_x.py [--runs N]`."""
-    from report import render_table
+    from report import render_notes, render_table
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with BenchSession(args.runs) as session:
-        print(render_table(measure(session)))
+        figures = measure(session)
+    print(render_table(figures))
+    print(render_notes(figures), file=sys.stderr)

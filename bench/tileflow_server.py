@@ -47,6 +47,7 @@ class RunTiming:
     """What a client saw of one `POST /api/flows/{id}/run`."""
 
     execution_id: str
+    sent_at: float  # time.time() when the request started, to set against the execution's timestamps
     headers: float  # seconds to the response's status line and headers (upload, probe and run start)
     first_byte: float  # seconds from the request's first byte sent to the response's first body byte
     total: float  # seconds to the last body byte
@@ -219,6 +220,7 @@ class TileflowServer:
         body, content_type = multipart_image(photo)
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
         try:
+            sent_at = time.time()
             started = time.perf_counter()
             connection.request(
                 "POST", f"/api/flows/{flow_id}/run", body=body, headers=self.headers({"Content-Type": content_type})
@@ -237,7 +239,9 @@ class TileflowServer:
             data = b"".join(chunks)
             if first_byte is None:
                 raise RuntimeError("POST /run answered 200 with an empty body")
-            return RunTiming(answer.getheader("X-Execution-Id") or "", headers, first_byte, total, len(data), data)
+            return RunTiming(
+                answer.getheader("X-Execution-Id") or "", sent_at, headers, first_byte, total, len(data), data
+            )
         finally:
             connection.close()
 
