@@ -1,9 +1,9 @@
 """Read a source image's header, then decode it band by band in its working mode, EXIF orientation applied.
 
 Streaming. A baseline (sequential) JPEG with orientation 1 is decoded by feeding Pillow's JPEG decoder the
-file in 64 KiB pieces. The decoder writes into an "RGBX" target whose padding byte libjpeg-turbo sets to 255
-as each row is written (JCS_EXT_RGBX); the target starts all zero, so a row whose last pixel has X == 255 is
-done. A band is yielded as soon as its last row is done. Measured on a 6000x4000 q90 baseline JPEG, 2
+file in 64 KiB pieces. The decoder writes into a target (RGB for colour, RGBX for gray) whose padding byte
+libjpeg-turbo sets to 255 as each row is written (JCS_EXT_RGBX); the target starts all zero, so a row whose
+last pixel has X == 255 is done. A band is yielded as soon as its last row is done. Measured on a 6000x4000 q90 baseline JPEG, 2
 shared cores: first 256-row band after 19-27 ms, all 16 bands after ~230 ms (Pillow's `load()`: ~150 ms; the
 difference is cropping and converting each band). A progressive JPEG of the same image: ~450 ms before the
 first band. The decoder releases the GIL in `decode()`, so this runs well in a worker thread.
@@ -188,8 +188,11 @@ def _stream_jpeg(file: BinaryIO, header: SourceHeader, band_height: int) -> Iter
         (tile,) = opened.tile
         jpegmode = tile.args[1]
     # Pillow allocates uncoloured images with calloc (zero pages the decoder touches first): X starts at 0.
-    target = Image.new("RGBX", (width, height), None)
-    decoder = Image._getdecoder("RGBX", "jpeg", ("RGBX", jpegmode))
+    # An RGB image stores 4 bytes a pixel too, and Pillow's RGBX unpacker copies X into the padding byte,
+    # so for RGB the target is "RGB" itself: its bands need no conversion (a pass over every pixel).
+    target_mode = "RGB" if header.mode == "RGB" else "RGBX"
+    target = Image.new(target_mode, (width, height), None)
+    decoder = Image._getdecoder(target_mode, "jpeg", ("RGBX", jpegmode))
     decoder.setimage(target.im, (0, 0, width, height))
     file.seek(tile.offset)
     pending = b""
@@ -211,13 +214,18 @@ def _stream_jpeg(file: BinaryIO, header: SourceHeader, band_height: int) -> Iter
                     pending = pending[consumed:]
             while next_y < height:
                 band_end = min(next_y + band_height, height)
-                if not finished and target.getpixel((width - 1, band_end - 1))[3] != _ROW_DONE:
+                if not finished and not _row_done(target, width - 1, band_end - 1):
                     break
                 yield next_y, normalize(target.crop((0, next_y, width, band_end)), header.mode)
                 next_y = band_end
     finally:
         if not finished:
             decoder.cleanup()
+
+
+def _row_done(target: Image.Image, x: int, y: int) -> bool:
+    """Tell whether the decoder has written pixel (x, y): its padding byte (X) is 255, not calloc's 0."""
+    return target.crop((x, y, x + 1, y + 1)).tobytes("raw", "RGBX")[3] == _ROW_DONE
 
 
 def _bands_of_whole(file: BinaryIO, header: SourceHeader, band_height: int) -> Iterator[tuple[int, Image.Image]]:

@@ -48,6 +48,7 @@ class OutputWriter:
         self.content_type: str = encoder.content_type
         self.size = 0
         self.bands = 0
+        self._header_queued = False
         self.complete = False
         self.failed = False
         self.pulse = Pulse()
@@ -61,11 +62,8 @@ class OutputWriter:
             self._file.flush()
         return len(data)
 
-    def _encode_band(self, band: Image.Image | Callable[[], Image.Image], first: bool) -> int:
-        data = self.encoder.encode_band(band if isinstance(band, Image.Image) else band())
-        if first:
-            data = self.encoder.header() + data
-        return self._write(data)
+    def _encode_band(self, band: Image.Image | Callable[[], Image.Image]) -> int:
+        return self._write(self.encoder.encode_band(band if isinstance(band, Image.Image) else band()))
 
     def _finish(self) -> int:
         written = self._write(self.encoder.finish())
@@ -76,15 +74,31 @@ class OutputWriter:
     async def write_band(self, band: Image.Image | Callable[[], Image.Image]) -> None:
         """Encode and append the next band, given as an image or a call that makes it (run in our thread)."""
         loop = asyncio.get_running_loop()
-        first = self.bands == 0
+        header = self._queue_header()
         self.bands += 1
-        self.size += await loop.run_in_executor(self._thread, self._encode_band, band, first)
+        band_written = loop.run_in_executor(self._thread, self._encode_band, band)
+        if header is not None:
+            self.size += await header
+        self.size += await band_written
         self.pulse.notify()
+
+    async def write_header(self) -> None:
+        """Write the file's header (it depends only on size, mode and settings), once, before any band."""
+        header = self._queue_header()
+        if header is not None:
+            self.size += await header
+            self.pulse.notify()
+
+    def _queue_header(self) -> asyncio.Future | None:
+        """Queue the header on our thread unless it was queued already (the one thread keeps the order)."""
+        if self._header_queued:
+            return None
+        self._header_queued = True
+        return asyncio.get_running_loop().run_in_executor(self._thread, lambda: self._write(self.encoder.header()))
 
     async def finish(self) -> None:
         loop = asyncio.get_running_loop()
-        if self.bands == 0:  # an encoder that buffers everything still owes its header
-            self.size += await loop.run_in_executor(self._thread, self._write, self.encoder.header())
+        await self.write_header()
         self.size += await loop.run_in_executor(self._thread, self._finish)
         self.complete = True
         self._thread.shutdown(wait=False)

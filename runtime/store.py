@@ -91,7 +91,7 @@ class TileStore:
         indexes = self.indexes(box)
         if len(indexes) == 1:
             return self._tiles[indexes[0]].crop(box)
-        canvas = Image.new(self.info.mode, (box.width, box.height))
+        canvas = Image.new(self.info.mode, (box.width, box.height), None)  # the tiles cover it: no fill
         for index in indexes:
             tile = self._tiles[index]
             part = tile.box.intersect(box)
@@ -134,7 +134,7 @@ def join_row(tiles: list[Tile], mode: str, width: int) -> Image.Image:
     """Return the tiles of one row, left to right, pasted into one full-width image."""
     if len(tiles) == 1:
         return tiles[0].view()
-    band = Image.new(mode, (width, tiles[0].box.height))
+    band = Image.new(mode, (width, tiles[0].box.height), None)  # the tiles cover it: no fill
     for tile in tiles:
         band.paste(tile.view(), (tile.box.x0, 0))
     return band
