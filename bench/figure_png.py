@@ -13,10 +13,12 @@ def measure(session: BenchSession) -> list[Figure]:
     pillow: list[float] = []
     first_bytes: list[float] = []
     totals: list[float] = []
+    first_data: list[float] = []
 
     def tileflow() -> None:
         timing = session.run("chain-png", photo, (3000, 2000))
         first_bytes.append(timing.first_byte)
+        first_data.append(timing.first_data)
         totals.append(timing.total)
 
     log("figure 9: warm-up")
@@ -35,6 +37,14 @@ def measure(session: BenchSession) -> list[Figure]:
             median(first_bytes) / base,
             "",
             f"Tileflow first byte {fmt_seconds(median(first_bytes))}; Pillow {fmt_seconds(base)}",
+            session.runs,
+        ),
+        Figure(
+            "9d",
+            "PNG: first byte of image data (first IDAT's data) of /run ÷ sequential Pillow PNG total",
+            median(first_data) / base,
+            "",
+            f"Tileflow first image data {fmt_seconds(median(first_data))}; Pillow {fmt_seconds(base)}",
             session.runs,
         ),
         Figure(

@@ -47,10 +47,12 @@ def measure(session: BenchSession) -> list[Figure]:
     thumbor_times: list[float] = []
     first_bytes: list[float] = []
     totals: list[float] = []
+    first_data: list[float] = []
 
     def tileflow() -> None:
         timing = session.run("thumbor-like", photo, (3000, 2000))
         first_bytes.append(timing.first_byte)
+        first_data.append(timing.first_data)
         totals.append(timing.total)
 
     with thumbor:
@@ -71,6 +73,14 @@ def measure(session: BenchSession) -> list[Figure]:
             median(first_bytes) / base,
             "<= 0.2",
             f"Tileflow first byte {fmt_seconds(median(first_bytes))}; Thumbor {fmt_seconds(base)}",
+            session.runs,
+        ),
+        Figure(
+            "4d",
+            "first byte of image data of /run (past the JPEG header) ÷ Thumbor total",
+            median(first_data) / base,
+            "",
+            f"Tileflow first image data {fmt_seconds(median(first_data))}; Thumbor {fmt_seconds(base)}",
             session.runs,
         ),
         Figure(

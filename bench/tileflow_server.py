@@ -53,6 +53,32 @@ class RunTiming:
     total: float  # seconds to the last body byte
     size: int
     body: bytes = field(repr=False)
+    arrivals: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (seconds, bytes so far)
+
+    @property
+    def first_data(self) -> float:
+        """Return the seconds to the first byte of image data (past the JPEG/PNG headers sent up front)."""
+        header = image_header_length(self.body)
+        return next(seconds for seconds, received in self.arrivals if received > header)
+
+
+def image_header_length(data: bytes) -> int:
+    """Return how many leading bytes of a JPEG or PNG file carry no pixel data (markers, tables, IHDR...)."""
+    if data.startswith(b"\xff\xd8"):
+        position = 2
+        while position + 4 <= len(data):
+            marker, length = data[position + 1], struct.unpack(">H", data[position + 2 : position + 4])[0]
+            if marker == 0xDA:  # start of scan: the entropy-coded data follows its header
+                return position + 2 + length
+            position += 2 + length
+    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        position = 8
+        while position + 8 <= len(data):
+            length, kind = struct.unpack(">I4s", data[position : position + 8])
+            if kind == b"IDAT":
+                return position + 8
+            position += 12 + length
+    raise ValueError("not a complete JPEG or PNG header")
 
 
 class TileflowServer:
@@ -230,17 +256,19 @@ class TileflowServer:
             if answer.status != 200:
                 raise RuntimeError(f"POST /run answered {answer.status}: {answer.read()[:500]!r}")
             chunks: list[bytes] = []
-            first_byte = None
+            arrivals: list[tuple[float, int]] = []
+            received = 0
             while chunk := answer.read1(1 << 16):
-                if first_byte is None:
-                    first_byte = time.perf_counter() - started
+                received += len(chunk)
+                arrivals.append((time.perf_counter() - started, received))
                 chunks.append(chunk)
+            first_byte = arrivals[0][0] if arrivals else None
             total = time.perf_counter() - started
             data = b"".join(chunks)
             if first_byte is None:
                 raise RuntimeError("POST /run answered 200 with an empty body")
             return RunTiming(
-                answer.getheader("X-Execution-Id") or "", sent_at, headers, first_byte, total, len(data), data
+                answer.getheader("X-Execution-Id") or "", sent_at, headers, first_byte, total, len(data), data, arrivals
             )
         finally:
             connection.close()
