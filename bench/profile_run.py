@@ -39,6 +39,9 @@ from runtime import api  # noqa: E402
 from runtime.conductor import RunSpec  # noqa: E402
 
 
+TIMELINE = False
+
+
 def chain_graph(name: str, output_format: str, fast_decode: bool) -> dict:
     """Return the graph of a named bench chain: source → steps → output."""
     watermark = {
@@ -80,6 +83,9 @@ async def run_once(layer, graph: dict, source: Path, out_dir: Path) -> tuple[flo
     if conductor.first_output_at is not None and conductor.started_at is not None:
         first_band = (conductor.first_output_at - conductor.started_at).total_seconds()
     status = conductor.status if not conductor.error else f"{conductor.status}: {conductor.error}"
+    if TIMELINE:
+        for node, state in conductor.snapshot()["nodes"].items():
+            print(f"    {node:>5}: {state['started_ms']}..{state['finished_ms']} ms, busy {state['busy_ms']} ms")
     return first_byte or total, first_band, total, status
 
 
@@ -124,7 +130,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrent", type=int, default=1, help="then run this many at once")
     parser.add_argument("--no-pillow", dest="pillow", action="store_false")
-    asyncio.run(profile(parser.parse_args()))
+    parser.add_argument("--timeline", action="store_true", help="print each node's start, end and busy time")
+    args = parser.parse_args()
+    global TIMELINE
+    TIMELINE = args.timeline
+    asyncio.run(profile(args))
 
 
 if __name__ == "__main__":

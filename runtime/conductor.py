@@ -28,7 +28,7 @@ from PIL import Image
 
 from runtime import events
 from runtime.bridge import LOCAL, TRANSIENT_ERRORS, ChainLink, is_local, send_waiting, task_message, tile_from_wire
-from runtime.decode import ImageRejected, decode_bands, probe
+from runtime.decode import ImageRejected, decode_rows, probe
 from runtime.encoders import make_encoder
 from runtime.outputs import OutputWriter
 from runtime.plan import Plan, Task, compile_plan
@@ -44,6 +44,14 @@ TIMELINE_LIMIT = 5000  # entries kept per node; counts and busy times stay exact
 
 class RunFailed(Exception):
     """The run cannot succeed; the message is what the user reads."""
+
+
+class RunCancelled(Exception):
+    """Someone asked the run to stop.
+
+    An event, not only Task.cancel(): Python 3.11's wait_for can swallow a cancellation that
+    arrives as the awaited result does, and the conductor waits on a busy inbox all the time.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +157,7 @@ class Conductor:
         self._chains: dict[int, list[ChainLink]] = {}
         self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="tileflow-decode")
         self._bands: Iterator | None = None
-        self._pulling = False
+        self._pulls = 0  # bands asked of the decode thread and not delivered yet
         self._decoded = False
         self._t0 = time.time()
         self._channel = ""
@@ -172,7 +180,7 @@ class Conductor:
             await self._prepare()
             await self._drive()
             self.status = "succeeded"
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, RunCancelled):
             self.status = "cancelled"
         except RunFailed as failure:
             self.status, self.error = "failed", str(failure)
@@ -208,6 +216,10 @@ class Conductor:
                 observer.progress(name, state.done, state.total)
             await observer.status(self.status, self.error)
         self.finished.set()
+
+    def cancel(self) -> None:
+        """Ask the run to stop: it ends as "cancelled" at its next step, within milliseconds."""
+        self._inbox.put_nowait(("cancel", None))
 
     def _close_bands(self) -> None:
         close = getattr(self._bands, "close", None)
@@ -253,7 +265,7 @@ class Conductor:
         for writer in self.outputs.values():
             self._spawn(writer.write_header())
         self._bands = await loop.run_in_executor(
-            self._decode_thread, lambda: iter(decode_bands(self.spec.input_path, header, limits.tile_size))
+            self._decode_thread, lambda: iter(decode_rows(self.spec.input_path, header, limits.tile_size))
         )
         self.prepared.set()
 
@@ -306,7 +318,7 @@ class Conductor:
                 await asyncio.sleep(0.5)
                 continue
             if message.get("type") == events.RUN_CANCEL:
-                main.cancel()
+                self.cancel()
                 return
             if message.get("execution") == self.spec.execution:
                 self._inbox.put_nowait(("result", message))
@@ -318,12 +330,14 @@ class Conductor:
                 raise RunFailed(f"node '{payload['node']}' failed: {payload['error']}")
             self._task_done(payload)
         elif kind == "band":
-            self._pulling = False
+            self._pulls -= 1
             self._source_band(payload)
         elif kind == "decoded":
-            self._pulling = False
+            self._pulls -= 1
             self._decoded = True
             self._check_source_complete()
+        elif kind == "cancel":
+            raise RunCancelled()
         elif kind == "failed":
             raise payload
         elif kind == "output":
@@ -331,15 +345,23 @@ class Conductor:
 
     def _pull_band(self) -> None:
         """Decode ahead only while too few tasks are ready: a slow pipeline slows the decoder."""
-        if self._pulling or self._decoded or self._bands is None:
-            return
+        # Two asked at once: the decode thread goes on to the next band without waiting for this loop.
+        while self._pulls < 2 and self._may_pull():
+            self._pull_one()
+
+    def _may_pull(self) -> bool:
+        if self._decoded or self._bands is None:
+            return False
         if len(self._ready) >= self.spec.limits.max_in_flight:
-            return
+            return False
         source = self._stores[self.plan.source]
         busy = self._in_flight or any(feed.task is not None and not feed.task.done() for feed in self._feeds)
-        if busy and len(source) > (self.spec.limits.max_in_flight + 2) * source.columns:
-            return  # enough decoded and waiting; decoding more would only hold memory
-        self._pulling = True
+        # Enough decoded and waiting: decoding more would only hold memory.
+        return not (busy and len(source) > (self.spec.limits.max_in_flight + 2) * source.columns)
+
+    def _pull_one(self) -> None:
+        source = self._stores[self.plan.source]
+        self._pulls += 1
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._decode_thread, self._decode_next, source)
 
@@ -359,9 +381,9 @@ class Conductor:
         future.add_done_callback(deliver)
 
     def _decode_next(self, store: TileStore) -> list[tuple[int, Tile]] | None:
-        """Decode the next band and cut it into tiles, in the decode thread: the event loop only files them."""
+        """Decode the next band into tiles (parts of the decoded image, cut by their readers), in the decode thread."""
         item = next(self._bands, None)
-        return None if item is None else store.cut_band(*item)
+        return None if item is None else store.cut_rows(*item)
 
     def _source_band(self, pieces: list[tuple[int, Tile]]) -> None:
         source = self.plan.source

@@ -3,10 +3,12 @@
 Streaming. A baseline (sequential) JPEG with orientation 1 is decoded by feeding Pillow's JPEG decoder the
 file in 64 KiB pieces. The decoder writes into a target (RGB for colour, RGBX for gray) whose padding byte
 libjpeg-turbo sets to 255 as each row is written (JCS_EXT_RGBX); the target starts all zero, so a row whose
-last pixel has X == 255 is done. A band is yielded as soon as its last row is done. Measured on a 6000x4000 q90 baseline JPEG, 2
-shared cores: first 256-row band after 19-27 ms, all 16 bands after ~230 ms (Pillow's `load()`: ~150 ms; the
-difference is cropping and converting each band). A progressive JPEG of the same image: ~450 ms before the
-first band. The decoder releases the GIL in `decode()`, so this runs well in a worker thread.
+last pixel has X == 255 is done. A band is yielded as soon as its last row is done. Measured on a 6000x4000
+q90 baseline JPEG, 2 shared cores: first 256-row band after 19-27 ms, all 16 bands after ~230 ms (Pillow's
+`load()`: ~150 ms; the difference was cropping and converting each band, which `decode_rows` no longer does
+for colour: it hands out the target itself, and readers cut what they need). A progressive JPEG of the
+same image: ~450 ms before the first band. The decoder releases the GIL in `decode()`, so this runs well
+in a worker thread.
 Grayscale JPEGs are decoded the same way (libjpeg expands gray to RGBX, and Pillow's RGB→L weights sum
 to exactly 1, so converting back is lossless).
 
@@ -83,13 +85,30 @@ def decode_bands(
     path: str | os.PathLike[str], header: SourceHeader, band_height: int
 ) -> Iterator[tuple[int, Image.Image]]:
     """Yield (y0, band) top to bottom: full-width bands of `band_height` rows, oriented, in `header.mode`."""
+    for y0, y1, image, top in decode_rows(path, header, band_height):
+        if top == y0 and image.height == y1 - y0:
+            yield y0, image
+        else:
+            yield y0, image.crop((0, y0 - top, image.width, y1 - top))
+
+
+def decode_rows(
+    path: str | os.PathLike[str], header: SourceHeader, band_height: int
+) -> Iterator[tuple[int, int, Image.Image, int]]:
+    """Yield (y0, y1, image, top) top to bottom, for bands of `band_height` rows, oriented, in `header.mode`.
+
+    Rows [y0, y1) of the source are rows [y0 - top, y1 - top) of `image`, full width, and never change
+    again: a streamed JPEG yields its full-size target (top 0) each time, with more rows final, so a
+    reader cuts what it needs straight out of it; otherwise `image` is the band itself (top = y0).
+    """
     if band_height < 1:
         raise ValueError("band_height must be at least 1")
     with open(path, "rb") as file:
         if header.streamable:
             yield from _stream_jpeg(file, header, band_height)
         else:
-            yield from _bands_of_whole(file, header, band_height)
+            for y0, band in _bands_of_whole(file, header, band_height):
+                yield y0, y0 + band.height, band, y0
 
 
 def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
@@ -182,7 +201,7 @@ def _can_stream(image: Image.Image, orientation: int) -> bool:
     return rawmode in ("RGB", "L") and bool(features.check_feature("libjpeg_turbo"))
 
 
-def _stream_jpeg(file: BinaryIO, header: SourceHeader, band_height: int) -> Iterator[tuple[int, Image.Image]]:
+def _stream_jpeg(file: BinaryIO, header: SourceHeader, band_height: int) -> Iterator[tuple[int, int, Image.Image, int]]:
     width, height = header.size.width, header.size.height
     with Image.open(file, formats=ACCEPTED_FORMATS) as opened:
         (tile,) = opened.tile
@@ -216,7 +235,10 @@ def _stream_jpeg(file: BinaryIO, header: SourceHeader, band_height: int) -> Iter
                 band_end = min(next_y + band_height, height)
                 if not finished and not _row_done(target, width - 1, band_end - 1):
                     break
-                yield next_y, normalize(target.crop((0, next_y, width, band_end)), header.mode)
+                if target_mode == header.mode:
+                    yield next_y, band_end, target, 0
+                else:
+                    yield next_y, band_end, normalize(target.crop((0, next_y, width, band_end)), header.mode), next_y
                 next_y = band_end
     finally:
         if not finished:

@@ -91,6 +91,10 @@ class TileStore:
         indexes = self.indexes(box)
         if len(indexes) == 1:
             return self._tiles[indexes[0]].crop(box)
+        parents = [self._tiles[index].parent() for index in indexes]
+        first = parents[0]
+        if first is not None and all(other is not None and other[0] is first[0] for other in parents):
+            return Tile.of_parent(box, *first)  # cut by its reader, in one piece
         canvas = Image.new(self.info.mode, (box.width, box.height), None)  # the tiles cover it: no fill
         for index in indexes:
             tile = self._tiles[index]
@@ -111,6 +115,22 @@ class TileStore:
     def put_band(self, y0: int, band: Image.Image) -> list[int]:
         """Cut a full-width band that starts on a tile row into tiles; return the indexes added."""
         return [index for index, tile in self.cut_band(y0, band) if self.put(index, tile)]
+
+    def cut_rows(self, y0: int, y1: int, image: Image.Image, top: int) -> list[tuple[int, Tile]]:
+        """Return the (index, tile) pieces of rows [y0, y1), rows [y0 - top, y1 - top) of `image`.
+
+        The tiles are parts of `image`, cut only when read; changes nothing here.
+        """
+        if y0 % self.tile_size:
+            raise ValueError(f"rows from y={y0} do not start a tile row")
+        pieces = []
+        for row in range(y0 // self.tile_size, -(-y1 // self.tile_size)):
+            for index in self.row_indexes(row):
+                box = self.tile_box(index)
+                if box.y1 > y1:
+                    raise ValueError(f"rows up to y={y1} end inside tile row {row}")
+                pieces.append((index, Tile.of_parent(box, image, (0, top))))
+        return pieces
 
     def cut_band(self, y0: int, band: Image.Image) -> list[tuple[int, Tile]]:
         """Return the (index, tile) pieces of a full-width band that starts on a tile row; changes nothing."""

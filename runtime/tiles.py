@@ -75,10 +75,13 @@ class Tile:
     A tile holds a Pillow image that nobody changes after the tile is made, so tiles pass between
     threads and through the in-memory channel layer (whose deepcopy returns the tile itself) with no
     copy at all. Raw bytes (`data`) are made only for the wire to another process; a tile built from
-    bytes makes its image once, when first asked.
+    bytes makes its image once, when first asked. A tile *of a parent* (`Tile.of_parent`) stands for a
+    box of a larger image whose pixels there are final (the decoder's full-size target): it is cut out
+    only when first read, by whoever reads it (a step's thread), and cutting a tile of it again makes
+    another such tile, so a task's region costs one copy, off the event loop.
     """
 
-    __slots__ = ("_data", "_image", "box", "mode")
+    __slots__ = ("_data", "_image", "_parent", "box", "mode")
 
     def __init__(self, box: Box, mode: str, data: bytes | None = None, *, image: Image.Image | None = None) -> None:
         if (data is None) == (image is None):
@@ -87,6 +90,21 @@ class Tile:
         self.mode = mode
         self._data = data
         self._image = image
+        self._parent: tuple[Image.Image, int, int] | None = None
+
+    @classmethod
+    def of_parent(cls, box: Box, parent: Image.Image, origin: tuple[int, int] = (0, 0)) -> Tile:
+        """Return the tile of `box` of `parent`, whose top-left pixel is at `origin` in image coordinates.
+
+        The pixels of `box` in `parent` must never change again; they are copied when first read.
+        """
+        x0, y0 = box.x0 - origin[0], box.y0 - origin[1]
+        if x0 < 0 or y0 < 0 or x0 + box.width > parent.width or y0 + box.height > parent.height:
+            raise ValueError(f"{box} is not inside a parent of size {parent.size} at {origin}")
+        tile = cls.__new__(cls)
+        tile.box, tile.mode, tile._data, tile._image = box, parent.mode, None, None
+        tile._parent = (parent, *origin)
+        return tile
 
     @classmethod
     def from_image(cls, box: Box, image: Image.Image) -> Tile:
@@ -99,15 +117,25 @@ class Tile:
     def data(self) -> bytes:
         """Return the pixels as raw bytes, row-major (for the wire)."""
         if self._data is None:
-            return self._image.tobytes()
+            return self.view().tobytes()
         return self._data
 
     def view(self) -> Image.Image:
         """Return the tile's own image, shared: read it (crop, resize, convert, paste it elsewhere), never change it."""
-        if self._image is None:
-            # Two threads may both build it from the bytes; either result is the same, one is kept.
-            self._image = Image.frombytes(self.mode, (self.box.width, self.box.height), self._data)
-        return self._image
+        image = self._image
+        if image is None:
+            # Two threads may both build it; either result is the same, one is kept. `_image` is set
+            # before `_parent` is dropped, so a thread that finds neither parent nor bytes finds the image.
+            parent = self._parent
+            if parent is not None:
+                image = parent[0].crop(self.box.translate(-parent[1], -parent[2]).as_tuple())
+            elif self._data is not None:
+                image = Image.frombytes(self.mode, (self.box.width, self.box.height), self._data)
+            else:
+                return self._image
+            self._image = image
+            self._parent = None  # the parent may be large: let it go as soon as this tile stands alone
+        return image
 
     def image(self) -> Image.Image:
         """Return the pixels as a Pillow image (a copy: steps may change it freely)."""
@@ -119,7 +147,15 @@ class Tile:
             return self
         if not self.box.contains(box):
             raise ValueError(f"{box} is not inside tile {self.box}")
+        parent = self._parent
+        if parent is not None:
+            return Tile.of_parent(box, parent[0], parent[1:])
         return Tile.from_image(box, self.view().crop(box.relative_to(self.box).as_tuple()))
+
+    def parent(self) -> tuple[Image.Image, tuple[int, int]] | None:
+        """Return (parent image, its origin) while this tile is an uncut part of a parent, else None."""
+        parent = self._parent
+        return None if parent is None else (parent[0], parent[1:])
 
     def with_image(self, image: Image.Image, box: Box | None = None) -> Tile:
         """Return a tile of `image` at `box` (this tile's box when left out)."""
