@@ -14,7 +14,7 @@ END = "<!-- bench:results:end -->"
 
 def render_table(figures: list[Figure]) -> str:
     """Return the figures as a Markdown table."""
-    lines = ["| # | figure | ratio | goal | verdict | runs | medians |", "|---|---|---|---|---|---|---|"]
+    lines = ["| # | figure | ratio | goal | verdict | runs | numbers (medians unless stated) |", "|---|---|---|---|---|---|---|"]
     for figure in figures:
         if figure.ratio is None:
             ratio = "—"

@@ -23,6 +23,7 @@ import figure_memory
 import figure_png
 import figure_progress
 import figure_redis
+import figure_scale_out
 import figure_streaming
 import figure_thumbor
 from measure import Figure, log, machine_description
@@ -41,6 +42,7 @@ FIGURES = [
     (("8",), figure_concurrency),
     (("9", "9a", "9b"), figure_png),
     (("R", "redis"), figure_redis),
+    (("S", "S1", "S2"), figure_scale_out),
 ]
 
 
