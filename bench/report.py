@@ -14,7 +14,10 @@ END = "<!-- bench:results:end -->"
 
 def render_table(figures: list[Figure]) -> str:
     """Return the figures as a Markdown table."""
-    lines = ["| # | figure | ratio | goal | verdict | runs | numbers (medians unless stated) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| # | figure | ratio | goal | verdict | runs | numbers (medians unless stated) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for figure in figures:
         if figure.ratio is None:
             ratio = "—"
