@@ -208,41 +208,47 @@ def _node_entry(entry: dict[str, Any]) -> dict[str, Any]:
 def execution_payload(execution: Execution, outputs: list[ExecutionOutput] | None = None) -> dict[str, Any]:
     """Return the API's execution object (CONTRACT §3), live counts merged in when it runs here."""
     live = runtime.local_run(str(execution.id))
-    snapshot = live.snapshot() if live is not None else None
+    snapshot = live.snapshot() if live is not None else {}
     if snapshot and snapshot["status"] in Execution.FINISHED and not live.finished.is_set():
-        # Ended but not yet recorded: say so only once a client told "succeeded" can download the output.
+        # The end is not saved yet (nor its outputs): show it when a download would work.
         snapshot = {**snapshot, "status": Execution.Status.RUNNING.value, "error": None, "finished_at": None}
-    nodes = (snapshot or {}).get("nodes") or execution.nodes or {}
+
+    def moment(key: str) -> str | None:
+        if snapshot:
+            return snapshot.get(key)
+        value = getattr(execution, key)
+        return value.isoformat() if value else None
+
+    nodes = snapshot.get("nodes") or execution.nodes or {}
     for node in execution.graph.get("nodes", []):
         nodes.setdefault(node["id"], {"status": "pending", "done": 0, "total": 0})
+    started, first_output, finished = (
+        parse_datetime(moment(key)) if moment(key) else None for key in ("started_at", "first_output_at", "finished_at")
+    )
     base = f"/api/executions/{execution.id}"
     if outputs is None:
         outputs = list(execution.outputs.all())
-    status = snapshot["status"] if snapshot else execution.status
-    started = execution.started_at
-    finished = execution.finished_at
     return {
         "id": str(execution.id),
         "flow": str(execution.flow_id) if execution.flow_id else None,
         "flow_name": execution.flow_name,
         "flow_version": execution.flow_version,
         "owner": execution.owner.get_username(),
-        "status": status,
+        "status": snapshot.get("status") or execution.status,
         "created_at": execution.created_at.isoformat(),
-        "started_at": (snapshot or {}).get("started_at") or (started.isoformat() if started else None),
-        "first_output_at": (snapshot or {}).get("first_output_at")
-        or (execution.first_output_at.isoformat() if execution.first_output_at else None),
-        "finished_at": finished.isoformat() if finished else None,
+        "started_at": moment("started_at"),
+        "first_output_at": moment("first_output_at"),
+        "finished_at": moment("finished_at"),
         "duration_ms": int((finished - started).total_seconds() * 1000) if started and finished else None,
-        "time_to_first_output_ms": int((execution.first_output_at - started).total_seconds() * 1000)
-        if started and execution.first_output_at
+        "time_to_first_output_ms": int((first_output - started).total_seconds() * 1000)
+        if started and first_output
         else None,
-        "error": (snapshot or {}).get("error") or execution.error,
-        "retries": (snapshot or {}).get("retries", execution.retries),
-        "duplicates": (snapshot or {}).get("duplicates", execution.duplicates),
-        "workers": (snapshot or {}).get("workers", execution.workers or {}),
+        "error": snapshot.get("error") if snapshot else execution.error,
+        "retries": snapshot.get("retries", execution.retries),
+        "duplicates": snapshot.get("duplicates", execution.duplicates),
+        "workers": snapshot.get("workers") or execution.workers or {},
         "nodes": {node: _node_entry(entry) for node, entry in nodes.items()},
-        "timeline": (snapshot or {}).get("timeline") or execution.timeline or {},
+        "timeline": snapshot.get("timeline") or execution.timeline or {},
         "graph": execution.graph,
         "input": {
             "name": execution.input_name,

@@ -139,7 +139,10 @@ async def cancel(execution_id: str, *, layer=None) -> bool:
     if embedded is not None:
         embedded[0].cancel(execution_id)
     if run is not None:
-        run.task.cancel()
+        if run.conductor.status == "queued":
+            run.task.cancel()  # still waiting for a slot: nothing of it runs yet
+        else:
+            run.conductor.cancel()
         await run.conductor.finished.wait()
         return True
     await (layer or get_channel_layer()).group_send(events.run_control_group(execution_id), {"type": events.RUN_CANCEL})

@@ -1,6 +1,11 @@
 """Fixtures shared by every test: isolated media and step modules."""
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# This machine is small and shared: time limits per example would fail tests at random, not bugs.
+hypothesis_settings.register_profile("tileflow", deadline=None)
+hypothesis_settings.load_profile("tileflow")
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from schemathesis.specs.openapi.checks import ignored_auth, positive_data_accept
 schema = schemathesis.openapi.from_wsgi("/api/schema", get_wsgi_application()).include(tag_regex="^(flows|steps)$")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # a file database: requests may close connections
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_flow_calls_conform_to_their_schema(case, token):

@@ -165,7 +165,7 @@ async def test_cancel_stops_a_run_within_a_second(http, flow, settings):
     asked = time.monotonic()
     cancelled = await http.post(f"/api/executions/{execution_id}/cancel")
     assert cancelled.status_code == 202
-    assert cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["status"] == "cancelled", cancelled.json()["error"]
     assert time.monotonic() - asked < 1.0
     body = await wait_finished(http, execution_id, timeout=1)
     assert body["status"] == "cancelled" and body["outputs"] == []
