@@ -162,6 +162,7 @@ class Conductor:
         self._t0 = time.time()
         self._channel = ""
         self._background: set[asyncio.Task] = set()
+        self._cancel_requested = False
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -174,7 +175,7 @@ class Conductor:
         try:
             self._channel = await self.layer.new_channel("tileflow.conductor.")
             await self.layer.group_add(events.run_control_group(self.spec.execution), self._channel)
-            receiver = asyncio.create_task(self._receive(asyncio.current_task()))
+            receiver = asyncio.create_task(self._receive())
             await self._save(final=False)
             heartbeat = asyncio.create_task(self._heartbeat())
             await self._prepare()
@@ -219,6 +220,7 @@ class Conductor:
 
     def cancel(self) -> None:
         """Ask the run to stop: it ends as "cancelled" at its next step, within milliseconds."""
+        self._cancel_requested = True
         self._inbox.put_nowait(("cancel", None))
 
     def _close_bands(self) -> None:
@@ -295,6 +297,8 @@ class Conductor:
         tick = max(0.05, min(1.0, limits.lease_seconds / 4))
         last_lease_check = time.monotonic()
         while not all(feed.complete for feed in self._feeds):
+            if self._cancel_requested:
+                raise RunCancelled()
             self._pull_band()
             await self._dispatch()
             try:
@@ -309,7 +313,7 @@ class Conductor:
 
     # -- events ---------------------------------------------------------------------------------
 
-    async def _receive(self, main: asyncio.Task) -> None:
+    async def _receive(self) -> None:
         while True:
             try:
                 message = await self.layer.receive(self._channel)
