@@ -107,3 +107,26 @@ def test_pillow_baseline_matches_a_whole_image_reference(tmp_path: Path):
     assert difference[0] > 300 and difference[1] > 400
     assert difference[2] <= 800 - 50 and difference[3] <= 600 - 50  # the 50 px margin of a 100 px font
     assert result.getpixel((0, 0)) == reference.getpixel((0, 0))
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
+def test_first_data_is_the_first_arrival_past_the_image_header(image_format):
+    from tileflow_server import RunTiming, image_header_length
+
+    buffer = io.BytesIO()
+    Image.effect_noise((64, 64), 40).convert("RGB").save(buffer, image_format)
+    data = buffer.getvalue()
+    header = image_header_length(data)
+    marker = b"\xff\xda" if image_format == "JPEG" else b"IDAT"
+    assert data.rfind(marker, 0, header) != -1  # the scan/IDAT header is inside, its data is not
+    assert header < len(data) - 20
+    arrivals = [(0.01, header), (0.05, header + 1), (0.09, len(data))]  # the header alone came first
+    timing = RunTiming("id", 0.0, 0.01, 0.01, 0.09, len(data), data, arrivals)
+    assert timing.first_data == 0.05
+
+
+def test_a_body_that_is_not_an_image_has_no_header_length():
+    from tileflow_server import image_header_length
+
+    with pytest.raises(ValueError, match="not a complete"):
+        image_header_length(b"<html>error</html>")
