@@ -154,7 +154,11 @@ export function buildParamsForm(schema, initial, onChange, { idPrefix = "param" 
   }
   if (!fields.length) form.append(el("p", { class: "muted", text: "This step has no parameters." }));
 
-  const emit = (event) => onChange({ ...params }, collect(), event.type === "change");
+  // Collect first: it is what brings `params` up to date with the fields.
+  const emit = (event) => {
+    const errors = collect();
+    onChange({ ...params }, errors, event.type === "change");
+  };
   form.addEventListener("input", emit);
   form.addEventListener("change", emit);
   collect();
