@@ -66,6 +66,9 @@ export const api = {
   cancel: (id) => request("POST", `/api/executions/${encodeURIComponent(id)}/cancel`),
   rerun: (id) => request("POST", `/api/executions/${encodeURIComponent(id)}/rerun`),
   inputUrl: (id) => `/api/executions/${encodeURIComponent(id)}/input`,
+  // With follow, a running execution's output streams as it is written (a live preview); else the download.
+  outputUrl: (id, node, { follow = false } = {}) =>
+    `/api/executions/${encodeURIComponent(id)}/output?node=${encodeURIComponent(node)}${follow ? "&follow=1" : ""}`,
 };
 
 // Open the execution's websocket; call onMessage for each frame, reconnecting until a final status.

@@ -8,6 +8,7 @@ import { el } from "../format.js";
 const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const COLUMN_WIDTH = 250;
 const ROW_HEIGHT = 140;
+const RUN_STATES = ["pending", "running", "done", "failed", "cancelled"];
 
 export function isValidNodeId(id) {
   return NODE_ID_PATTERN.test(id);
@@ -128,6 +129,7 @@ export class FlowCanvas {
     const element = this.container.querySelector(`#node-${dfId}`);
     const node = { id: nodeId, type, params: { ...params }, dfId: String(dfId), element };
     element.dataset.nodeId = nodeId;
+    if (!this.readonly) this.makeKeyboardReachable(node);
     this.resizes.observe(element);
     element.dataset.type = type;
     element.querySelector(".drawflow_content_node").append(this.buildCard(node));
@@ -135,6 +137,83 @@ export class FlowCanvas {
     this.byDfId.set(String(dfId), nodeId);
     this.changed("add");
     return nodeId;
+  }
+
+  // A node is a tab stop: Enter or Space selects it, arrow keys move it (Shift: further), for people without
+  // a precise pointer. Links are made from the parameter panel's "Connect to…" list.
+  makeKeyboardReachable(node) {
+    const element = node.element;
+    element.tabIndex = 0;
+    element.setAttribute("role", "button");
+    element.setAttribute("aria-label", `${this.step(node.type).label} node ${node.id}`);
+    element.addEventListener("keydown", (event) => {
+      if (event.target !== element || event.ctrlKey || event.metaKey || event.altKey) return;
+      const step = event.shiftKey ? 60 : 20;
+      const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        this.selectNode(this.byDfId.get(node.dfId));
+      } else if (moves[event.key]) {
+        event.preventDefault();
+        this.moveNode(this.byDfId.get(node.dfId), ...moves[event.key]);
+      }
+    });
+  }
+
+  // Select a node as a click on it would (Drawflow has no call for it).
+  selectNode(id) {
+    const node = this.nodes.get(id);
+    const editor = this.editor;
+    if (!node || editor.node_selected === node.element) return;
+    if (editor.node_selected) {
+      editor.node_selected.classList.remove("selected");
+      editor.dispatch("nodeUnselected", true);
+    }
+    if (editor.connection_selected) {
+      editor.connection_selected.classList.remove("selected");
+      editor.removeReouteConnectionSelected();
+      editor.connection_selected = null;
+    }
+    editor.dispatch("nodeSelected", node.dfId);
+    editor.node_selected = node.element;
+    node.element.classList.add("selected");
+  }
+
+  moveNode(id, dx, dy) {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    const data = this.editor.drawflow.drawflow.Home.data[node.dfId];
+    data.pos_x = Math.max(0, data.pos_x + dx);
+    data.pos_y = Math.max(0, data.pos_y + dy);
+    node.element.style.left = `${data.pos_x}px`;
+    node.element.style.top = `${data.pos_y}px`;
+    this.editor.updateConnectionNodes(`node-${node.dfId}`);
+    this.changed("move");
+  }
+
+  // Nodes `from` may link to: those with an input, not linked yet, and not upstream of it (no cycle).
+  linkTargets(from) {
+    const source = this.nodes.get(from);
+    if (!source || this.ports(source.type)[1] === 0) return [];
+    const edges = this.edges();
+    const upstream = new Set([from]);
+    for (let grown = true; grown; ) {
+      grown = false;
+      for (const edge of edges) {
+        if (upstream.has(edge.to) && !upstream.has(edge.from)) {
+          upstream.add(edge.from);
+          grown = true;
+        }
+      }
+    }
+    const linked = new Set(edges.filter((e) => e.from === from).map((e) => e.to));
+    return [...this.nodes.values()].filter((n) => this.ports(n.type)[0] > 0 && !upstream.has(n.id) && !linked.has(n.id));
+  }
+
+  disconnect(from, to) {
+    const a = this.nodes.get(from);
+    const b = this.nodes.get(to);
+    if (a && b) this.editor.removeSingleConnection(a.dfId, b.dfId, "output_1", "input_1");
   }
 
   setParams(id, params) {
@@ -329,12 +408,12 @@ export class FlowCanvas {
     }
   }
 
-  // Run state of one node: status pending|running|done|failed, tiles done/total, optional timing text.
+  // Run state of one node: status pending|running|done|failed|cancelled, tiles done/total, optional timing text.
   setRunState(id, { status, done, total, timing } = {}) {
     const node = this.nodes.get(id);
     if (!node) return;
     const element = node.element;
-    for (const state of ["pending", "running", "done", "failed"]) element.classList.toggle(`state-${state}`, status === state);
+    for (const state of RUN_STATES) element.classList.toggle(`state-${state}`, status === state);
     const progress = element.querySelector(".node-progress");
     progress.hidden = false;
     const fraction = total ? Math.min(1, done / total) : status === "done" ? 1 : 0;
@@ -353,7 +432,7 @@ export class FlowCanvas {
 
   clearRunState() {
     for (const node of this.nodes.values()) {
-      node.element.classList.remove("state-pending", "state-running", "state-done", "state-failed");
+      node.element.classList.remove(...RUN_STATES.map((state) => `state-${state}`));
       node.element.querySelector(".node-progress").hidden = true;
       node.element.querySelector(".node-timing").hidden = true;
       delete node.element.dataset.status;

@@ -3,6 +3,7 @@ import { api, watchExecution } from "../api.js";
 import { FlowCanvas } from "../editor/canvas.js";
 import { between, el, formatMs } from "../format.js";
 import { imageFigure, outputFigure } from "./figures.js";
+import { OutputPreviews } from "./preview.js";
 import { nodeTiming } from "./run-panel.js";
 import { ExecutionState } from "./state.js";
 import { renderTimeline } from "./timeline.js";
@@ -13,6 +14,7 @@ const $ = (id) => document.getElementById(id);
 let canvas;
 let state;
 let graph;
+let previews = null;
 
 function stat(label, value, key) {
   return el("div", { class: "stat", dataset: { stat: key } }, el("span", { class: "stat-label", text: label }), el("span", { class: "stat-value", text: value }));
@@ -52,14 +54,20 @@ function renderNodeTable(execution) {
   $("node-table").replaceChildren(el("table", { class: "table compact" }, el("thead", {}, el("tr", {}, head)), el("tbody", {}, rows)));
 }
 
+// The input, then the outputs: live previews while the run goes, which become the results when it ends.
 function renderImages(execution) {
   const images = $("images");
-  images.replaceChildren(imageFigure(api.inputUrl(execution.id), "Input image", "Input", { input: "input" }));
-  if (!state.finished) {
-    images.append(el("p", { class: "muted small", text: "Outputs appear here when the run finishes." }));
+  if (previews) {
+    if (state.finished) previews.finish(execution);
     return;
   }
-  for (const output of execution.outputs || []) images.append(outputFigure(output));
+  images.replaceChildren(imageFigure(api.inputUrl(execution.id), "Input image", "Input", { input: "input" }));
+  if (state.finished) {
+    for (const output of execution.outputs || []) images.append(outputFigure(output));
+  } else {
+    const outputNodes = graph.nodes.filter((n) => n.type === "output").map((n) => String(n.id));
+    previews = new OutputPreviews(images, executionId, outputNodes);
+  }
 }
 
 function render(changed) {

@@ -1,7 +1,7 @@
 // Run a flow from the editor: choose or drop an image, start an execution, watch it on the canvas, cancel it.
 import { api, watchExecution } from "../api.js";
 import { between, el, formatBytes, formatMs } from "../format.js";
-import { outputFigure } from "./figures.js";
+import { OutputPreviews } from "./preview.js";
 import { ExecutionState } from "./state.js";
 
 export function nodeTiming(node) {
@@ -19,6 +19,7 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
   let state = null;
   let ticker = null;
   let localStart = 0;
+  let previews = null;
 
   const fileInput = el("input", { id: "run-file", class: "visually-hidden", type: "file", accept: "image/*" });
   const dropText = el("span", { text: "Drop an image here, or choose one…" });
@@ -107,13 +108,18 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
       const node = state.nodeState(id);
       canvas.setRunState(id, { ...node, timing: state.finished ? nodeTiming(execution.nodes[id]) : "" });
     }
-    // The output is served once complete (CONTRACT §3: 409 before); meanwhile show its bands as they finish.
+    // Next to the live previews, the striped box counts the output's encoded tiles.
     const outputs = [...canvas.nodes.values()].filter((n) => n.type === "output").map((n) => state.nodeState(n.id));
     const done = outputs.reduce((sum, n) => sum + (n.done || 0), 0);
     const total = outputs.reduce((sum, n) => sum + (n.total || 0), 0);
     outputProgress.hidden = state.finished;
     outputFill.style.height = `${total ? (100 * done) / total : 0}%`;
     outputCount.textContent = total ? `Output: ${done} of ${total} tiles encoded` : "Waiting for the first tile…";
+    // The status frame carries the reason a run failed: show it now, not after the final REST read.
+    if (state.finished && execution.error) {
+      message.textContent = execution.error;
+      message.hidden = false;
+    }
     const ttfo = between(execution.started_at || execution.created_at, execution.first_output_at);
     if (ttfo !== null) setStat("ttfo", "Time to first output", formatMs(ttfo));
   };
@@ -134,12 +140,7 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
     setStat("ttfo", "Time to first output", formatMs(between(start, execution.first_output_at)));
     setStat("total", "Total time", formatMs(between(start, execution.finished_at) ?? performance.now() - localStart));
     elapsed.textContent = "";
-    if (execution.error) {
-      message.textContent = execution.error;
-      message.hidden = false;
-    }
-    results.replaceChildren();
-    for (const output of execution.outputs || []) results.append(outputFigure(output));
+    previews.finish(execution);
   };
 
   runButton.addEventListener("click", async () => {
@@ -172,6 +173,8 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
     pageLink.href = `/executions/${encodeURIComponent(execution.id)}/`;
     pageLink.hidden = false;
     render();
+    const outputNodes = [...canvas.nodes.values()].filter((n) => n.type === "output").map((n) => n.id);
+    previews = new OutputPreviews(results, execution.id, outputNodes);
     ticker = setInterval(() => (elapsed.textContent = formatMs(performance.now() - localStart)), 100);
     const watched = state;
     let ended = false;

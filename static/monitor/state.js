@@ -35,15 +35,15 @@ export class ExecutionState {
     return [];
   }
 
-  // What a node shows: its reported state, or one implied by the run's status.
+  // What a node shows: its reported state, or one implied by the run's status. A run that stopped leaves its
+  // unfinished nodes failed (it failed) or cancelled (it was cancelled); a node that never started stays pending
+  // after a failure, but is cancelled with its run.
   nodeState(id) {
-    const node = this.execution.nodes[id];
-    if (node) {
-      // A node the run left half-done when it stopped is not running any more.
-      if (this.finished && node.status === "running") return { ...node, status: this.execution.status === "succeeded" ? "done" : "failed" };
-      return node;
-    }
-    const status = this.execution.status === "succeeded" ? "done" : this.finished ? "pending" : "pending";
-    return { status, done: 0, total: 0 };
+    const status = this.execution.status;
+    const node = this.execution.nodes[id] || { status: "pending", done: 0, total: 0 };
+    if (status === "succeeded") return { ...node, status: "done" };
+    if (!this.finished || node.status === "done" || node.status === "failed") return node;
+    if (status === "cancelled") return { ...node, status: "cancelled" };
+    return node.status === "running" ? { ...node, status: "failed" } : node;
   }
 }

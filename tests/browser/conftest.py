@@ -67,7 +67,12 @@ class ConsoleErrors(list):
     """Console errors and uncaught exceptions seen by a page."""
 
     def watch(self, page) -> None:
-        page.on("console", lambda message: message.type == "error" and self.append(f"console: {message.text}"))
+        page.on(
+            "console",
+            lambda message: (
+                message.type == "error" and self.append(f"console: {message.text} at {message.location.get('url', '')}")
+            ),
+        )
         page.on("pageerror", lambda error: self.append(f"pageerror: {error}"))
 
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from tests.support.http import Client
+
+FINISHED = ("succeeded", "failed", "cancelled")
+PLAIN_GRAPH = {
+    "nodes": [
+        {"id": "in", "type": "source", "params": {}},
+        {"id": "out", "type": "output", "params": {"format": "png"}},
+    ],
+    "edges": [{"from": "in", "to": "out"}],
+}
 READY_TIMEOUT_MS = 15_000
 RUN_TIMEOUT_MS = 90_000
 
@@ -56,3 +68,39 @@ def select_node(page, node_id: str) -> None:
 
 def fetch_json(page, path: str):
     return page.evaluate("async (path) => (await fetch(path, {headers: {Accept: 'application/json'}})).json()", path)
+
+
+def create_flow(client: Client, name: str, graph: dict) -> str:
+    """Save a flow through the API (as its owner, with the console user's token) and return its id."""
+    status, flow = client.json("POST", "/api/flows", {"name": name, "graph": graph})
+    assert status == 201, flow
+    return flow["id"]
+
+
+def start_run(client: Client, flow_id: str, image: bytes, name: str = "photo.jpg") -> str:
+    """Start an execution of a saved flow on `image` and return its id."""
+    status, _, body = client.upload(f"/api/flows/{flow_id}/executions", image, name)
+    assert status == 201, body
+    return json.loads(body)["id"]
+
+
+def wait_finished(client: Client, execution_id: str, timeout: float = RUN_TIMEOUT_MS / 1000) -> dict:
+    """Poll the API until the execution has ended; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, execution = client.json("GET", f"/api/executions/{execution_id}")
+        assert status == 200, execution
+        if execution["status"] in FINISHED:
+            return execution
+        time.sleep(0.1)
+    raise AssertionError(f"execution {execution_id} still {execution['status']} after {timeout} s")
+
+
+def wait_run_status(page, status: str) -> None:
+    """Wait until the editor's run panel shows `status` and has settled (the total time comes last)."""
+    page.wait_for_function(
+        """(status) => document.querySelector('#run-status')?.textContent === status
+          && document.querySelector('#run-stats [data-stat="total"]') !== null""",
+        arg=status,
+        timeout=RUN_TIMEOUT_MS,
+    )
