@@ -120,15 +120,52 @@ function showNodePanel(selection) {
     el("p", { class: "muted small", text: step.description }),
     el("div", { class: "field" }, el("label", { for: "node-id-input", text: "Node id" }), idInput, idError),
     form.element,
+    linksSection(node),
   );
   const errors = form.errors();
   if (Object.keys(errors).length) clientErrors[node.id] = errors;
   showErrors();
 }
 
+// The node's links, made and removed without dragging: a "Connect to…" list of the nodes it may feed.
+function linksSection(node) {
+  const label = (id) => `${canvas.step(canvas.nodes.get(id).type).label} (${id})`;
+  const relink = (focusId) => {
+    showNodePanel({ kind: "node", id: node.id });
+    $(focusId)?.focus();
+  };
+  const section = el("section", { class: "links", "aria-labelledby": "links-title" }, el("h3", { id: "links-title", text: "Links" }));
+  const targets = canvas.linkTargets(node.id);
+  if (canvas.ports(node.type)[1] > 0) {
+    const select = el("select", { id: "connect-to", disabled: !targets.length }, el("option", { value: "", text: targets.length ? "Choose a node…" : "No node to link to" }));
+    for (const target of targets) select.append(el("option", { value: target.id, text: label(target.id) }));
+    select.addEventListener("change", () => {
+      if (!select.value) return;
+      canvas.connect(node.id, select.value);
+      relink("connect-to");
+    });
+    section.append(el("div", { class: "field" }, el("label", { for: "connect-to", text: "Connect to… (key C)" }), select));
+  }
+  const edges = canvas.edges().filter((e) => e.from === node.id || e.to === node.id);
+  const list = el("ul", { class: "link-list" });
+  for (const edge of edges) {
+    const outgoing = edge.from === node.id;
+    const other = outgoing ? edge.to : edge.from;
+    const remove = el("button", { class: "btn btn-small", type: "button", text: "Remove", "aria-label": `Remove the link ${outgoing ? "to" : "from"} ${other}` });
+    remove.addEventListener("click", () => {
+      canvas.disconnect(edge.from, edge.to);
+      relink(canvas.ports(node.type)[1] > 0 ? "connect-to" : "node-id-input");
+    });
+    list.append(el("li", { dataset: { from: edge.from, to: edge.to } }, el("span", { text: `${outgoing ? "→" : "←"} ${label(other)}` }), remove));
+  }
+  section.append(edges.length ? list : el("p", { class: "muted small", text: "Not linked yet." }));
+  return section;
+}
+
 function selectTab(name) {
   for (const tab of ["node", "run"]) {
     $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+    $(`tab-${tab}`).tabIndex = tab === name ? 0 : -1;
     $(`panel-${tab}`).hidden = tab !== name;
   }
 }
@@ -257,6 +294,9 @@ function onKeyDown(event) {
     if (canvas.deleteSelection()) event.preventDefault();
   } else if (key === "f" && !mod && !isTyping(event.target)) {
     canvas.fit();
+  } else if (key === "c" && !mod && !isTyping(event.target) && canvas.selection?.kind === "node" && $("connect-to")) {
+    event.preventDefault();
+    $("connect-to").focus();
   }
 }
 
@@ -325,6 +365,13 @@ async function init() {
   });
   $("tab-node").addEventListener("click", () => selectTab("node"));
   $("tab-run").addEventListener("click", () => selectTab("run"));
+  for (const [tab, other] of [["node", "run"], ["run", "node"]]) {
+    $(`tab-${tab}`).addEventListener("keydown", (event) => {
+      if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+      selectTab(other);
+      $(`tab-${other}`).focus();
+    });
+  }
   nameInput.addEventListener("input", refreshState);
   descriptionInput.addEventListener("input", refreshState);
   document.addEventListener("keydown", onKeyDown);
