@@ -1,0 +1,124 @@
+"""Runs through the real conductor, channel layer and lane worker: exact, streamed, bounded, robust."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+
+import pytest
+from PIL import Image
+
+from runtime import api
+from runtime.conductor import RunLimits, RunSpec
+from runtime.testing import chain, make_image, reference_flow
+from tests.runtime._compare import max_difference
+from tests.runtime.test_exactness import random_step
+
+pytestmark = pytest.mark.usefixtures("fresh_channel_layer")
+
+
+async def run(graph: dict, image: Image.Image, tmp_path, *, fmt: str = "PNG", **limits) -> api.Conductor:
+    source = tmp_path / f"in.{fmt.lower()}"
+    image.save(source, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    spec = RunSpec(f"run-{random.random()}", graph, source, tmp_path / "out", RunLimits(**limits))
+    conductor = await api.start(spec, owner="tests")
+    await asyncio.wait_for(conductor.finished.wait(), 60)
+    return conductor
+
+
+def output(conductor: api.Conductor, node: str = "out") -> Image.Image:
+    image = Image.open(conductor.outputs[node].path)
+    image.load()
+    return image
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_random_chains_through_the_bridge_equal_pillow(seed, tmp_path):
+    rng = random.Random(1000 + seed)
+    graph = chain(*[random_step(rng) for _ in range(rng.randint(1, 4))], output={"format": "png"})
+    image = make_image(rng.randint(1, 300), rng.randint(1, 300), rng.choice(["L", "RGB", "RGBA"]), seed)
+    conductor = await run(
+        graph, image, tmp_path, tile_size=rng.choice([32, 64, 128]), max_in_flight=rng.choice([1, 3, 8])
+    )
+    assert conductor.status == "succeeded", conductor.error
+    assert max_difference(output(conductor), reference_flow(graph, image)["out"]) == 0
+    snapshot = conductor.snapshot()
+    assert all(node["done"] == node["total"] for node in snapshot["nodes"].values()), snapshot["nodes"]
+
+
+async def test_fan_out_yields_both_outputs_from_one_decode(tmp_path):
+    graph = {
+        "nodes": [
+            {"id": "in", "type": "source", "params": {}},
+            {"id": "mark", "type": "watermark", "params": {"text": "© ACME 水印", "font_size": 20}},
+            {"id": "full", "type": "output", "params": {"format": "jpeg", "quality": 90}},
+            {"id": "tiny", "type": "resize", "params": {"scale": 0.1}},
+            {"id": "thumb", "type": "output", "params": {"format": "png"}},
+        ],
+        "edges": [
+            {"from": "in", "to": "mark"},
+            {"from": "mark", "to": "full"},
+            {"from": "in", "to": "tiny"},
+            {"from": "tiny", "to": "thumb"},
+        ],
+    }
+    image = make_image(640, 480, "RGB", 5)
+    conductor = await run(graph, image, tmp_path, tile_size=128)
+    assert conductor.status == "succeeded", conductor.error
+    nodes = conductor.snapshot()["nodes"]
+    assert nodes["in"]["done"] == nodes["in"]["total"] == 20  # every source tile decoded once
+    references = reference_flow(graph, image)
+    assert max_difference(output(conductor, "thumb"), references["thumb"]) == 0
+    assert output(conductor, "full").size == (640, 480)
+    for node, tool in (("full", ["jpeginfo", "-c"]), ("thumb", ["pngcheck", "-q"])):
+        done = subprocess.run([*tool, str(conductor.outputs[node].path)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def test_a_step_that_raises_fails_the_run_naming_the_node(tmp_path):
+    from runtime.registry import Step, StepRegistry, TileKind, registry, step
+
+    scratch = StepRegistry()
+
+    @step("explode", label="Explode", category="Test", target=scratch)
+    class Explode(Step):
+        """Raise on the third tile."""
+
+        kind = TileKind.POINT
+
+        def process(self, tile, ctx):
+            if tile.box.y0 > 0:
+                raise ValueError("this tile is cursed")
+            ctx.write(tile)
+
+    registry.register(Explode)
+    try:
+        graph = chain(("grayscale", {}), ("explode", {}))
+        conductor = await run(graph, make_image(200, 200, "RGB", 1), tmp_path, tile_size=64)
+    finally:
+        registry._steps.pop("explode")
+    assert conductor.status == "failed"
+    assert conductor.error == "node 'explode1' failed: ValueError: this tile is cursed"
+    assert conductor.snapshot()["nodes"]["explode1"]["status"] == "failed"
+    assert not list((tmp_path / "out").glob("*")), "a failed run leaves no partial output"
+
+
+async def test_memory_follows_the_work_in_flight_not_the_image(tmp_path, monkeypatch):
+    from runtime.store import TileStore
+
+    peak = {"tiles": 0}
+    original = TileStore.put
+
+    def counting_put(self, index, tile):
+        added = original(self, index, tile)
+        peak["tiles"] = max(peak["tiles"], len(self))
+        return added
+
+    monkeypatch.setattr(TileStore, "put", counting_put)
+    graph = chain(("grayscale", {}), output={"format": "png"})
+    conductor = await run(graph, make_image(1024, 2048, "RGB", 2), tmp_path, tile_size=64, max_in_flight=4)
+    assert conductor.status == "succeeded"
+    total = conductor.snapshot()["nodes"]["in"]["total"]
+    assert total == 512
+    assert peak["tiles"] < total / 4, f"{peak['tiles']} of {total} tiles held at once"
