@@ -34,6 +34,7 @@ from runtime.outputs import OutputWriter
 from runtime.plan import Plan, Task, compile_plan
 from runtime.progress import RunObserver
 from runtime.registry import ImageInfo
+from runtime.steps.source import shrink_on_load, shrunk_size
 from runtime.store import TileStore
 from runtime.tiles import Box, Tile
 
@@ -242,7 +243,10 @@ class Conductor:
             "mode": header.mode,
         }
         try:
-            plan = compile_plan(self.spec.graph, ImageInfo(header.size, header.mode), tile_size=limits.tile_size)
+            # Shrink-on-load (asked for per flow) needs the streaming JPEG decoder.
+            shrink, graph = shrink_on_load(self.spec.graph, header.size) if header.streamable else (1, self.spec.graph)
+            source_info = ImageInfo(shrunk_size(header.size, shrink), header.mode)
+            plan = compile_plan(graph, source_info, tile_size=limits.tile_size)
         except ValueError as error:
             raise RunFailed(str(error)) from error
         self.plan = plan
@@ -267,7 +271,7 @@ class Conductor:
         for writer in self.outputs.values():
             self._spawn(writer.write_header())
         self._bands = await loop.run_in_executor(
-            self._decode_thread, lambda: iter(decode_rows(self.spec.input_path, header, limits.tile_size))
+            self._decode_thread, lambda: iter(decode_rows(self.spec.input_path, header, limits.tile_size, shrink))
         )
         self.prepared.set()
 

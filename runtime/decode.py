@@ -93,19 +93,23 @@ def decode_bands(
 
 
 def decode_rows(
-    path: str | os.PathLike[str], header: SourceHeader, band_height: int
+    path: str | os.PathLike[str], header: SourceHeader, band_height: int, shrink: int = 1
 ) -> Iterator[tuple[int, int, Image.Image, int]]:
     """Yield (y0, y1, image, top) top to bottom, for bands of `band_height` rows, oriented, in `header.mode`.
 
     Rows [y0, y1) of the source are rows [y0 - top, y1 - top) of `image`, full width, and never change
     again: a streamed JPEG yields its full-size target (top 0) each time, with more rows final, so a
     reader cuts what it needs straight out of it; otherwise `image` is the band itself (top = y0).
+    `shrink` (1, 2, 4 or 8; streamable JPEGs only) decodes at that fraction of the size, rounded up,
+    by libjpeg's scaled inverse DCT.
     """
     if band_height < 1:
         raise ValueError("band_height must be at least 1")
+    if shrink not in (1, 2, 4, 8) or (shrink > 1 and not header.streamable):
+        raise ValueError(f"cannot decode this image at 1/{shrink} size")
     with open(path, "rb") as file:
         if header.streamable:
-            yield from _stream_jpeg(file, header, band_height)
+            yield from _stream_jpeg(file, header, band_height, shrink)
         else:
             for y0, band in _bands_of_whole(file, header, band_height):
                 yield y0, y0 + band.height, band, y0
@@ -201,8 +205,10 @@ def _can_stream(image: Image.Image, orientation: int) -> bool:
     return rawmode in ("RGB", "L") and bool(features.check_feature("libjpeg_turbo"))
 
 
-def _stream_jpeg(file: BinaryIO, header: SourceHeader, band_height: int) -> Iterator[tuple[int, int, Image.Image, int]]:
-    width, height = header.size.width, header.size.height
+def _stream_jpeg(
+    file: BinaryIO, header: SourceHeader, band_height: int, shrink: int = 1
+) -> Iterator[tuple[int, int, Image.Image, int]]:
+    width, height = -(-header.size.width // shrink), -(-header.size.height // shrink)
     with Image.open(file, formats=ACCEPTED_FORMATS) as opened:
         (tile,) = opened.tile
         jpegmode = tile.args[1]
@@ -211,7 +217,7 @@ def _stream_jpeg(file: BinaryIO, header: SourceHeader, band_height: int) -> Iter
     # so for RGB the target is "RGB" itself: its bands need no conversion (a pass over every pixel).
     target_mode = "RGB" if header.mode == "RGB" else "RGBX"
     target = Image.new(target_mode, (width, height), None)
-    decoder = Image._getdecoder(target_mode, "jpeg", ("RGBX", jpegmode))
+    decoder = Image._getdecoder(target_mode, "jpeg", ("RGBX", jpegmode), (shrink, 0))
     decoder.setimage(target.im, (0, 0, width, height))
     file.seek(tile.offset)
     pending = b""
