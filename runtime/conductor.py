@@ -574,7 +574,17 @@ class Conductor:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.spec.limits.heartbeat_seconds)
+            await self._join_control()
             await self._save(final=False)
+
+    async def _join_control(self) -> None:
+        """Join (again) the run's control group, so a cancel sent from any server reaches this conductor."""
+        # Redis forgets groups when it restarts without persistence (and after group_expiry): joining
+        # with every heartbeat costs one ZADD + EXPIRE and restores the membership within a beat.
+        try:
+            await self.layer.group_add(events.run_control_group(self.spec.execution), self._channel)
+        except TRANSIENT_ERRORS as error:
+            log.debug("execution %s: control group not joined (%s)", self.spec.execution, error)
 
     async def _save(self, *, final: bool) -> None:
         if self.recorder is None:
