@@ -45,10 +45,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConsole]:
-    """One console for the whole browser session, with a third-party step module installed."""
+def console_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConsole]:
+    """One console for the whole browser session, with a third-party step module installed.
+
+    The docs' screenshots show what an installation has out of the box: no test step in their palette.
+    """
+    steps = "" if request.config.getoption("--screenshots") else CUSTOM_STEPS
     with live_console(
-        tmp_path_factory.mktemp("live"), username=USERNAME, password=PASSWORD, TILEFLOW_STEP_MODULES=CUSTOM_STEPS
+        tmp_path_factory.mktemp("live"), username=USERNAME, password=PASSWORD, TILEFLOW_STEP_MODULES=steps
     ) as console:
         yield console
 

@@ -1,4 +1,4 @@
-"""Screenshots of the editor and of a finished run for the docs (only with --screenshots)."""
+"""Docs screenshots: the editor, a run as it goes and when done, its execution page (only with --screenshots)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.helpers import RUN_TIMEOUT_MS, make_photo, open_editor, select_node
+from tests.browser.helpers import RUN_TIMEOUT_MS, open_editor, select_node
+from tests.support.runs import image_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.screenshots]
 
@@ -61,9 +62,28 @@ def test_screenshots(page, console_server, console_errors, tmp_path):
     page.screenshot(path=str(SCREENSHOTS / "editor.png"))
 
     page.click("#tab-run")
-    page.set_input_files("#run-file", str(make_photo(tmp_path / "photo.png", (2400, 1600))))
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(image_bytes(6000, 4000, seed=11))
+    page.set_input_files("#run-file", str(photo))
     page.click("#run")
-    page.wait_for_function("document.querySelector('#run-status')?.textContent === 'succeeded'", timeout=RUN_TIMEOUT_MS)
+    # Mid-run: the previews have filled in most of the way while the nodes count their tiles. The browser paints
+    # a streamed image a moment after its bytes arrive, hence the short pause.
+    page.wait_for_function(
+        """() => {
+          const out = document.querySelector('.drawflow-node[data-node-id="out"]');
+          const done = Number(out.dataset.done), total = Number(out.dataset.total);
+          return document.querySelector('#run-status').textContent === 'running' && total > 0 && done >= total * 0.7;
+        }""",
+        timeout=RUN_TIMEOUT_MS,
+    )
+    page.wait_for_timeout(150)
+    page.screenshot(path=str(SCREENSHOTS / "run-live.png"))
+    assert page.locator("#run-status").inner_text() == "running", "the run ended before the mid-run screenshot"
+    page.wait_for_function(
+        """() => document.querySelector('#run-status')?.textContent === 'succeeded'
+          && document.querySelector('#run-stats [data-stat="total"]') !== null""",
+        timeout=RUN_TIMEOUT_MS,
+    )
     page.wait_for_function("[...document.querySelectorAll('#run-results img')].every(i => i.complete)")
     page.wait_for_timeout(400)  # let the progress bars finish their short transition
     page.screenshot(path=str(SCREENSHOTS / "run.png"))
@@ -74,4 +94,5 @@ def test_screenshots(page, console_server, console_errors, tmp_path):
     page.screenshot(path=str(SCREENSHOTS / "execution.png"), full_page=True)
     assert (SCREENSHOTS / "editor.png").stat().st_size > 10_000
     assert (SCREENSHOTS / "run.png").stat().st_size > 10_000
+    assert (SCREENSHOTS / "run-live.png").stat().st_size > 10_000
     assert console_errors == []
