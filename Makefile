@@ -24,7 +24,7 @@ migrate: $(PIP_STAMP) $(NPM_STAMP)
 	$(PY) manage.py migrate --noinput
 
 run: migrate
-	$(PY) manage.py ensureadmin
+	$(PY) manage.py ensureadmin --url http://$(HOST):$(PORT)/login/
 	@echo "Tileflow console: http://$(HOST):$(PORT)/"
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) console.asgi:application
 

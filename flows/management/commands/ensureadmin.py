@@ -6,7 +6,7 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-LOGIN_URL = "http://127.0.0.1:8000/login/"
+DEFAULT_LOGIN_URL = "http://127.0.0.1:8000/login/"
 USERNAME = "admin"
 
 
@@ -16,13 +16,17 @@ class Command(BaseCommand):
         "password, and print how to log in."
     )
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--url", default=DEFAULT_LOGIN_URL, help="the login address to print")
+
     def handle(self, *args, **options) -> None:
+        login_url = options["url"]
         user_model = get_user_model()
         existing = user_model._default_manager.filter(is_superuser=True).order_by("pk").first()
         if existing is not None:
             name = existing.get_username()
             self.stdout.write(
-                f"Superuser {name!r} exists; log in at {LOGIN_URL} (its password was printed on the first run). "
+                f"Superuser {name!r} exists; log in at {login_url} (its password was printed on the first run). "
                 f"Forgot it? Run: python manage.py changepassword {name}"
             )
             return
@@ -43,7 +47,7 @@ class Command(BaseCommand):
                 [
                     banner,
                     "Tileflow: created the administrator account.",
-                    f"  Log in at: {LOGIN_URL}",
+                    f"  Log in at: {login_url}",
                     f"  User:      {USERNAME}",
                     f"  Password:  {password}   ({origin})",
                     f"  Change it: python manage.py changepassword {USERNAME}",
