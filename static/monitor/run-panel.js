@@ -90,6 +90,8 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
     });
   }
 
+  const outputIds = () => [...canvas.nodes.values()].filter((n) => n.type === "output").map((n) => n.id);
+
   const setStat = (key, label, value) => {
     let row = stats.querySelector(`[data-stat="${key}"]`);
     if (!row) {
@@ -109,7 +111,7 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
       canvas.setRunState(id, { ...node, timing: state.finished ? nodeTiming(execution.nodes[id]) : "" });
     }
     // Next to the live previews, the striped box counts the output's encoded tiles.
-    const outputs = [...canvas.nodes.values()].filter((n) => n.type === "output").map((n) => state.nodeState(n.id));
+    const outputs = outputIds().map((id) => state.nodeState(id));
     const done = outputs.reduce((sum, n) => sum + (n.done || 0), 0);
     const total = outputs.reduce((sum, n) => sum + (n.total || 0), 0);
     outputProgress.hidden = state.finished;
@@ -173,8 +175,7 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
     pageLink.href = `/executions/${encodeURIComponent(execution.id)}/`;
     pageLink.hidden = false;
     render();
-    const outputNodes = [...canvas.nodes.values()].filter((n) => n.type === "output").map((n) => n.id);
-    previews = new OutputPreviews(results, execution.id, outputNodes);
+    previews = new OutputPreviews(results, execution.id, outputIds());
     ticker = setInterval(() => (elapsed.textContent = formatMs(performance.now() - localStart)), 100);
     const watched = state;
     let ended = false;
