@@ -1,0 +1,43 @@
+import asyncio
+
+from PIL import Image
+
+from runtime.encoders import make_encoder
+from runtime.outputs import OutputWriter
+from runtime.store import join_row
+from runtime.tiles import Box, Size, Tile
+from tests.runtime.pictures import photo_like
+
+PICTURE = photo_like(200, 96)
+
+
+def bands() -> list[Image.Image]:
+    return [PICTURE.crop((0, y, 200, y + 32)) for y in range(0, 96, 32)]
+
+
+async def write(path, *, header_first: bool, lazy: bool) -> OutputWriter:
+    writer = OutputWriter("out", path, make_encoder("png", Size(200, 96), "RGB"))
+    if header_first:
+        await writer.write_header()
+        assert writer.size > 0 and path.read_bytes().startswith(b"\x89PNG")
+    for band in bands():
+        if lazy:
+            tiles = [
+                Tile.from_image(Box(x, 0, min(x + 64, 200), 32), band.crop((x, 0, min(x + 64, 200), 32)))
+                for x in range(0, 200, 64)
+            ]
+            await writer.write_band(lambda tiles=tiles: join_row(tiles, "RGB", 200))
+        else:
+            await writer.write_band(band)
+    await writer.finish()
+    return writer
+
+
+def test_the_header_goes_out_once_whether_written_first_or_with_the_first_band(tmp_path):
+    early = asyncio.run(write(tmp_path / "early.png", header_first=True, lazy=True))
+    late = asyncio.run(write(tmp_path / "late.png", header_first=False, lazy=False))
+    data = early.path.read_bytes()
+    assert data == late.path.read_bytes()
+    assert early.size == len(data) and early.complete
+    with Image.open(early.path) as decoded:
+        assert decoded.convert("RGB").tobytes() == PICTURE.tobytes()
