@@ -29,6 +29,16 @@ pytestmark = pytest.mark.redis
 TILE = 128
 LEASE = 2.0
 IN_FLIGHT = 8
+# The environment of every process of a test cluster: small tiles, short leases, fast heartbeats.
+SETTINGS = {
+    "TILEFLOW_TILE_SIZE": str(TILE),
+    "TILEFLOW_TILE_LEASE_SECONDS": str(LEASE),
+    "TILEFLOW_TILE_MAX_ATTEMPTS": "4",
+    "TILEFLOW_MAX_TILES_IN_FLIGHT": str(IN_FLIGHT),
+    "TILEFLOW_HEARTBEAT_SECONDS": "0.5",
+    "TILEFLOW_STEP_MODULES": "tests.scale.slow_steps",
+    "TILEFLOW_LOG_LEVEL": "WARNING",
+}
 
 
 def graph(seconds: float) -> dict:
@@ -64,16 +74,7 @@ def assert_same_pixels(data: bytes, expected: Image.Image) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    cluster = Cluster(
-        tmp_path_factory.mktemp("scale"),
-        TILEFLOW_TILE_SIZE=str(TILE),
-        TILEFLOW_TILE_LEASE_SECONDS=str(LEASE),
-        TILEFLOW_TILE_MAX_ATTEMPTS="4",
-        TILEFLOW_MAX_TILES_IN_FLIGHT=str(IN_FLIGHT),
-        TILEFLOW_HEARTBEAT_SECONDS="0.5",
-        TILEFLOW_STEP_MODULES="tests.scale.slow_steps",
-        TILEFLOW_LOG_LEVEL="WARNING",
-    )
+    cluster = Cluster(tmp_path_factory.mktemp("scale"), **SETTINGS)
     try:
         cluster.setup()
         cluster.start_server()
@@ -239,9 +240,9 @@ async def test_duplicate_results_are_dropped_and_counted(two_workers, tmp_path):
     assert sum(conductor.workers.values()) == 20
 
 
-def test_a_killed_server_leaves_its_run_interrupted_not_running(two_workers):
-    cluster = two_workers
-    started = cluster.start_run(cluster.flows[0.15], png_bytes(IMAGE))
+def assert_a_killed_server_leaves_its_run_interrupted(cluster: Cluster, slow_flow: str, quick_flow: str) -> str:
+    """Kill the console mid-run and start it again: the run is failed as interrupted, new runs work; return its id."""
+    started = cluster.start_run(slow_flow, png_bytes(IMAGE))
     cluster.wait(started["id"], until=lambda body: body["nodes"]["soft"]["done"] >= 2, timeout=30)
     cluster.kill(cluster.server)
     cluster.start_server()
@@ -250,5 +251,10 @@ def test_a_killed_server_leaves_its_run_interrupted_not_running(two_workers):
 
     assert body["status"] == "failed", body
     assert body["error"].startswith("interrupted"), body["error"]
-    again = cluster.start_run(cluster.flows[0.05], png_bytes(IMAGE))
+    again = cluster.start_run(quick_flow, png_bytes(IMAGE))
     assert cluster.wait(again["id"])["status"] == "succeeded", cluster.logs()
+    return started["id"]
+
+
+def test_a_killed_server_leaves_its_run_interrupted_not_running(two_workers):
+    assert_a_killed_server_leaves_its_run_interrupted(two_workers, two_workers.flows[0.15], two_workers.flows[0.05])

@@ -32,6 +32,7 @@ class Cluster:
         self.env = project_env(workdir, REDIS_URL=self.redis.url, **settings)
         self.server: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
+        self.consoles: list[subprocess.Popen] = []  # every Daphne started, the current `server` included
         self.token = ""
         self._logs = 0
 
@@ -56,27 +57,28 @@ class Cluster:
         return self.workdir / f"{self._logs:02d}-{name}.log"
 
     def start_server(self) -> subprocess.Popen:
+        """Start the console (Daphne) on `self.port`; return once it listens."""
+        self.server = self.start_console(self.port)
+        return self.server
+
+    def start_console(self, port: int) -> subprocess.Popen:
+        """Start a Daphne console on `port` sharing this cluster's Redis, database and media."""
         log = self._log("daphne")
         with log.open("wb") as sink:
-            self.server = subprocess.Popen(
-                [
-                    str(Path(PYTHON).parent / "daphne"),
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "console.asgi:application",
-                ],
+            console = subprocess.Popen(
+                [str(Path(PYTHON).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "console.asgi:application"],
                 cwd=ROOT,
                 env=self.env,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
             )
         try:
-            wait_for_port(self.port, timeout=60, process=self.server)
+            wait_for_port(port, timeout=60, process=console)
         except (TimeoutError, RuntimeError) as error:
+            stop(console)
             raise RuntimeError(f"{error}\n{log.read_text()[-4000:]}") from None
-        return self.server
+        self.consoles.append(console)
+        return console
 
     def start_worker(self, threads: int = 1) -> subprocess.Popen:
         """Start `manage.py runworker tileflow.lane.default`; return once it is serving the lane."""
@@ -108,10 +110,8 @@ class Cluster:
         process.wait(10)
 
     def stop_all(self) -> None:
-        for worker in self.workers:
-            stop(worker)
-        if self.server is not None:
-            stop(self.server)
+        for process in [*self.workers, *self.consoles]:
+            stop(process)
         self.redis.stop()
 
     # -- Redis ----------------------------------------------------------------------------------
@@ -129,9 +129,11 @@ class Cluster:
 
     # -- the API --------------------------------------------------------------------------------
 
-    def api(self, method: str, path: str, **options) -> requests.Response:
+    def api(self, method: str, path: str, *, base: str | None = None, **options) -> requests.Response:
+        """Call the API of the console at `base` (default: the cluster's own) with the cluster's token."""
         headers = {"Authorization": f"Bearer {self.token}", **options.pop("headers", {})}
-        return requests.request(method, self.url + path, headers=headers, timeout=options.pop("timeout", 30), **options)
+        url = (base or self.url) + path
+        return requests.request(method, url, headers=headers, timeout=options.pop("timeout", 30), **options)
 
     def create_flow(self, name: str, graph: dict[str, Any]) -> str:
         response = self.api("POST", "/api/flows", json={"name": name, "graph": graph})
