@@ -38,7 +38,6 @@ from photos import ensure_photo  # noqa: E402
 from runtime import api  # noqa: E402
 from runtime.conductor import RunSpec  # noqa: E402
 
-
 TIMELINE = False
 
 
