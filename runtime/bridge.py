@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,9 @@ from runtime.tiles import Box, Tile
 
 CODECS = ("none", "zlib-ng")
 LOCAL = "local"  # not a setting: what the in-process layer uses, the tile object itself
+# A worker acknowledges a task (tile.taken) when it starts it after waiting at least this share of
+# its lease; the conductor gives a task never acknowledged (1 + TAKEN_AFTER) leases from its send.
+TAKEN_AFTER = 0.25
 ZLIB_LEVEL = 1  # the fastest level: the point is fewer bytes per Redis hop, not the smallest
 
 log = logging.getLogger("tileflow.bridge")
@@ -133,8 +137,10 @@ def task_message(
     boxes: tuple[Box, ...],
     tile: Tile,
     codec: str | None = None,
+    lease: float | None = None,
 ) -> dict[str, Any]:
-    return {
+    """Return a task message; with `lease`, it carries its send time so a worker can tell how long it waited."""
+    message = {
         "type": events.TILE_TASK,
         "execution": execution,
         "reply": reply,
@@ -144,6 +150,24 @@ def task_message(
         "chain": [link.to_wire() for link in chain],
         "boxes": [box_to_wire(box) for box in boxes],
         "tile": tile_to_wire(tile, codec),
+    }
+    if lease is not None:
+        message.update(sent=time.time(), lease=lease)
+    return message
+
+
+def taken_message(task: dict[str, Any], worker: str) -> dict[str, Any] | None:
+    """Return the tile.taken acknowledgement a task starting now needs, or None when it waited too little."""
+    lease, sent = task.get("lease"), task.get("sent")
+    if lease is None or sent is None or time.time() - sent < TAKEN_AFTER * lease:
+        return None
+    return {
+        "type": events.TILE_TAKEN,
+        "execution": task["execution"],
+        "segment": task["segment"],
+        "index": task["index"],
+        "attempt": task["attempt"],
+        "worker": worker,
     }
 
 

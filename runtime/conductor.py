@@ -5,7 +5,8 @@ region it reads is present (first output rows first, at most `max_in_flight` at 
 results back on its own channel, feeds them to the stores downstream and to the output encoders,
 and drops every tile no pending consumer still needs. A task not answered within its lease is
 sent again (work is idempotent, results are keyed by (segment, index), duplicates are dropped),
-up to `max_attempts` times.
+up to `max_attempts` times. The lease counts from the task's start on a worker, not from its send:
+time queued in a busy lane is not held against it (see `_deadline`).
 
 All of the run's state is touched only from the conductor's own event-loop task; decoding and
 encoding run in threads of their own and report back through `self._inbox`.
@@ -27,7 +28,16 @@ from typing import Any, Protocol
 from PIL import Image
 
 from runtime import events
-from runtime.bridge import LOCAL, TRANSIENT_ERRORS, ChainLink, is_local, send_waiting, task_message, tile_from_wire
+from runtime.bridge import (
+    LOCAL,
+    TAKEN_AFTER,
+    TRANSIENT_ERRORS,
+    ChainLink,
+    is_local,
+    send_waiting,
+    task_message,
+    tile_from_wire,
+)
 from runtime.decode import ImageRejected, decode_rows, probe
 from runtime.encoders import make_encoder
 from runtime.outputs import OutputWriter
@@ -100,8 +110,11 @@ class NodeState:
 @dataclass(slots=True)
 class Lease:
     attempt: int
-    deadline: float
+    deadline: float  # monotonic; binding once a worker acknowledged the start (`started`)
     message: dict[str, Any]
+    lane: str = "default"
+    sent: float = 0.0  # monotonic time this attempt was sent
+    started: bool = False
 
 
 @dataclass(slots=True)
@@ -154,6 +167,10 @@ class Conductor:
         self._waiting: dict[tuple[str, int], list[tuple[int, int]]] = {}
         self._ready: list[tuple[int, tuple[int, int]]] = []
         self._in_flight: dict[tuple[int, int], Lease] = {}
+        # Per lane: the latest send time of this run's tasks known to have left the lane (started or
+        # answered), and when one last did. Lanes are FIFO, so every task sent earlier has left too.
+        self._lanes: dict[str, tuple[float, float]] = {}
+        self.acknowledged = 0  # tile.taken messages received: the cost of leases counted from the start
         self._done: set[tuple[int, int]] = set()
         self._chains: dict[int, list[ChainLink]] = {}
         self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="tileflow-decode")
@@ -336,7 +353,10 @@ class Conductor:
         if kind == "result":
             if payload["type"] == events.TILE_FAILED:
                 raise RunFailed(f"node '{payload['node']}' failed: {payload['error']}")
-            self._task_done(payload)
+            if payload["type"] == events.TILE_TAKEN:
+                self._task_taken(payload)
+            else:
+                self._task_done(payload)
         elif kind == "band":
             self._pulls -= 1
             self._source_band(payload)
@@ -440,8 +460,10 @@ class Conductor:
                 boxes=task.boxes,
                 tile=store.region(task.region),
                 codec=self._codec,
+                lease=limits.lease_seconds,
             )
-            self._in_flight[key] = Lease(1, time.monotonic() + limits.lease_seconds, message)
+            sent = time.monotonic()
+            self._in_flight[key] = Lease(1, sent + self._unacknowledged, message, segment.lane, sent)
             now = time.time()
             for node in segment.chain:
                 if self.nodes[node].started is None:
@@ -453,7 +475,7 @@ class Conductor:
         if key in self._done or key not in self._in_flight:
             self.duplicates += 1
             return
-        del self._in_flight[key]
+        self._left_lane(self._in_flight.pop(key), message["attempt"])
         self._done.add(key)
         worker = str(message.get("worker", "?"))
         self.workers[worker] = self.workers.get(worker, 0) + 1
@@ -498,11 +520,50 @@ class Conductor:
                 )
         return Tile.from_image(out_box, canvas)
 
+    @property
+    def _unacknowledged(self) -> float:
+        """Return how long after its send a task never acknowledged may take: a lease after its latest start."""
+        # A worker acknowledges every task it starts after waiting TAKEN_AFTER leases or more.
+        return (1 + TAKEN_AFTER) * self.spec.limits.lease_seconds
+
+    def _task_taken(self, message: dict[str, Any]) -> None:
+        """A worker starts a task that waited in the lane: its lease starts now."""
+        lease = self._in_flight.get((message["segment"], message["index"]))
+        if lease is None:
+            return  # answered already (the acknowledgement travelled alongside the work)
+        self.acknowledged += 1
+        lease.started = True
+        lease.deadline = time.monotonic() + self.spec.limits.lease_seconds
+        self._left_lane(lease, message["attempt"])
+
+    def _left_lane(self, lease: Lease, attempt: int) -> None:
+        if attempt != lease.attempt:
+            return  # an earlier copy, sent at a time no longer kept: it says nothing of the lane's order
+        head, _ = self._lanes.get(lease.lane, (float("-inf"), 0.0))
+        self._lanes[lease.lane] = (max(head, lease.sent), time.monotonic())
+
+    def _deadline(self, lease: Lease) -> float:
+        """Return when a task is overdue: a lease after its start, however long it queued.
+
+        Acknowledged: a lease from the acknowledgement. Otherwise it either started within
+        TAKEN_AFTER leases of its send (so `sent + _unacknowledged` is a lease after its start), or it
+        still waits. While no later task of this run has left the lane and earlier ones keep leaving
+        (started or answered within the last lease), it may be waiting behind them: the lane is busy,
+        not lost, and the deadline moves on with them. A killed worker's task is caught either way:
+        later tasks start elsewhere, or the earlier ones stop moving.
+        """
+        if lease.started:
+            return lease.deadline
+        head, moved = self._lanes.get(lease.lane, (float("-inf"), 0.0))
+        if head < lease.sent:
+            return max(lease.deadline, moved + self.spec.limits.lease_seconds)
+        return lease.deadline
+
     async def _renew_leases(self) -> None:
         limits = self.spec.limits
         now = time.monotonic()
         for key, lease in list(self._in_flight.items()):
-            if lease.deadline > now:
+            if self._deadline(lease) > now:
                 continue
             task = self._tasks[key]
             node = self.plan.segments[task.segment].chain[-1]
@@ -512,8 +573,9 @@ class Conductor:
                     f"of {limits.lease_seconds:g} s each (no worker, or workers keep dying)"
                 )
             lease.attempt += 1
-            lease.deadline = now + limits.lease_seconds
-            lease.message = {**lease.message, "attempt": lease.attempt}
+            lease.sent, lease.started = now, False
+            lease.deadline = now + self._unacknowledged
+            lease.message = {**lease.message, "attempt": lease.attempt, "sent": time.time()}
             self.retries += 1
             log.warning(
                 "execution %s: re-sending tile %s of node '%s' (attempt %d)",

@@ -6,6 +6,9 @@ here are the only ones the runtime sends.
 
 # Conductor → lane (any worker listening on the lane's channel): run one task.
 TILE_TASK = "tile.task"
+# Worker → conductor: a task starts now, after waiting in the lane for a good part of its lease
+# (sent only then: a lease counts from the start, and a short wait needs no message).
+TILE_TAKEN = "tile.taken"
 # Worker → conductor: the tiles a task produced, with per-node busy times.
 TILE_DONE = "tile.done"
 # Worker → conductor: a step raised while running a task.

@@ -25,6 +25,7 @@ from runtime.bridge import (
     box_from_wire,
     is_local,
     send_waiting,
+    taken_message,
     tile_from_wire,
     tile_to_wire,
 )
@@ -139,12 +140,30 @@ class TaskRunner:
 async def serve_lane(layer, channel: str, runner: TaskRunner, *, slots: int | None = None) -> None:
     """Take tasks from `channel` for ever, at most `slots` at a time, and answer each to its conductor."""
     free = asyncio.Semaphore(slots or runner.threads + 1)
+    threads = asyncio.Semaphore(runner.threads)  # a task holding one starts on a thread at once
     local = is_local(layer)
     running: set[asyncio.Task] = set()
 
+    def acknowledge(message: dict[str, Any]) -> None:
+        # The lease counts from the start, so a task that waited long tells its conductor it starts
+        # now; sent alongside, not before, the work: the result never waits for Redis.
+        taken = taken_message(message, WORKER_NAME)
+        if taken is not None:
+            task = asyncio.create_task(send_taken(message["reply"], taken))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+    async def send_taken(reply: str, taken: dict[str, Any]) -> None:
+        try:
+            await send_waiting(layer, reply, taken)
+        except TRANSIENT_ERRORS as error:  # the lease then counts from the send: a re-send at worst
+            log.warning("tile.taken of %s/%s not sent (%s)", taken["segment"], taken["index"], error)
+
     async def handle(message: dict[str, Any]) -> None:
         try:
-            reply = await runner.run(message, local=local)
+            async with threads:
+                acknowledge(message)
+                reply = await runner.run(message, local=local)
             if reply is not None:
                 await send_waiting(layer, message["reply"], reply)
         except Exception:

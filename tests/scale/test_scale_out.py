@@ -89,9 +89,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture
 def two_workers(cluster) -> Cluster:
-    while len(cluster.live_workers()) < 2:
-        cluster.start_worker()
-    return cluster
+    return cluster.ensure_workers(2)
 
 
 @pytest.fixture(scope="module")

@@ -104,6 +104,12 @@ class Cluster:
         self.workers = [worker for worker in self.workers if worker.poll() is None]
         return self.workers
 
+    def ensure_workers(self, count: int) -> Cluster:
+        """Start workers until `count` are alive (a test before may have killed some); return the cluster."""
+        while len(self.live_workers()) < count:
+            self.start_worker()
+        return self
+
     def kill(self, process: subprocess.Popen) -> None:
         """Kill `process` with SIGKILL: no cleanup of any kind, as a crash or an OOM kill."""
         os.kill(process.pid, signal.SIGKILL)
