@@ -10,10 +10,12 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from console.daphne_tuning import skip_twisted_form_parsing  # noqa: E402
 from console.limits import UploadLimitASGIMiddleware  # noqa: E402
 from console.routing import websocket_routes  # noqa: E402
 from flows.sweeper import start_sweeper  # noqa: E402
 
+skip_twisted_form_parsing()
 # Runs left "running" by a server that died are failed as "interrupted" at start and from then on.
 start_sweeper()
 
