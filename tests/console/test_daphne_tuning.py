@@ -1,5 +1,7 @@
 """Daphne's Twisted layer must not parse multipart bodies again (Django parses them)."""
 
+from types import SimpleNamespace
+
 from daphne.http_protocol import WebRequest
 from twisted.internet.testing import StringTransport
 from twisted.web.http import HTTPChannel
@@ -7,8 +9,16 @@ from twisted.web.http import HTTPChannel
 from console.daphne_tuning import skip_twisted_form_parsing
 
 
+class Server:
+    """The one call Daphne's request makes on its server when it is created."""
+
+    def protocol_connected(self, protocol) -> None:
+        self.protocol = protocol
+
+
 def new_request() -> WebRequest:
     channel = HTTPChannel()
+    channel.factory = SimpleNamespace(server=Server())
     channel.makeConnection(StringTransport())
     return WebRequest(channel)
 
