@@ -159,3 +159,24 @@ def test_a_cancel_from_another_console_reaches_the_run_after_redis_restarts(clus
 def test_a_killed_console_leaves_its_run_interrupted_in_postgres(cluster, postgres):
     execution_id = assert_a_killed_server_leaves_its_run_interrupted(cluster, cluster.flows[SLOW], cluster.flows[0.02])
     assert row(postgres, execution_id)["error"].startswith("interrupted")
+
+
+def test_without_postgres_the_helper_fails_saying_what_to_install(monkeypatch):
+    from tests.support import postgres as helper
+
+    monkeypatch.delenv("TILEFLOW_PG_BIN", raising=False)
+    monkeypatch.setattr(helper.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(helper.shutil, "which", lambda name: None)
+
+    with pytest.raises(RuntimeError, match=r"PostgreSQL is not installed.*apt-get install postgresql"):
+        helper.PostgresServer().start()
+
+
+def test_as_root_without_runuser_the_helper_fails_saying_what_to_do(monkeypatch):
+    from tests.support import postgres as helper
+
+    monkeypatch.setattr(helper.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(helper.shutil, "which", lambda name: None)
+
+    with pytest.raises(RuntimeError, match=r"`runuser` is missing: install util-linux"):
+        helper.PostgresServer().start()
