@@ -283,10 +283,6 @@ class Conductor:
                 self._waiting.setdefault((store.node, index), []).append(key)
         for node in plan.outputs:
             self._open_output(node)
-        # A file's header depends only on the plan: it goes out while the first band decodes, so a client
-        # sees the first bytes at once. A failure after this ends the stream early, as one after a band would.
-        for writer in self.outputs.values():
-            self._spawn(writer.write_header())
         self._bands = await loop.run_in_executor(
             self._decode_thread, lambda: iter(decode_rows(self.spec.input_path, header, limits.tile_size, shrink))
         )

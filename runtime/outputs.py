@@ -62,8 +62,11 @@ class OutputWriter:
             self._file.flush()
         return len(data)
 
-    def _encode_band(self, band: Image.Image | Callable[[], Image.Image]) -> int:
-        return self._write(self.encoder.encode_band(band if isinstance(band, Image.Image) else band()))
+    def _encode_band(self, band: Image.Image | Callable[[], Image.Image], with_header: bool) -> int:
+        data = self.encoder.encode_band(band if isinstance(band, Image.Image) else band())
+        # The header goes out with the first band's data in one write: a client's first byte is image data,
+        # and a run that fails before any band can still be answered with an error instead of a cut stream.
+        return self._write(self.encoder.header() + data if with_header else data)
 
     def _finish(self) -> int:
         written = self._write(self.encoder.finish())
@@ -74,16 +77,14 @@ class OutputWriter:
     async def write_band(self, band: Image.Image | Callable[[], Image.Image]) -> None:
         """Encode and append the next band, given as an image or a call that makes it (run in our thread)."""
         loop = asyncio.get_running_loop()
-        header = self._queue_header()
+        with_header = not self._header_queued
+        self._header_queued = True
         self.bands += 1
-        band_written = loop.run_in_executor(self._thread, self._encode_band, band)
-        if header is not None:
-            self.size += await header
-        self.size += await band_written
+        self.size += await loop.run_in_executor(self._thread, self._encode_band, band, with_header)
         self.pulse.notify()
 
     async def write_header(self) -> None:
-        """Write the file's header (it depends only on size, mode and settings), once, before any band."""
+        """Write the file's header if no band brought it yet (an encoder that buffers everything)."""
         header = self._queue_header()
         if header is not None:
             self.size += await header

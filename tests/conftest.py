@@ -47,3 +47,9 @@ def fresh_channel_layer():
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Run the browser tests last: Playwright's sync API holds an event loop in the main thread."""
+    items.sort(key=lambda item: "tests/browser/" in str(item.path).replace("\\", "/"))

@@ -11,9 +11,6 @@ import pytest
 
 from tests.support.services import LiveConsole, live_console
 
-# Playwright's sync API runs an event loop in this thread; Django's fixtures here never touch it.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 USERNAME = "ada"
 PASSWORD = "tileflow-browser-pw"
 # Steps of a third party, loaded as TILEFLOW_STEP_MODULES loads them: the palette must show them too.
@@ -57,7 +54,24 @@ def console_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         yield console
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package", autouse=True)
+def _sync_playwright_beside_django() -> Iterator[None]:
+    """Let Django's fixtures run while Playwright's sync API holds an event loop in this thread.
+
+    Only for the browser tests: everywhere else Django must keep refusing database calls from a loop.
+    """
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+# Package scope: the sync API keeps an event loop running in this thread until it stops, and
+# the async tests that follow in the same session need the thread without one.
+@pytest.fixture(scope="package")
 def browser() -> Iterator:
     from playwright.sync_api import sync_playwright
 

@@ -41,3 +41,16 @@ def test_the_header_goes_out_once_whether_written_first_or_with_the_first_band(t
     assert early.size == len(data) and early.complete
     with Image.open(early.path) as decoded:
         assert decoded.convert("RGB").tobytes() == PICTURE.tobytes()
+
+
+def test_the_first_bytes_a_follower_sees_carry_image_data(tmp_path):
+    async def first_visible_bytes() -> bytes:
+        writer = OutputWriter("out", tmp_path / "first.png", make_encoder("png", Size(200, 96), "RGB"))
+        assert writer.path.read_bytes() == b""  # nothing before a band: a failure can still be answered
+        await writer.write_band(bands()[0])
+        seen = writer.path.read_bytes()
+        await writer.finish()
+        return seen
+
+    seen = asyncio.run(first_visible_bytes())
+    assert seen.startswith(b"\x89PNG") and b"IDAT" in seen
