@@ -53,3 +53,11 @@ def fresh_channel_layer():
 def pytest_collection_modifyitems(config, items):
     """Run the browser tests last: Playwright's sync API holds an event loop in the main thread."""
     items.sort(key=lambda item: "tests/browser/" in str(item.path).replace("\\", "/"))
+
+
+@pytest.fixture
+def http(token):
+    """Return an async test client that sends `user`'s bearer token with every request."""
+    from tests.support.runs import TokenClient
+
+    return TokenClient(token)

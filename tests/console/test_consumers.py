@@ -11,8 +11,7 @@ from channels.testing import WebsocketCommunicator
 
 from console.routing import websocket_routes
 from flows.models import ApiToken, Flow
-from tests.flows.test_executions import upload, wait_finished
-from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, image_bytes
+from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, image_bytes, upload, wait_finished
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
 

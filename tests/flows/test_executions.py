@@ -10,7 +10,15 @@ from asgiref.sync import sync_to_async
 
 from flows.models import Execution, Flow
 from runtime.testing import chain
-from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, decode, image_bytes
+from tests.support.runs import (
+    COMPRESS_AND_WATERMARK,
+    TokenClient,
+    decode,
+    image_bytes,
+    read_stream,
+    upload,
+    wait_finished,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
 
@@ -18,34 +26,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 @pytest.fixture
 def flow(user) -> Flow:
     return Flow.objects.create(owner=user, name="compress-and-watermark", graph=COMPRESS_AND_WATERMARK)
-
-
-@pytest.fixture
-def http(token) -> TokenClient:
-    return TokenClient(token)
-
-
-def upload(data: bytes, name: str = "photo.jpg"):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    return SimpleUploadedFile(name, data, content_type="application/octet-stream")
-
-
-async def wait_finished(http: TokenClient, execution_id: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = (await http.get(f"/api/executions/{execution_id}")).json()
-        if body["status"] in ("succeeded", "failed", "cancelled"):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"execution {execution_id} still {body['status']} after {timeout} s")
-
-
-async def read_stream(response) -> bytes:
-    content = response.streaming_content
-    if hasattr(content, "__aiter__"):
-        return b"".join([chunk async for chunk in content])
-    return b"".join(content)
 
 
 async def test_background_run_succeeds_and_downloads(http, flow):

@@ -14,8 +14,7 @@ import pytest
 from PIL import Image
 
 from flows.models import Flow
-from tests.flows.test_executions import read_stream, upload, wait_finished
-from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, image_bytes
+from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, image_bytes, read_stream, upload, wait_finished
 from tests.support.services import manage, project_env
 
 IDENTITY_PNG = {

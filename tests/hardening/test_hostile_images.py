@@ -14,9 +14,8 @@ import pytest
 from PIL import Image, ImageChops
 
 from flows.models import Execution, Flow
-from tests.flows.test_executions import read_stream, upload, wait_finished
 from tests.hardening.corpus import Specimen, corpus
-from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, image_bytes
+from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, image_bytes, read_stream, upload, wait_finished
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
 
@@ -34,11 +33,6 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 @pytest.fixture
 def flow(user) -> Flow:
     return Flow.objects.create(owner=user, name="identity", graph=IDENTITY)
-
-
-@pytest.fixture
-def http(token) -> TokenClient:
-    return TokenClient(token)
 
 
 def assert_same_pixels(data: bytes, expected: Image.Image) -> None:

@@ -11,8 +11,7 @@ from django.core.asgi import get_asgi_application
 from console.limits import MULTIPART_ALLOWANCE, UploadLimitASGIMiddleware
 from flows.models import Execution, Flow
 from runtime.testing import chain
-from tests.flows.test_executions import upload, wait_finished
-from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, image_bytes
+from tests.support.runs import COMPRESS_AND_WATERMARK, image_bytes, upload, wait_finished
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
 
@@ -22,11 +21,6 @@ GIGABYTE = 1024**3
 @pytest.fixture
 def flow(user) -> Flow:
     return Flow.objects.create(owner=user, name="compress-and-watermark", graph=COMPRESS_AND_WATERMARK)
-
-
-@pytest.fixture
-def http(token) -> TokenClient:
-    return TokenClient(token)
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
 
 from django.test import AsyncClient
 from PIL import Image
@@ -42,3 +44,29 @@ class TokenClient(AsyncClient):
 
     def generic(self, method, path, *args, headers=None, **kwargs):
         return super().generic(method, path, *args, headers={**self._auth, **(headers or {})}, **kwargs)
+
+
+def upload(data: bytes, name: str = "photo.jpg"):
+    """Return `data` as the multipart file a client would send."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, data, content_type="application/octet-stream")
+
+
+async def wait_finished(http: TokenClient, execution_id: str, timeout: float = 60) -> dict:
+    """Poll the API until the execution has ended; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = (await http.get(f"/api/executions/{execution_id}")).json()
+        if body["status"] in ("succeeded", "failed", "cancelled"):
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"execution {execution_id} still {body['status']} after {timeout} s")
+
+
+async def read_stream(response) -> bytes:
+    """Return the whole body of a streaming test-client response, async or not."""
+    content = response.streaming_content
+    if hasattr(content, "__aiter__"):
+        return b"".join([chunk async for chunk in content])
+    return b"".join(content)
