@@ -283,8 +283,9 @@ class Conductor:
                 self._waiting.setdefault((store.node, index), []).append(key)
         for node in plan.outputs:
             self._open_output(node)
+        bands = self._stores[plan.source].bounds  # a band per source tile row: short ones first
         self._bands = await loop.run_in_executor(
-            self._decode_thread, lambda: iter(decode_rows(self.spec.input_path, header, limits.tile_size, shrink))
+            self._decode_thread, lambda: iter(decode_rows(self.spec.input_path, header, bands, shrink))
         )
         self.prepared.set()
 

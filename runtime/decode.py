@@ -27,8 +27,9 @@ The orientation is read once, by `probe`; for PNG from an eXIf chunk (the rare E
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -82,10 +83,10 @@ def probe(source: str | os.PathLike[str] | BinaryIO, max_pixels: int) -> SourceH
 
 
 def decode_bands(
-    path: str | os.PathLike[str], header: SourceHeader, band_height: int
+    path: str | os.PathLike[str], header: SourceHeader, bands: int | Sequence[int]
 ) -> Iterator[tuple[int, Image.Image]]:
-    """Yield (y0, band) top to bottom: full-width bands of `band_height` rows, oriented, in `header.mode`."""
-    for y0, y1, image, top in decode_rows(path, header, band_height):
+    """Yield (y0, band) top to bottom: full-width bands (see `decode_rows`), oriented, in `header.mode`."""
+    for y0, y1, image, top in decode_rows(path, header, bands):
         if top == y0 and image.height == y1 - y0:
             yield y0, image
         else:
@@ -93,26 +94,41 @@ def decode_bands(
 
 
 def decode_rows(
-    path: str | os.PathLike[str], header: SourceHeader, band_height: int, shrink: int = 1
+    path: str | os.PathLike[str], header: SourceHeader, bands: int | Sequence[int], shrink: int = 1
 ) -> Iterator[tuple[int, int, Image.Image, int]]:
-    """Yield (y0, y1, image, top) top to bottom, for bands of `band_height` rows, oriented, in `header.mode`.
+    """Yield (y0, y1, image, top) top to bottom, one per band, oriented, in `header.mode`.
 
+    `bands` is either a band height, or the rows where bands start followed by the (shrunk) height, as
+    `geometry.row_bounds` gives them: a band is yielded as soon as its last row is decoded, so short
+    bands at the top come out after a few dozen rows.
     Rows [y0, y1) of the source are rows [y0 - top, y1 - top) of `image`, full width, and never change
     again: a streamed JPEG yields its full-size target (top 0) each time, with more rows final, so a
     reader cuts what it needs straight out of it; otherwise `image` is the band itself (top = y0).
     `shrink` (1, 2, 4 or 8; streamable JPEGs only) decodes at that fraction of the size, rounded up,
     by libjpeg's scaled inverse DCT.
     """
-    if band_height < 1:
-        raise ValueError("band_height must be at least 1")
     if shrink not in (1, 2, 4, 8) or (shrink > 1 and not header.streamable):
         raise ValueError(f"cannot decode this image at 1/{shrink} size")
+    height = -(-header.size.height // shrink)
+    bounds = _band_bounds(bands, height)
     with open(path, "rb") as file:
         if header.streamable:
-            yield from _stream_jpeg(file, header, band_height, shrink)
+            yield from _stream_jpeg(file, header, bounds, shrink)
         else:
-            for y0, band in _bands_of_whole(file, header, band_height):
+            for y0, band in _bands_of_whole(file, header, bounds):
                 yield y0, y0 + band.height, band, y0
+
+
+def _band_bounds(bands: int | Sequence[int], height: int) -> list[int]:
+    """Return the bands' boundaries, from 0 to `height`, for a band height or for given boundaries."""
+    if isinstance(bands, int):
+        if bands < 1:
+            raise ValueError("band_height must be at least 1")
+        return [*range(0, height, bands), height]
+    bounds = list(bands)
+    if not bounds or bounds[0] != 0 or bounds[-1] != height or any(a >= b for a, b in itertools.pairwise(bounds)):
+        raise ValueError(f"band bounds must rise from 0 to the height {height}")
+    return bounds
 
 
 def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
@@ -206,7 +222,7 @@ def _can_stream(image: Image.Image, orientation: int) -> bool:
 
 
 def _stream_jpeg(
-    file: BinaryIO, header: SourceHeader, band_height: int, shrink: int = 1
+    file: BinaryIO, header: SourceHeader, bounds: list[int], shrink: int = 1
 ) -> Iterator[tuple[int, int, Image.Image, int]]:
     width, height = -(-header.size.width // shrink), -(-header.size.height // shrink)
     with Image.open(file, formats=ACCEPTED_FORMATS) as opened:
@@ -221,10 +237,10 @@ def _stream_jpeg(
     decoder.setimage(target.im, (0, 0, width, height))
     file.seek(tile.offset)
     pending = b""
-    next_y = 0
+    band = 0  # the next band to yield: rows [bounds[band], bounds[band + 1])
     finished = False
     try:
-        while next_y < height:
+        while band < len(bounds) - 1:
             if not finished:
                 block = file.read(_READ_BLOCK)
                 if not block:
@@ -237,15 +253,15 @@ def _stream_jpeg(
                         raise ImageRejected(f"the JPEG data is broken ({ImageFile.ERRORS.get(error_code, error_code)})")
                 else:
                     pending = pending[consumed:]
-            while next_y < height:
-                band_end = min(next_y + band_height, height)
-                if not finished and not _row_done(target, width - 1, band_end - 1):
+            while band < len(bounds) - 1:
+                y0, y1 = bounds[band], bounds[band + 1]
+                if not finished and not _row_done(target, width - 1, y1 - 1):
                     break
                 if target_mode == header.mode:
-                    yield next_y, band_end, target, 0
+                    yield y0, y1, target, 0
                 else:
-                    yield next_y, band_end, normalize(target.crop((0, next_y, width, band_end)), header.mode), next_y
-                next_y = band_end
+                    yield y0, y1, normalize(target.crop((0, y0, width, y1)), header.mode), y0
+                band += 1
     finally:
         if not finished:
             decoder.cleanup()
@@ -256,14 +272,13 @@ def _row_done(target: Image.Image, x: int, y: int) -> bool:
     return target.crop((x, y, x + 1, y + 1)).tobytes("raw", "RGBX")[3] == _ROW_DONE
 
 
-def _bands_of_whole(file: BinaryIO, header: SourceHeader, band_height: int) -> Iterator[tuple[int, Image.Image]]:
+def _bands_of_whole(file: BinaryIO, header: SourceHeader, bounds: list[int]) -> Iterator[tuple[int, Image.Image]]:
     image = _load_oriented(file, header.orientation)
     width, height = image.size
     if (width, height) != (header.size.width, header.size.height):
         raise ImageRejected("the image changed since its header was read")
-    for y0 in range(0, height, band_height):
-        band = image.crop((0, y0, width, min(y0 + band_height, height)))
-        yield y0, normalize(band, header.mode)
+    for y0, y1 in itertools.pairwise(bounds):
+        yield y0, normalize(image.crop((0, y0, width, y1)), header.mode)
 
 
 def _load_oriented(file: BinaryIO, orientation: int) -> Image.Image:

@@ -2,29 +2,57 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from bisect import bisect_right
+from functools import lru_cache
 
 from runtime.tiles import Box, Size
+
+# The grid's first rows are short, so the first full-width band of every node (and of the output file)
+# is done after a few dozen source rows: tile_size >> SHORT_ROWS, ..., tile_size >> 1 tall, each at least
+# SHORT_ROW_MIN (smaller ones are left out). Columns stay `tile_size` wide.
+SHORT_ROWS = 4
+SHORT_ROW_MIN = 16  # one 4:2:0 JPEG MCU row: a short output band is encoded at once, never buffered
+
+
+@lru_cache(maxsize=256)  # a server sees few distinct heights at once; the plan asks for each many times
+def row_bounds(height: int, tile_size: int) -> tuple[int, ...]:
+    """Return the top of every tile row of an image `height` rows tall, then `height` itself.
+
+    The first rows are short (for 512: 32, 64, 128, 256), then every row is `tile_size` tall but the
+    last, which may be shorter. Every grid (plan, stores, decoder bands) cuts rows here.
+    """
+    if tile_size < 1:
+        raise ValueError(f"tile size must be at least 1, not {tile_size}")
+    bounds = [0]
+    for shift in range(SHORT_ROWS, 0, -1):
+        if tile_size >> shift >= SHORT_ROW_MIN and bounds[-1] < height:
+            bounds.append(min(bounds[-1] + (tile_size >> shift), height))
+    while bounds[-1] < height:
+        bounds.append(min(bounds[-1] + tile_size, height))
+    return tuple(bounds)
+
+
+def row_of(y: int, bounds: tuple[int, ...]) -> int:
+    """Return the tile row of `bounds` that holds image row `y` (0 <= y < bounds[-1])."""
+    return bisect_right(bounds, y) - 1
 
 
 def grid_shape(size: Size, tile_size: int) -> tuple[int, int]:
     """Return the number of tile columns and rows that cover an image of `size`."""
     if tile_size < 1:
         raise ValueError(f"tile size must be at least 1, not {tile_size}")
-    return math.ceil(size.width / tile_size), math.ceil(size.height / tile_size)
+    return math.ceil(size.width / tile_size), len(row_bounds(size.height, tile_size)) - 1
 
 
 def tile_grid(size: Size, tile_size: int) -> list[Box]:
-    """Return the boxes of square tiles covering `size`, row-major; the last row and column may be smaller."""
-    columns, rows = grid_shape(size, tile_size)
+    """Return the boxes of the tiles covering `size`, row-major; see `row_bounds` for the rows' heights."""
+    columns, _ = grid_shape(size, tile_size)
+    bounds = row_bounds(size.height, tile_size)
     return [
-        Box(
-            column * tile_size,
-            row * tile_size,
-            min((column + 1) * tile_size, size.width),
-            min((row + 1) * tile_size, size.height),
-        )
-        for row in range(rows)
+        Box(column * tile_size, y0, min((column + 1) * tile_size, size.width), y1)
+        for y0, y1 in itertools.pairwise(bounds)
         for column in range(columns)
     ]
 
@@ -32,7 +60,7 @@ def tile_grid(size: Size, tile_size: int) -> list[Box]:
 def tile_index(box: Box, size: Size, tile_size: int) -> int:
     """Return the row-major grid index of the tile whose top-left corner is `box`'s."""
     columns, _ = grid_shape(size, tile_size)
-    return (box.y0 // tile_size) * columns + box.x0 // tile_size
+    return row_of(box.y0, row_bounds(size.height, tile_size)) * columns + box.x0 // tile_size
 
 
 def tiles_meeting(region: Box, size: Size, tile_size: int) -> list[int]:
@@ -41,8 +69,9 @@ def tiles_meeting(region: Box, size: Size, tile_size: int) -> list[int]:
     if clipped.empty:
         return []
     columns, _ = grid_shape(size, tile_size)
+    bounds = row_bounds(size.height, tile_size)
     first_column, last_column = clipped.x0 // tile_size, (clipped.x1 - 1) // tile_size
-    first_row, last_row = clipped.y0 // tile_size, (clipped.y1 - 1) // tile_size
+    first_row, last_row = row_of(clipped.y0, bounds), row_of(clipped.y1 - 1, bounds)
     return [
         row * columns + column
         for row in range(first_row, last_row + 1)

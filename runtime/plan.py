@@ -6,6 +6,8 @@ Pure functions, no Django and no Channels: the conductor executes a plan, tests 
 - Nodes are grouped into *segments*: maximal chains that one worker runs back to back on a tile.
   A segment reads from a *store* (the source, or a node whose output is materialised because it
   fans out or feeds an output) and fills the store of its last node.
+- Every node's output is cut by the same kind of grid (`geometry.tile_grid`): `tile_size` columns,
+  rows short at the top (`geometry.row_bounds`) so the first output band needs few source rows.
 - A *task* is one output tile of a segment: the box it produces, the box each node of the chain
   produces on the way (halos accumulate backwards through `Step.needs`), and the region of the
   input store it reads.
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.geometry import tile_grid, tiles_meeting
+from runtime.geometry import grid_shape, tile_grid, tiles_meeting
 from runtime.registry import ImageInfo, Step, StepParams, StepRegistry, TileKind, registry
 from runtime.tiles import Box
 
@@ -219,7 +221,8 @@ def _tasks(
     # Per store tile: the last source tile row it depends on (the source's own tiles: their row).
     ready_row: dict[str, list[int]] = {}
     source_size = nodes[source_id].output.size
-    ready_row[source_id] = [box.y0 // tile_size for box in tile_grid(source_size, tile_size)]
+    columns, rows = grid_shape(source_size, tile_size)
+    ready_row[source_id] = [row for row in range(rows) for _ in range(columns)]
     keyed = []
     for store in stores:
         if store == source_id:

@@ -1,9 +1,9 @@
 """Tile stores: the materialised output of a node, held only while some consumer still needs it.
 
-A store is a grid of tiles (the same grid the plan uses for that node's output). Consumers (tasks
-reading a region, output encoders reading bands) are counted per tile when the plan is known; a
-tile is dropped as soon as its last consumer is done, so memory follows the work in flight, not
-the image size.
+A store is a grid of tiles: the grid the plan uses for that node's output, short rows first
+(`geometry.row_bounds`). Consumers (tasks reading a region, output encoders reading bands) are
+counted per tile when the plan is known; a tile is dropped as soon as its last consumer is done, so
+memory follows the work in flight, not the image size.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from functools import partial
 
 from PIL import Image
 
+from runtime.geometry import row_bounds, row_of
 from runtime.registry import ImageInfo
 from runtime.tiles import Box, Tile
 
@@ -22,8 +23,9 @@ class TileStore:
         self.node = node
         self.info = info
         self.tile_size = tile_size
+        self.bounds = row_bounds(info.size.height, tile_size)
         self.columns = -(-info.size.width // tile_size)
-        self.rows = -(-info.size.height // tile_size)
+        self.rows = len(self.bounds) - 1
         self.refs = [0] * (self.columns * self.rows)
         self._tiles: dict[int, Tile] = {}
         self._arrived = [False] * (self.columns * self.rows)
@@ -40,17 +42,14 @@ class TileStore:
         row, column = divmod(index, self.columns)
         size = self.tile_size
         return Box(
-            column * size,
-            row * size,
-            min((column + 1) * size, self.info.size.width),
-            min((row + 1) * size, self.info.size.height),
+            column * size, self.bounds[row], min((column + 1) * size, self.info.size.width), self.bounds[row + 1]
         )
 
     def indexes(self, box: Box) -> list[int]:
-        """Return the indexes of the tiles that overlap `box`."""
+        """Return the indexes of the tiles that overlap `box` (which lies inside the image)."""
         size = self.tile_size
         first_column, last_column = box.x0 // size, (box.x1 - 1) // size
-        first_row, last_row = box.y0 // size, (box.y1 - 1) // size
+        first_row, last_row = row_of(box.y0, self.bounds), row_of(box.y1 - 1, self.bounds)
         return [
             row * self.columns + column
             for row in range(first_row, last_row + 1)
@@ -121,10 +120,9 @@ class TileStore:
 
         The tiles are parts of `image`, cut only when read; changes nothing here.
         """
-        if y0 % self.tile_size:
-            raise ValueError(f"rows from y={y0} do not start a tile row")
+        first = self._row_starting(y0, f"rows from y={y0} do not start a tile row")
         pieces = []
-        for row in range(y0 // self.tile_size, -(-y1 // self.tile_size)):
+        for row in range(first, row_of(y1 - 1, self.bounds) + 1):
             for index in self.row_indexes(row):
                 box = self.tile_box(index)
                 if box.y1 > y1:
@@ -134,10 +132,9 @@ class TileStore:
 
     def cut_band(self, y0: int, band: Image.Image) -> list[tuple[int, Tile]]:
         """Return the (index, tile) pieces of a full-width band that starts on a tile row; changes nothing."""
-        if y0 % self.tile_size:
-            raise ValueError(f"band at y={y0} does not start a tile row")
+        first = self._row_starting(y0, f"band at y={y0} does not start a tile row")
         pieces = []
-        for row in range(y0 // self.tile_size, -(-(y0 + band.height) // self.tile_size)):
+        for row in range(first, row_of(y0 + band.height - 1, self.bounds) + 1):
             for index in self.row_indexes(row):
                 box = self.tile_box(index)
                 if box.y1 > y0 + band.height:
@@ -148,6 +145,13 @@ class TileStore:
                     piece = band.crop((box.x0, box.y0 - y0, box.x1, box.y1 - y0))
                 pieces.append((index, Tile.from_image(box, piece)))
         return pieces
+
+    def _row_starting(self, y: int, complaint: str) -> int:
+        """Return the tile row whose top is image row `y`; raise ValueError with `complaint` if none is."""
+        row = row_of(y, self.bounds)
+        if not 0 <= row < self.rows or self.bounds[row] != y:
+            raise ValueError(complaint)
+        return row
 
 
 def join_row(tiles: list[Tile], mode: str, width: int) -> Image.Image:

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from runtime.decode import ACCEPTED_FORMATS, ImageRejected, decode_bands, probe
+from runtime.geometry import row_bounds
 from runtime.images import normalize
 from tests.runtime.pictures import photo_like
 
@@ -86,11 +87,11 @@ SOURCES = {
 }
 
 
-def _assemble(path: Path, band_height: int) -> tuple[Image.Image, list[int]]:
+def _assemble(path: Path, bands: int | tuple[int, ...]) -> tuple[Image.Image, list[int]]:
     header = probe(path, max_pixels=10**8)
     whole = Image.new(header.mode, (header.size.width, header.size.height))
     starts = []
-    for y0, band in decode_bands(path, header, band_height):
+    for y0, band in decode_bands(path, header, bands):
         assert band.mode == header.mode
         assert band.width == header.size.width
         whole.paste(band, (0, y0))
@@ -144,6 +145,46 @@ def test_streamed_jpeg_any_band_height(tmp_path, band_height):
     decoded, starts = _assemble(path, band_height)
     assert starts == list(range(0, HEIGHT, band_height))
     assert decoded.tobytes() == _reference(path).tobytes()
+
+
+@pytest.mark.parametrize("name", SOURCES)
+def test_bands_follow_the_grid_rows_short_ones_first(tmp_path, name):
+    path = tmp_path / "source.bin"
+    SOURCES[name][0](path)
+    bounds = row_bounds(HEIGHT, 64)
+    assert bounds == (0, 16, 48, 112, HEIGHT)
+    decoded, starts = _assemble(path, bounds)
+    assert starts == list(bounds[:-1])
+    assert decoded.tobytes() == _reference(path).tobytes()
+
+
+@pytest.mark.parametrize("bounds", [(), (0, 50), (0, 50, 50, HEIGHT), (10, HEIGHT), (0, 100, 60, HEIGHT)])
+def test_band_bounds_must_rise_from_0_to_the_height(tmp_path, bounds):
+    path = tmp_path / "source.jpg"
+    photo_like(WIDTH, HEIGHT).save(path, quality=85)
+    with pytest.raises(ValueError, match="must rise from 0 to the height"):
+        next(decode_bands(path, probe(path, 10**8), bounds))
+
+
+def test_streamed_jpeg_yields_a_short_first_band_after_the_first_block(tmp_path, monkeypatch):
+    path = tmp_path / "source.jpg"
+    photo_like(1500, 2000).save(path, quality=95)
+    header = probe(path, 10**8)
+    opened = []
+    real_open = open
+
+    def recording_open(*args, **kwargs):
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr("builtins.open", recording_open)
+    bands = decode_bands(path, header, row_bounds(2000, 512))
+    y0, band = next(bands)
+    monkeypatch.undo()
+    (file,) = opened
+    assert (y0, band.size) == (0, (1500, 32))
+    assert file.tell() <= 2 * 65536 < os.path.getsize(path) / 8  # one read block past the header, not 512 rows
+    bands.close()
 
 
 def test_streamed_jpeg_yields_the_first_band_before_reading_the_whole_file(tmp_path, monkeypatch):

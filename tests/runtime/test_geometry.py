@@ -3,7 +3,20 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.geometry import clip, flip_x, grid_shape, tile_grid, tile_index, tiles_meeting, transpose_box
+from runtime.geometry import (
+    SHORT_ROW_MIN,
+    SHORT_ROWS,
+    clip,
+    flip_x,
+    grid_shape,
+    row_bounds,
+    tile_grid,
+    tile_index,
+    tiles_meeting,
+    transpose_box,
+)
+from runtime.registry import ImageInfo
+from runtime.store import TileStore
 from runtime.tiles import Box, Size
 
 sizes = st.builds(Size, st.integers(1, 300), st.integers(1, 300))
@@ -12,12 +25,53 @@ sizes = st.builds(Size, st.integers(1, 300), st.integers(1, 300))
 @given(sizes, st.integers(1, 128))
 def test_grid_covers_every_pixel_exactly_once(size, tile_size):
     boxes = tile_grid(size, tile_size)
-    assert sum(box.width * box.height for box in boxes) == size.pixels
     assert all(size.box.contains(box) and not box.empty for box in boxes)
-    for a, b in itertools.pairwise(boxes):
-        assert a.intersect(b).empty
+    covered = bytearray(size.pixels)  # how many boxes hold each pixel
+    for box in boxes:
+        for y in range(box.y0, box.y1):
+            covered[y * size.width + box.x0 : y * size.width + box.x1] = bytes(
+                c + 1 for c in covered[y * size.width + box.x0 : y * size.width + box.x1]
+            )
+    assert set(covered) == {1}
     columns, rows = grid_shape(size, tile_size)
     assert len(boxes) == columns * rows
+    assert all(box.width <= tile_size and box.height <= tile_size for box in boxes)
+
+
+@given(st.integers(1, 5000), st.integers(1, 1024))
+def test_rows_are_short_at_the_top_then_full(height, tile_size):
+    bounds = row_bounds(height, tile_size)
+    assert bounds[0] == 0 and bounds[-1] == height
+    heights = [b - a for a, b in itertools.pairwise(bounds)]
+    short = [tile_size >> k for k in range(SHORT_ROWS, 0, -1) if tile_size >> k >= SHORT_ROW_MIN]
+    planned = short + [tile_size] * (height // tile_size + 1)  # the short rows, then full rows
+    # Every row is as planned but the image's last, which is cut to fit (it may end the short ones).
+    assert sum(heights) == height
+    assert heights[:-1] == planned[: len(heights) - 1]
+    assert all(0 < h <= p for h, p in zip(heights[-1:], planned[len(heights) - 1 :], strict=False))
+    if tile_size < 2 * SHORT_ROW_MIN:
+        assert bounds == (*range(0, height, tile_size), height)
+
+
+def test_rows_of_the_default_tile_size():
+    assert row_bounds(4000, 512) == (0, 32, 96, 224, 480, 992, 1504, 2016, 2528, 3040, 3552, 4000)
+    assert row_bounds(20, 512) == (0, 20)
+    assert row_bounds(100, 512) == (0, 32, 96, 100)
+
+
+@given(sizes, st.integers(4, 128), st.data())
+def test_a_store_cuts_the_same_grid(size, tile_size, data):
+    store = TileStore("n", ImageInfo(size, "L"), tile_size)
+    boxes = tile_grid(size, tile_size)
+    assert store.count == len(boxes)
+    assert [store.tile_box(index) for index in range(store.count)] == boxes
+    assert [list(store.row_indexes(row)) for row in range(store.rows)] == [
+        [i for i, box in enumerate(boxes) if box.y0 == y0] for y0 in store.bounds[:-1]
+    ]
+    x0 = data.draw(st.integers(0, size.width - 1))
+    y0 = data.draw(st.integers(0, size.height - 1))
+    region = Box(x0, y0, data.draw(st.integers(x0 + 1, size.width)), data.draw(st.integers(y0 + 1, size.height)))
+    assert store.indexes(region) == tiles_meeting(region, size, tile_size)
 
 
 @given(sizes, st.integers(1, 64))

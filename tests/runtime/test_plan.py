@@ -33,8 +33,8 @@ def test_linear_chain_is_one_segment_and_totals_count_tiles():
     plan = compile_plan(chain(("resize", {"scale": 0.5}), ("watermark", {"text": "x"})), SOURCE, tile_size=128)
     assert plan.stores == ("in", "watermark1")
     assert [(s.input_store, s.chain) for s in plan.segments] == [("in", ("resize0", "watermark1"))]
-    assert len(plan.tasks) == 4 * 3  # 500 x 350 in 128-px tiles
-    assert plan.totals == {"in": 8 * 6, "resize0": 12, "watermark1": 12, "out": 12}
+    assert len(plan.tasks) == 4 * 5  # 500 x 350: 128-px columns, rows 16, 32, 64, 128, 110
+    assert plan.totals == {"in": 8 * 8, "resize0": 20, "watermark1": 20, "out": 20}
     assert all(task.boxes[-1] == task.out_box for task in plan.tasks)
 
 
@@ -47,13 +47,13 @@ def test_fan_out_cuts_segments_at_the_shared_node():
         ("small", ("mark", "turn")),
     ]
     assert plan.outputs == ("a", "b")
-    assert plan.totals["a"] == plan.totals["gray"] == 12
+    assert plan.totals["a"] == plan.totals["gray"] == 20
 
 
 def test_blur_after_resize_needs_a_wider_halo_at_the_source():
     resize_only = compile_plan(chain(("resize", {"scale": 0.5})), SOURCE, tile_size=64)
     with_blur = compile_plan(chain(("resize", {"scale": 0.5}), ("blur", {"radius": 4})), SOURCE, tile_size=64)
-    inner = Box(128, 128, 192, 192)
+    inner = Box(128, 112, 192, 176)  # an inner tile: rows at 64 px are 16, 32, then 64 tall
     alone = next(t for t in resize_only.tasks if t.out_box == inner).region
     blurred = next(t for t in with_blur.tasks if t.out_box == inner).region
     assert blurred.contains(alone) and blurred != alone
@@ -78,3 +78,15 @@ def test_reference_counts_cover_tasks_and_outputs():
     counts = plan.reference_counts()
     assert all(count >= 1 for count in counts["gray"])  # read once by output a
     assert sum(counts["small"]) >= len(plan.grid("small")) * 2  # read by both branches
+
+
+def test_the_first_output_band_needs_only_the_first_source_rows():
+    plan = compile_plan(
+        chain(("resize", {"scale": 0.5}), ("watermark", {"text": "x"})), ImageInfo(Size(6000, 4000), "RGB")
+    )
+    columns = 6  # 3000 px wide in 512-px columns
+    first_band = plan.tasks[:columns]
+    assert [task.out_box for task in first_band] == [Box(x, 0, min(x + 512, 3000), 32) for x in range(0, 3000, 512)]
+    source_rows = {index // 12 for task in first_band for index in plan.needed_tiles(task)}  # 6000 / 512 = 12
+    assert source_rows == {0, 1}  # source rows 0..96 of 4000: 32 + 64
+    assert max(task.region.height for task in first_band) < 100

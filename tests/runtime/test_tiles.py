@@ -58,7 +58,12 @@ def test_copies_are_the_tile_and_pickles_carry_its_pixels():
 def test_a_region_over_several_tiles_of_one_parent_is_one_cut():
     store = TileStore("in", ImageInfo(Size(300, 200), "RGB"), 64)
     store.retain(range(store.count))
-    assert [index for index, tile in store.cut_rows(0, 128, IMAGE, 0) if store.put(index, tile)] == list(range(10))
+    assert store.bounds == (0, 16, 48, 112, 176, 200)
+    assert [index for index, tile in store.cut_rows(0, 176, IMAGE, 0) if store.put(index, tile)] == list(range(20))
+    with pytest.raises(ValueError, match="end inside tile row 4"):
+        store.cut_rows(176, 190, IMAGE, 0)
+    with pytest.raises(ValueError, match="do not start a tile row"):
+        store.cut_rows(64, 112, IMAGE, 0)
     region = store.region(Box(30, 10, 200, 120))
     assert region.parent() is not None
     assert region.view().tobytes() == IMAGE.crop((30, 10, 200, 120)).tobytes()
