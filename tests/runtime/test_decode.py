@@ -166,9 +166,8 @@ def test_band_bounds_must_rise_from_0_to_the_height(tmp_path, bounds):
         next(decode_bands(path, probe(path, 10**8), bounds))
 
 
-def test_streamed_jpeg_yields_a_short_first_band_after_the_first_block(tmp_path, monkeypatch):
-    path = tmp_path / "source.jpg"
-    photo_like(1500, 2000).save(path, quality=95)
+def _first_band(monkeypatch, path: Path, bands) -> tuple[int, Image.Image, int]:
+    """Return the first (y0, band) decoded from `path`, and how far the decoder had read the file by then."""
     header = probe(path, 10**8)
     opened = []
     real_open = open
@@ -178,36 +177,31 @@ def test_streamed_jpeg_yields_a_short_first_band_after_the_first_block(tmp_path,
         return opened[-1]
 
     monkeypatch.setattr("builtins.open", recording_open)
-    bands = decode_bands(path, header, row_bounds(2000, 512))
-    y0, band = next(bands)
+    iterator = decode_bands(path, header, bands)
+    y0, band = next(iterator)
     monkeypatch.undo()
     (file,) = opened
+    position = file.tell()
+    iterator.close()
+    assert file.closed
+    return y0, band, position
+
+
+def test_streamed_jpeg_yields_a_short_first_band_after_the_first_block(tmp_path, monkeypatch):
+    path = tmp_path / "source.jpg"
+    photo_like(1500, 2000).save(path, quality=95)
+    y0, band, position = _first_band(monkeypatch, path, row_bounds(2000, 512))
     assert (y0, band.size) == (0, (1500, 32))
-    assert file.tell() <= 2 * 65536 < os.path.getsize(path) / 8  # one read block past the header, not 512 rows
-    bands.close()
+    assert position <= 2 * 65536 < os.path.getsize(path) / 8  # one read block past the header, not 512 rows
 
 
 def test_streamed_jpeg_yields_the_first_band_before_reading_the_whole_file(tmp_path, monkeypatch):
     path = tmp_path / "source.jpg"
     photo_like(600, 2000).save(path, quality=95)
-    header = probe(path, 10**8)
-    assert header.streamable
-    opened = []
-    real_open = open
-
-    def recording_open(*args, **kwargs):
-        opened.append(real_open(*args, **kwargs))
-        return opened[-1]
-
-    monkeypatch.setattr("builtins.open", recording_open)
-    bands = decode_bands(path, header, 64)
-    y0, band = next(bands)
-    monkeypatch.undo()
-    (file,) = opened
+    assert probe(path, 10**8).streamable
+    y0, band, position = _first_band(monkeypatch, path, 64)
     assert (y0, band.size) == (0, (600, 64))
-    assert file.tell() < os.path.getsize(path) / 2
-    bands.close()
-    assert file.closed
+    assert position < os.path.getsize(path) / 2
 
 
 def test_uncoloured_images_start_at_zero_even_after_a_white_one_is_freed():
