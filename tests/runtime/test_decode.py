@@ -1,3 +1,4 @@
+import ctypes
 import gc
 import io
 import os
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
+from runtime import decode
 from runtime.decode import ACCEPTED_FORMATS, ImageRejected, decode_bands, probe
 from runtime.geometry import row_bounds
 from runtime.images import normalize
@@ -202,6 +204,27 @@ def test_streamed_jpeg_yields_the_first_band_before_reading_the_whole_file(tmp_p
     y0, band, position = _first_band(monkeypatch, path, 64)
     assert (y0, band.size) == (0, (600, 64))
     assert position < os.path.getsize(path) / 2
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
+    ]
+
+
+def test_every_decode_target_is_fresh_pages_not_a_reused_heap_to_clear():
+    assert decode.MMAP_THRESHOLD_FIXED
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    pinned = []
+    for _ in range(3):
+        # A freed 24 MP target, then a small allocation above it: without a fixed threshold glibc would
+        # serve the next target from that heap (and clear it in calloc) instead of mapping it.
+        target = Image.new("RGB", (6000, 4000), None)
+        assert libc.mallinfo2().hblkhd >= 6000 * 4000 * 4
+        del target
+        pinned.append(bytearray(1000))
 
 
 def test_uncoloured_images_start_at_zero_even_after_a_white_one_is_freed():
