@@ -2,9 +2,11 @@
 
 Streaming. A baseline (sequential) JPEG with orientation 1 is decoded by feeding Pillow's JPEG decoder the
 file in 64 KiB pieces. The decoder writes into a target (RGB for colour, RGBX for gray) whose padding byte
-libjpeg-turbo sets to 255 as each row is written (JCS_EXT_RGBX); the target starts all zero, so a row whose
-last pixel has X == 255 is done. A band is yielded as soon as its last row is done. Measured on a 6000x4000
-q90 baseline JPEG, 2 shared cores: first 256-row band after 19-27 ms, all 16 bands after ~230 ms (Pillow's
+libjpeg-turbo sets to 255 as each row is written (JCS_EXT_RGBX); the target starts all zero (fresh anonymous
+pages: `zeroed_image`), so a row whose last pixel has X == 255 is done. A band is yielded as soon as its last
+row is done; bands follow the rows given (the source grid's: 32 rows first), so the first comes after one
+64 KiB read, ~3-5 ms. Measured on a 6000x4000 q90 baseline JPEG, 2 shared cores, 256-row bands: first
+band after 19-27 ms, all 16 bands after ~230 ms (Pillow's
 `load()`: ~150 ms; the difference was cropping and converting each band, which `decode_rows` no longer does
 for colour: it hands out the target itself, and readers cut what they need). A progressive JPEG of the
 same image: ~450 ms before the first band. The decoder releases the GIL in `decode()`, so this runs well
@@ -27,8 +29,8 @@ The orientation is read once, by `probe`; for PNG from an eXIf chunk (the rare E
 
 from __future__ import annotations
 
-import ctypes
 import itertools
+import mmap
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -54,27 +56,6 @@ _TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-def _fix_mmap_threshold() -> bool:
-    """Have glibc map every Pillow block afresh from the kernel; return whether it could be set.
-
-    glibc raises its mmap threshold to the size of the last large block freed, so after one run the
-    next decode target (24 MP: six 16 MB blocks) comes from the heap, where calloc must clear it:
-    ~35 ms before the first row, measured. Fixed below Pillow's block size, blocks are fresh zero pages,
-    cleared by the kernel only as the decoder touches them, and returned to it when freed. Half the
-    block size, since a block holds whole lines and so is a little smaller than the block size.
-    """
-    try:
-        libc = ctypes.CDLL(None)
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, Image.core.get_block_size() // 2))
-    except (OSError, AttributeError):
-        return False  # not glibc: nothing to fix
-
-
-MMAP_THRESHOLD_FIXED = _fix_mmap_threshold()
 
 
 class ImageRejected(ValueError):
@@ -250,11 +231,10 @@ def _stream_jpeg(
     with Image.open(file, formats=ACCEPTED_FORMATS) as opened:
         (tile,) = opened.tile
         jpegmode = tile.args[1]
-    # Pillow allocates uncoloured images with calloc (zero pages the decoder touches first): X starts at 0.
     # An RGB image stores 4 bytes a pixel too, and Pillow's RGBX unpacker copies X into the padding byte,
     # so for RGB the target is "RGB" itself: its bands need no conversion (a pass over every pixel).
     target_mode = "RGB" if header.mode == "RGB" else "RGBX"
-    target = Image.new(target_mode, (width, height), None)
+    target = zeroed_image(target_mode, width, height)
     decoder = Image._getdecoder(target_mode, "jpeg", ("RGBX", jpegmode), (shrink, 0))
     decoder.setimage(target.im, (0, 0, width, height))
     file.seek(tile.offset)
@@ -287,6 +267,22 @@ def _stream_jpeg(
     finally:
         if not finished:
             decoder.cleanup()
+
+
+def zeroed_image(mode: str, width: int, height: int) -> Image.Image:
+    """Return an all-zero RGB or RGBX image on fresh anonymous pages, which the kernel clears as they are touched.
+
+    `Image.new(mode, size, None)` callocs Pillow's 16 MB blocks; once glibc has raised its mmap threshold
+    (it does when a large block is freed: after the first run) they come from the heap and calloc clears
+    all of them first: ~35 ms for 24 MP before the decoder may write its first row, measured. Pages
+    mapped here cost nothing until touched, and go back to the kernel with the image.
+    """
+    if mode not in ("RGB", "RGBX"):
+        raise ValueError(f"no zeroed {mode} image: RGB and RGBX only (4 bytes a pixel)")
+    pages = mmap.mmap(-1, max(1, width * height * 4))
+    # map_buffer is what Image.frombuffer uses; called directly since frombuffer refuses RGB, whose rows
+    # Pillow nonetheless stores 4 bytes a pixel, exactly this layout. The image keeps `pages` alive.
+    return Image.Image()._new(Image.core.map_buffer(pages, (width, height), "raw", 0, (mode, width * 4, 1)))
 
 
 def _row_done(target: Image.Image, x: int, y: int) -> bool:

@@ -213,18 +213,20 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
-def test_every_decode_target_is_fresh_pages_not_a_reused_heap_to_clear():
-    assert decode.MMAP_THRESHOLD_FIXED
+@pytest.mark.parametrize("mode", ["RGB", "RGBX"])
+def test_a_decode_target_is_zero_and_takes_nothing_from_malloc(mode):
     libc = ctypes.CDLL(None)
     libc.mallinfo2.restype = _MallInfo2
-    pinned = []
-    for _ in range(3):
-        # A freed 24 MP target, then a small allocation above it: without a fixed threshold glibc would
-        # serve the next target from that heap (and clear it in calloc) instead of mapping it.
-        target = Image.new("RGB", (6000, 4000), None)
-        assert libc.mallinfo2().hblkhd >= 6000 * 4000 * 4
-        del target
-        pinned.append(bytearray(1000))
+    Image.new(mode, (1500, 1000), (255, 255, 255, 255)).load()  # leaves freed, dirty heap behind
+    before = libc.mallinfo2()
+    target = decode.zeroed_image(mode, 1500, 1000)
+    after = libc.mallinfo2()
+    # Neither the heap nor malloc's own mappings grew by the image: calloc had nothing to clear.
+    assert after.uordblks + after.hblkhd - before.uordblks - before.hblkhd < 100_000
+    assert (target.mode, target.size) == (mode, (1500, 1000))
+    assert target.tobytes("raw", "RGBX") == bytes(1500 * 1000 * 4)
+    target.paste((1, 2, 3), (0, 0, 2, 1))
+    assert target.getpixel((1, 0))[:3] == (1, 2, 3)
 
 
 def test_uncoloured_images_start_at_zero_even_after_a_white_one_is_freed():
