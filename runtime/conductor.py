@@ -176,6 +176,7 @@ class Conductor:
         self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="tileflow-decode")
         self._bands: Iterator | None = None
         self._pulls = 0  # bands asked of the decode thread and not delivered yet
+        self._decoded_image: Image.Image | None = None  # the image the last band came from (decode thread)
         self._decoded = False
         self._t0 = time.time()
         self._channel = ""
@@ -245,6 +246,7 @@ class Conductor:
         close = getattr(self._bands, "close", None)
         if close is not None:
             close()
+        self._decoded_image = None  # in the decode thread: unmapping a 24 MP target takes ~8 ms
 
     async def _prepare(self) -> None:
         limits = self.spec.limits
@@ -408,7 +410,12 @@ class Conductor:
     def _decode_next(self, store: TileStore) -> list[tuple[int, Tile]] | None:
         """Decode the next band into tiles (parts of the decoded image, cut by their readers), in the decode thread."""
         item = next(self._bands, None)
-        return None if item is None else store.cut_rows(*item)
+        if item is None:
+            return None
+        # Held until the run ends, so the decoder's full-size image is freed here, not by the event loop
+        # dropping the last source tile cut from it.
+        self._decoded_image = item[2]
+        return store.cut_rows(*item)
 
     def _source_band(self, pieces: list[tuple[int, Tile]]) -> None:
         source = self.plan.source
