@@ -1,9 +1,11 @@
 import io
+import itertools
 
 import pytest
 from PIL import Image, ImageChops
 
 from runtime.encoders import JpegEncoder, make_encoder
+from runtime.geometry import row_bounds
 from runtime.tiles import Size
 from tests.runtime.pictures import check_with_tool, encode_in_bands, photo_like
 
@@ -39,6 +41,19 @@ def test_jpeg_is_byte_identical_to_pillows_save_for_any_band_height(band_height,
     image = photo_like(333, 250)
     data = encode_in_bands(JpegEncoder(Size(333, 250), "RGB", quality), image, band_height)
     assert data == _pillow_whole_image(image, quality)
+
+
+@pytest.mark.parametrize(("mode", "tile_size"), [("RGB", 512), ("L", 512), ("RGB", 100)])
+def test_the_grids_short_first_rows_stream_and_equal_pillows_save(mode, tile_size):
+    image = photo_like(700, 1100, mode)
+    encoder = JpegEncoder(Size(700, 1100), mode, 85)
+    out = [encoder.header()]
+    for y0, y1 in itertools.pairwise(row_bounds(1100, tile_size)):
+        out.append(encoder.encode_band(image.crop((0, y0, 700, y1))))
+        if tile_size == 512:  # 32, 64, 128, 256 rows: whole MCU rows, so nothing waits in the encoder
+            assert out[-1], f"rows {y0}..{y1} were buffered"
+    out.append(encoder.finish())
+    assert b"".join(out) == _pillow_whole_image(image, 85)
 
 
 def test_restart_markers_do_not_change_pixels_against_a_plain_pillow_save():
