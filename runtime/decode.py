@@ -29,6 +29,7 @@ The orientation is read once, by `probe`; for PNG from an eXIf chunk (the rare E
 
 from __future__ import annotations
 
+import io
 import itertools
 import mmap
 import os
@@ -97,7 +98,7 @@ def decode_bands(
 
 
 def decode_rows(
-    path: str | os.PathLike[str], header: SourceHeader, bands: int | Sequence[int], shrink: int = 1
+    source: str | os.PathLike[str] | bytes, header: SourceHeader, bands: int | Sequence[int], shrink: int = 1
 ) -> Iterator[tuple[int, int, Image.Image, int]]:
     """Yield (y0, y1, image, top) top to bottom, one per band, oriented, in `header.mode`.
 
@@ -108,13 +109,13 @@ def decode_rows(
     again: a streamed JPEG yields its full-size target (top 0) each time, with more rows final, so a
     reader cuts what it needs straight out of it; otherwise `image` is the band itself (top = y0).
     `shrink` (1, 2, 4 or 8; streamable JPEGs only) decodes at that fraction of the size, rounded up,
-    by libjpeg's scaled inverse DCT.
+    by libjpeg's scaled inverse DCT. `source` is a file's path, or the file's bytes already in memory.
     """
     if shrink not in (1, 2, 4, 8) or (shrink > 1 and not header.streamable):
         raise ValueError(f"cannot decode this image at 1/{shrink} size")
     height = -(-header.size.height // shrink)
     bounds = _band_bounds(bands, height)
-    with open(path, "rb") as file:
+    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as file:
         if header.streamable:
             yield from _stream_jpeg(file, header, bounds, shrink)
         else:
@@ -158,6 +159,8 @@ def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
         except ValueError as error:
             raise ImageRejected(f"unsupported pixel format {image.mode}") from error
         orientation = _png_orientation(file) if image.format == "PNG" else _orientation(image)
+        if image.format in ("JPEG", "MPO") and not _jpeg_has_end(file, image.tile[0][2] if image.tile else 0):
+            raise ImageRejected("the JPEG file is truncated (it has no end-of-image marker)")
         stored = Size(width, height)
         oriented = Size(height, width) if orientation >= 5 else stored
         return SourceHeader(
@@ -168,6 +171,23 @@ def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
             mode=mode,
             streamable=_can_stream(image, orientation),
         )
+
+
+def _jpeg_has_end(file: BinaryIO, scan_start: int) -> bool:
+    """Tell whether an end-of-image marker (FF D9) follows the first scan: a cut file has none.
+
+    Entropy-coded data never holds FF D9 (an FF there is followed by 00 or a restart marker), so
+    only truncation removes it. A whole file has it in its last bytes: the common case reads 64 KB.
+    """
+    end = file.seek(0, os.SEEK_END)
+    position = end
+    while position > scan_start:
+        start = max(scan_start, position - (64 << 10 if position == end else 1 << 20))
+        file.seek(start)
+        if b"\xff\xd9" in file.read(position - start + (1 if position < end else 0)):
+            return True
+        position = start
+    return False
 
 
 def _orientation(image: Image.Image) -> int:

@@ -135,7 +135,11 @@ def corpus() -> dict[str, Specimen]:
             "refused",
             "not an image in an accepted format",
         ),
-        "truncated-jpeg": Specimen(_truncated(jpeg, 0.3), "cut.jpg", "failed", "truncated"),
+        "truncated-jpeg": Specimen(_truncated(jpeg, 0.3), "cut.jpg", "refused", "truncated"),
+        "jpeg-without-end-marker": Specimen(jpeg[:-2], "no-end.jpg", "refused", "no end-of-image marker"),
+        "truncated-bmp": Specimen(
+            _truncated(_save(photo_like(300, 200, "RGB", 14), "BMP"), 0.5), "cut.bmp", "failed", "truncated"
+        ),
         "truncated-jpeg-header": Specimen(jpeg[:300], "cut-header.jpg", "refused", "damaged or truncated"),
         "truncated-png": Specimen(_truncated(png, 0.5), "cut.png", "refused", "truncated"),
         "png-claims-100000x100000": Specimen(

@@ -343,3 +343,20 @@ def test_a_truncated_header_is_refused(tmp_path):
     path.write_bytes(path.read_bytes()[:20])
     with pytest.raises(ImageRejected):
         probe(path, 10**8)
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.9, 0.9999])
+def test_a_jpeg_cut_anywhere_in_its_scan_is_refused_by_probe(cut):
+    data = _jpeg_bytes_for_end_marker_tests()
+    with pytest.raises(ImageRejected, match=r"truncated .*end-of-image marker"):
+        probe(io.BytesIO(data[: int(len(data) * cut)]), 10**9)
+    assert probe(io.BytesIO(data), 10**9).format == "JPEG"
+    assert probe(io.BytesIO(data + b"\0" * 5000), 10**9).format == "JPEG"  # padding after the end is fine
+
+
+def _jpeg_bytes_for_end_marker_tests() -> bytes:
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    photo_like(700, 500).save(buffer, "JPEG", quality=90, exif=exif, progressive=False)
+    return buffer.getvalue()
