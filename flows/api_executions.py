@@ -84,7 +84,19 @@ async def _start(request: HttpRequest, flow: Flow, image: UploadedFile | None) -
         upload=image,
         header=header,
     )
-    conductor = await service.launch(execution)
+    if not service.in_memory(image):
+        return execution, await service.launch(execution, header)
+    data = image.file.getvalue()
+    conductor = await service.launch(execution, header, data)
+    try:  # stored while the run decodes the same bytes
+        await asyncio.to_thread(service.store_input, execution, data)
+    except OSError as error:
+        conductor.cancel()
+        await conductor.finished.wait()
+        await Execution.objects.filter(pk=execution.pk).aupdate(
+            status=Execution.Status.FAILED, error=f"the upload could not be stored: {error}"
+        )
+        return _error(507, f"the upload could not be stored: {error.strerror or error}")
     return execution, conductor
 
 
@@ -328,5 +340,5 @@ async def rerun_execution(request, execution_id: str, graph: str = "current"):
         input_from=execution,
         header=header,
     )
-    await service.launch(new)
+    await service.launch(new, header)
     return Status(201, await _payload(new))

@@ -68,7 +68,11 @@ def create_execution(
     input_from: Execution | None = None,
     header: runtime.SourceHeader,
 ) -> Execution:
-    """Store a queued execution with its frozen graph and its input file."""
+    """Store a queued execution with its frozen graph and its input file.
+
+    An upload held in memory is only given its name here: `store_input` writes it while the run,
+    started from the same bytes, decodes them (writing 10 MB took ~20 ms before the first tile).
+    """
     with transaction.atomic():
         execution = Execution(
             owner=owner,
@@ -83,7 +87,12 @@ def create_execution(
         if upload is not None:
             execution.input_name = os.path.basename(upload.name or "")[:255]
             execution.input_size = upload.size
-            execution.input_file.save(f"{execution.id}.{header.format.lower()}", upload, save=False)
+            field = execution.input_file
+            name = field.field.generate_filename(execution, f"{execution.id}.{header.format.lower()}")
+            if in_memory(upload):
+                field.name = field.storage.get_available_name(name)
+            else:  # a large upload Django spooled to a temporary file: the storage moves it
+                field.name = field.storage.save(name, upload)
         else:
             execution.input_name = input_from.input_name
             execution.input_size = input_from.input_size
@@ -92,20 +101,44 @@ def create_execution(
     return execution
 
 
-def run_spec(execution: Execution) -> runtime.RunSpec:
+def in_memory(upload: UploadedFile) -> bool:
+    return not hasattr(upload, "temporary_file_path") and hasattr(upload.file, "getvalue")
+
+
+def store_input(execution: Execution, data: bytes) -> None:
+    """Write an in-memory upload to the name `create_execution` gave it, in one write."""
+    path = Path(execution.input_file.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb") as target:  # "x": never overwrite; the name is the execution's own id
+        target.write(data)
+
+
+def run_spec(
+    execution: Execution, header: runtime.SourceHeader | None = None, input_data: bytes | None = None
+) -> runtime.RunSpec:
     return runtime.RunSpec(
         execution=str(execution.id),
         graph=execution.graph,
         input_path=Path(execution.input_file.path),
         output_dir=Path(settings.MEDIA_ROOT) / "outputs" / str(execution.id),
         limits=runtime.limits(),
+        header=header,
+        input_data=input_data,
     )
 
 
-async def launch(execution: Execution, **start_options) -> runtime.Conductor:
-    """Start the run of a stored execution in this process."""
+async def launch(
+    execution: Execution,
+    header: runtime.SourceHeader | None = None,
+    input_data: bytes | None = None,
+    **start_options,
+) -> runtime.Conductor:
+    """Start the run of an execution in this process (`header`, `input_data`: its input's, if at hand)."""
     return await runtime.start(
-        run_spec(execution), owner=str(execution.owner_id), recorder=ExecutionRecorder(execution.id), **start_options
+        run_spec(execution, header, input_data),
+        owner=str(execution.owner_id),
+        recorder=ExecutionRecorder(execution.id),
+        **start_options,
     )
 
 

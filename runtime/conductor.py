@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import io
 import logging
 import time
 from collections.abc import Iterator
@@ -38,7 +39,7 @@ from runtime.bridge import (
     task_message,
     tile_from_wire,
 )
-from runtime.decode import ImageRejected, decode_rows, probe
+from runtime.decode import ImageRejected, SourceHeader, decode_rows, probe
 from runtime.encoders import make_encoder
 from runtime.outputs import OutputWriter
 from runtime.plan import Plan, Task, compile_plan
@@ -82,6 +83,9 @@ class RunSpec:
     input_path: Path
     output_dir: Path
     limits: RunLimits = RunLimits()
+    header: SourceHeader | None = None  # the input's header when the caller has probed it already
+    # The input's bytes when the caller holds them: the run decodes them while the file is being stored.
+    input_data: bytes | None = None
 
 
 class RunRecorder(Protocol):
@@ -195,7 +199,7 @@ class Conductor:
             self._channel = await self.layer.new_channel("tileflow.conductor.")
             await self.layer.group_add(events.run_control_group(self.spec.execution), self._channel)
             receiver = asyncio.create_task(self._receive())
-            await self._save(final=False)
+            self._spawn(self._save(final=False))  # "running" is saved while the first band decodes
             heartbeat = asyncio.create_task(self._heartbeat())
             await self._prepare()
             await self._drive()
@@ -252,7 +256,10 @@ class Conductor:
         limits = self.spec.limits
         loop = asyncio.get_running_loop()
         try:
-            header = await loop.run_in_executor(self._decode_thread, probe, self.spec.input_path, limits.max_pixels)
+            source = io.BytesIO(self.spec.input_data) if self.spec.input_data else self.spec.input_path
+            header = self.spec.header or await loop.run_in_executor(
+                self._decode_thread, probe, source, limits.max_pixels
+            )
         except ImageRejected as rejected:
             raise RunFailed(str(rejected)) from rejected
         self.input = {
@@ -287,7 +294,8 @@ class Conductor:
             self._open_output(node)
         bands = self._stores[plan.source].bounds  # a band per source tile row: short ones first
         self._bands = await loop.run_in_executor(
-            self._decode_thread, lambda: iter(decode_rows(self.spec.input_path, header, bands, shrink))
+            self._decode_thread,
+            lambda: iter(decode_rows(self.spec.input_data or self.spec.input_path, header, bands, shrink)),
         )
         self.prepared.set()
 
