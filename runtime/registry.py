@@ -46,8 +46,9 @@ class ImageInfo:
 class StepContext:
     """What `process` is given besides its tile: the box to produce and a way to hand tiles on."""
 
-    def __init__(self, node_id: str, out_box: Box, input: ImageInfo, output: ImageInfo,
-                 write: Callable[[Tile], None]) -> None:
+    def __init__(
+        self, node_id: str, out_box: Box, input: ImageInfo, output: ImageInfo, write: Callable[[Tile], None]
+    ) -> None:
         self.node_id = node_id
         self.out_box = out_box
         self.input = input
@@ -187,8 +188,9 @@ def _simplify(node: dict[str, Any]) -> dict[str, Any]:
 registry = StepRegistry()
 
 
-def step(type_name: str, *, label: str, category: str, description: str | None = None,
-         target: StepRegistry | None = None) -> Callable[[type[Step]], type[Step]]:
+def step(
+    type_name: str, *, label: str, category: str, description: str | None = None, target: StepRegistry | None = None
+) -> Callable[[type[Step]], type[Step]]:
     """Declare and register a step class under `type_name`."""
 
     def register(cls: type[Step]) -> type[Step]:
