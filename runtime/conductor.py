@@ -55,7 +55,11 @@ TIMELINE_LIMIT = 5000  # entries kept per node; counts and busy times stay exact
 
 
 class RunFailed(Exception):
-    """The run cannot succeed; the message is what the user reads."""
+    """The run cannot succeed; the message is what the user reads, `node` the node it happened at."""
+
+    def __init__(self, message: str, node: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
 
 
 class RunCancelled(Exception):
@@ -186,6 +190,7 @@ class Conductor:
         self._channel = ""
         self._background: set[asyncio.Task] = set()
         self._cancel_requested = False
+        self._failed_node: str | None = None
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -208,6 +213,7 @@ class Conductor:
             self.status = "cancelled"
         except RunFailed as failure:
             self.status, self.error = "failed", str(failure)
+            self._failed_node = failure.node
         except Exception as error:  # a bug of ours: the run fails with the reason, the server lives on
             log.exception("execution %s failed unexpectedly", self.spec.execution)
             self.status, self.error = "failed", f"internal error: {type(error).__name__}: {error}"
@@ -223,9 +229,8 @@ class Conductor:
         if self.status != "succeeded":
             for writer in self.outputs.values():
                 writer.abort(remove=True)
-            for name, state in self.nodes.items():
-                if self.status == "failed" and state.status != "done" and self.error and f"'{name}'" in self.error:
-                    state.failed = True
+            if self._failed_node is not None:
+                self.nodes.setdefault(self._failed_node, NodeState()).failed = True
         self._decode_thread.submit(self._close_bands)
         self._decode_thread.shutdown(wait=False)
         self.prepared.set()
@@ -261,7 +266,7 @@ class Conductor:
                 self._decode_thread, probe, source, limits.max_pixels
             )
         except ImageRejected as rejected:
-            raise RunFailed(str(rejected)) from rejected
+            raise RunFailed(str(rejected), self._source_id()) from rejected
         self.input = {
             "width": header.size.width,
             "height": header.size.height,
@@ -298,6 +303,9 @@ class Conductor:
             lambda: iter(decode_rows(self.spec.input_data or self.spec.input_path, header, bands, shrink)),
         )
         self.prepared.set()
+
+    def _source_id(self) -> str | None:
+        return next((node["id"] for node in self.spec.graph.get("nodes", []) if node.get("type") == "source"), None)
 
     def _link(self, node: str) -> ChainLink:
         node_plan = self.plan.nodes[node]
@@ -359,7 +367,7 @@ class Conductor:
         kind, payload = event
         if kind == "result":
             if payload["type"] == events.TILE_FAILED:
-                raise RunFailed(f"node '{payload['node']}' failed: {payload['error']}")
+                raise RunFailed(f"node '{payload['node']}' failed: {payload['error']}", payload["node"])
             if payload["type"] == events.TILE_TAKEN:
                 self._task_taken(payload)
             else:
@@ -405,9 +413,11 @@ class Conductor:
                 return
             error = done.exception()
             if isinstance(error, ImageRejected):
-                self._inbox.put_nowait(("failed", RunFailed(str(error))))
+                self._inbox.put_nowait(("failed", RunFailed(str(error), self.plan.source)))
             elif error is not None:
-                self._inbox.put_nowait(("failed", RunFailed(f"the image could not be decoded: {error}")))
+                self._inbox.put_nowait(
+                    ("failed", RunFailed(f"the image could not be decoded: {error}", self.plan.source))
+                )
             elif done.result() is None:
                 self._inbox.put_nowait(("decoded", None))
             else:
@@ -441,7 +451,8 @@ class Conductor:
         if self.nodes[self.plan.source].done < store.count:
             raise RunFailed(
                 f"the image ended early: {self.nodes[self.plan.source].done} of {store.count} "
-                "tiles decoded (is the file truncated?)"
+                "tiles decoded (is the file truncated?)",
+                self.plan.source,
             )
         self.nodes[self.plan.source].finished = time.time()
 
@@ -519,7 +530,7 @@ class Conductor:
         mode = self.plan.nodes[node].output.mode
         for tile in tiles:
             if tile.mode != mode:
-                raise RunFailed(f"node '{node}' wrote a tile in mode {tile.mode}, but its output is {mode}")
+                raise RunFailed(f"node '{node}' wrote a tile in mode {tile.mode}, but its output is {mode}", node)
         if len(tiles) == 1 and tiles[0].box == out_box:
             return tiles[0]
         canvas = Image.new(mode, (out_box.width, out_box.height))
@@ -582,7 +593,8 @@ class Conductor:
             if lease.attempt >= limits.max_attempts:
                 raise RunFailed(
                     f"tile {task.index} of node '{node}' was not answered after {lease.attempt} attempts "
-                    f"of {limits.lease_seconds:g} s each (no worker, or workers keep dying)"
+                    f"of {limits.lease_seconds:g} s each (no worker, or workers keep dying)",
+                    node,
                 )
             lease.attempt += 1
             lease.sent, lease.started = now, False
@@ -628,10 +640,14 @@ class Conductor:
                 feed.complete = True
                 self._inbox.put_nowait(("output", feed.node))
         except OSError as error:
-            self._inbox.put_nowait(("failed", RunFailed(f"output '{feed.node}' could not be written: {error}")))
+            self._inbox.put_nowait(
+                ("failed", RunFailed(f"output '{feed.node}' could not be written: {error}", feed.node))
+            )
         except Exception as error:
             log.exception("output %s of %s failed", feed.node, self.spec.execution)
-            self._inbox.put_nowait(("failed", RunFailed(f"output '{feed.node}' could not be encoded: {error}")))
+            self._inbox.put_nowait(
+                ("failed", RunFailed(f"output '{feed.node}' could not be encoded: {error}", feed.node))
+            )
 
     # -- progress and persistence ---------------------------------------------------------------
 

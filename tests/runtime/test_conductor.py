@@ -128,3 +128,17 @@ async def test_memory_follows_the_work_in_flight_not_the_image(tmp_path, monkeyp
     total = conductor.snapshot()["nodes"]["in"]["total"]
     assert total == len(tile_grid(Size(1024, 2048), 64)) == 16 * 34  # rows 16, 32, then 32 of 64 (or fewer)
     assert peak["tiles"] < total / 4, f"{peak['tiles']} of {total} tiles held at once"
+
+
+async def test_an_image_that_breaks_while_decoding_fails_the_source_node(tmp_path):
+    image = make_image(300, 200, "RGB", 4)
+    source = tmp_path / "cut.bmp"
+    image.save(source, "BMP")
+    source.write_bytes(source.read_bytes()[:40_000])
+    spec = RunSpec("cut", chain(("grayscale", {})), source, tmp_path / "out", RunLimits(tile_size=64))
+    conductor = await api.start(spec, owner="tests")
+    await asyncio.wait_for(conductor.finished.wait(), 60)
+    assert conductor.status == "failed" and "truncated" in conductor.error
+    nodes = conductor.snapshot()["nodes"]
+    assert nodes["in"]["status"] == "failed"
+    assert nodes["grayscale0"]["status"] == "pending"
