@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 from datetime import datetime
 from pathlib import Path
 
 from measure import Figure, log, median
 from session import BenchSession, standalone
-from tileflow_server import WebSocketClient
+from tileflow_server import ROOT
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from tests.support.websocket import SocketClient
 
 TIMELINE_LIMIT = 5000  # the conductor keeps at most this many entries per node (runtime/conductor.py)
 
@@ -30,11 +35,11 @@ def watch_run(session: BenchSession, photo: Path) -> tuple[list[tuple[float, dic
     """Start a run, follow its websocket to the status message; return the timestamped messages and the execution."""
     server = session.server
     execution_id = server.start_execution(session.flow("chain-jpeg"), photo)
-    client = WebSocketClient(server, f"/ws/executions/{execution_id}/")
+    client = SocketClient(server.port, f"/ws/executions/{execution_id}/", server.token, timeout=60)
     messages: list[tuple[float, dict]] = []
     try:
         while True:
-            arrived, message = client.receive()
+            arrived, message = client.receive_stamped()
             if message is None:
                 break
             messages.append((arrived, message))

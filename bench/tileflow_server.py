@@ -2,20 +2,18 @@
 
 `TileflowServer` migrates a temporary database, creates a user and an API token through manage.py,
 starts daphne, and gives a raw HTTP client (`run`) that sees the streamed body chunk by chunk, so the
-time to the first body byte is what a client on the wire would see. `WebSocketClient` is a minimal
-RFC 6455 client (the venv has no websocket library) that timestamps each message as it arrives.
+time to the first body byte is what a client on the wire would see. Websockets are followed with
+`tests/support/websocket.SocketClient`, which stamps each message as it arrives.
 """
 
 from __future__ import annotations
 
-import base64
 import http.client
 import itertools
 import json
 import os
 import secrets
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -283,73 +281,6 @@ def multipart_image(photo: Path | bytes, field_name: str = "image") -> tuple[byt
         "Content-Type: image/jpeg\r\n\r\n"
     ).encode()
     return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-class WebSocketClient:
-    """A minimal websocket client: handshake, masked close, unmasked text frames in, each timestamped."""
-
-    def __init__(self, server: TileflowServer, path: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [
-            f"GET {path} HTTP/1.1",
-            f"Host: 127.0.0.1:{server.port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key}",
-            "Sec-WebSocket-Version: 13",
-            f"Origin: http://127.0.0.1:{server.port}",
-            f"Authorization: Bearer {server.token}",
-        ]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        self._buffer = b""
-        while b"\r\n\r\n" not in self._buffer:
-            self._buffer += self._recv()
-        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise RuntimeError(f"websocket handshake refused: {head.decode(errors='replace')}")
-
-    def _recv(self) -> bytes:
-        data = self.sock.recv(1 << 16)
-        if not data:
-            raise ConnectionError("websocket closed by the server")
-        return data
-
-    def _take(self, count: int) -> bytes:
-        while len(self._buffer) < count:
-            self._buffer += self._recv()
-        data, self._buffer = self._buffer[:count], self._buffer[count:]
-        return data
-
-    def receive(self) -> tuple[float, dict | None]:
-        """Return (arrival time.time(), message) of the next text message; (time, None) once the server closes."""
-        while True:
-            first, second = self._take(2)
-            opcode, length = first & 0x0F, second & 0x7F
-            if length == 126:
-                length = struct.unpack(">H", self._take(2))[0]
-            elif length == 127:
-                length = struct.unpack(">Q", self._take(8))[0]
-            payload = self._take(length)
-            arrived = time.time()
-            if opcode == 0x8:
-                return arrived, None
-            if opcode == 0x9:
-                self._send(0xA, payload)
-            elif opcode == 0x1:
-                return arrived, json.loads(payload)
-
-    def _send(self, opcode: int, payload: bytes) -> None:
-        mask = os.urandom(4)
-        header = bytes([0x80 | opcode, 0x80 | len(payload)])
-        self.sock.sendall(header + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload)))
-
-    def close(self) -> None:
-        try:
-            self._send(0x8, struct.pack(">H", 1000))
-        except OSError:
-            pass
-        self.sock.close()
 
 
 def wait_for(server: TileflowServer, execution_id: str, timeout: float = 300) -> dict:

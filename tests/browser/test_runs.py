@@ -61,7 +61,15 @@ def small_jpeg() -> bytes:
 
 
 @pytest.fixture(scope="module")
+def truncated_bmp() -> bytes:
+    """An image whose header is fine and whose pixels stop half way: its run fails while decoding."""
+    whole = image_bytes(1600, 1200, format="BMP", seed=5)
+    return whole[: len(whole) // 2]
+
+
+@pytest.fixture(scope="module")
 def truncated_jpeg() -> bytes:
+    """A JPEG cut in its pixel data: refused at upload (it has no end-of-image marker)."""
     whole = image_bytes(1600, 1200, seed=5)
     return whole[: len(whole) // 2]
 
@@ -136,9 +144,9 @@ def test_cancel_from_the_editor(page, console_server, client, large_photo, conso
     assert unexpected(console_errors) == []
 
 
-def test_failed_run_shows_the_reason(page, console_server, client, truncated_jpeg, tmp_path, console_errors):
-    broken = tmp_path / "broken.jpg"
-    broken.write_bytes(truncated_jpeg)
+def test_failed_run_shows_the_reason(page, console_server, client, truncated_bmp, tmp_path, console_errors):
+    broken = tmp_path / "broken.bmp"
+    broken.write_bytes(truncated_bmp)
     run_in_editor(page, console_server, client, "truncated-input", PLAIN_GRAPH, broken)
     wait_run_status(page, "failed")
 
@@ -151,10 +159,25 @@ def test_failed_run_shows_the_reason(page, console_server, client, truncated_jpe
     assert unexpected(console_errors) == []
 
 
-def test_executions_filter_by_status(page, console_server, client, small_jpeg, truncated_jpeg, console_errors):
+def test_a_refused_upload_says_why_and_starts_nothing(
+    page, console_server, client, truncated_jpeg, tmp_path, console_errors
+):
+    broken = tmp_path / "cut.jpg"
+    broken.write_bytes(truncated_jpeg)
+    run_in_editor(page, console_server, client, "refused-input", PLAIN_GRAPH, broken)
+    page.locator("#run-error").wait_for(state="visible")
+    assert page.locator("#run-error").inner_text() == (
+        "Could not start the run: the JPEG file is truncated (it has no end-of-image marker)"
+    )
+    assert page.locator("#run").is_enabled()  # fix the file and try again
+    # The browser logs the refused request (400) itself; nothing else may go wrong.
+    assert [error for error in unexpected(console_errors) if "status of 400" not in error] == []
+
+
+def test_executions_filter_by_status(page, console_server, client, small_jpeg, truncated_bmp, console_errors):
     flow_id = create_flow(client, "filter-by-status", PLAIN_GRAPH)
     good = wait_finished(client, start_run(client, flow_id, small_jpeg))
-    bad = wait_finished(client, start_run(client, flow_id, truncated_jpeg))
+    bad = wait_finished(client, start_run(client, flow_id, truncated_bmp))
     assert (good["status"], bad["status"]) == ("succeeded", "failed")
 
     page.goto(f"{console_server.url}/executions/?flow={flow_id}")

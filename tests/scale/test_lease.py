@@ -18,14 +18,13 @@ from channels_redis.core import RedisChannelLayer
 
 from runtime.conductor import Conductor, RunLimits, RunSpec
 from tests.scale import slow_steps  # noqa: F401 - registers "slow" for the in-process conductor
-from tests.scale.test_scale_out import IMAGE, SETTINGS, TILE, assert_same_pixels, graph, reference
+from tests.scale.test_scale_out import IMAGE, SETTINGS, TILE, TILES, assert_same_pixels, graph, reference
 from tests.support.cluster import Cluster, png_bytes
 
 pytestmark = pytest.mark.redis
 
 LEASE = 1.0
 STEP = 0.3
-TILES = 20
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +76,7 @@ async def test_a_busy_lane_does_not_count_against_the_lease(two_workers, tmp_pat
     assert status == "succeeded", (conductor.error, two_workers.logs())
     assert conductor.retries == 0
     assert_same_pixels(run.output.read_bytes(), reference())
-    # The run did queue: 20 tasks of 0.3 s on two workers take 3 s, three leases.
+    # The run did queue: TILES tasks of 0.3 s on two workers take several leases.
     assert time.monotonic() - started >= TILES * STEP / 2
     # Only tasks that waited a quarter lease or more were acknowledged: the last 12 of the first
     # window, and those sent after them, waited ~2 s; at most one message per task (and its copy).

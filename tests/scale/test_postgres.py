@@ -17,6 +17,7 @@ from tests.scale.test_scale_out import (
     IMAGE,
     LEASE,
     SETTINGS,
+    TILES,
     assert_a_killed_server_leaves_its_run_interrupted,
     assert_same_pixels,
     graph,
@@ -29,7 +30,7 @@ from tests.support.websocket import SocketClient
 
 pytestmark = pytest.mark.redis
 
-SLOW = 0.4  # seconds per tile: 20 tiles on two one-thread workers take about 4 s
+SLOW = 0.4  # seconds per tile: TILES (35) tiles on two one-thread workers take about 7 s
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_a_background_run_succeeds_and_is_recorded_in_postgres(cluster, postgres
     assert_same_pixels(cluster.output(started["id"]), reference())
     stored = row(postgres, started["id"])
     assert stored["status"] == "succeeded" and stored["finished_at"] is not None
-    assert sum(stored["workers"].values()) == finished["nodes"]["soft"]["total"] == 20
+    assert sum(stored["workers"].values()) == finished["nodes"]["soft"]["total"] == TILES
 
 
 def test_the_streamed_run_answers_the_image_and_records_it(cluster, postgres):
@@ -108,7 +109,7 @@ def test_the_websocket_follows_a_run_to_its_end(cluster):
     assert messages[0]["type"] == "snapshot" and messages[0]["execution"]["id"] == started["id"]
     assert messages[-1] == {"type": "status", "status": "succeeded", "error": None}, messages[-1]
     soft = [message["done"] for message in messages if message["type"] == "progress" and message["node"] == "soft"]
-    assert soft and soft == sorted(soft) and soft[-1] == 20, soft
+    assert soft and soft == sorted(soft) and soft[-1] == TILES, soft
 
 
 def test_cancel_stops_the_run(cluster, postgres):
@@ -152,7 +153,7 @@ def test_a_cancel_from_another_console_reaches_the_run_after_redis_restarts(clus
     # The conductor itself stopped: a run that went on would overwrite the row when it ended (~4 s).
     time.sleep(3 * SLOW + 2 * LEASE)
     later = cluster.execution(started["id"])
-    assert later["status"] == "cancelled" and later["nodes"]["soft"]["done"] < 20, later
+    assert later["status"] == "cancelled" and later["nodes"]["soft"]["done"] < TILES, later
     assert row(postgres, started["id"])["status"] == "cancelled"
 
 

@@ -20,7 +20,9 @@ from PIL import Image, ImageChops
 
 from runtime import events
 from runtime.conductor import Conductor, RunLimits, RunSpec
+from runtime.geometry import tile_grid
 from runtime.testing import make_image, reference_flow
+from runtime.tiles import Size
 from tests.scale import slow_steps  # noqa: F401 - registers "slow" for the in-process conductor
 from tests.support.cluster import Cluster, png_bytes
 
@@ -53,7 +55,8 @@ def graph(seconds: float) -> dict:
     return {"nodes": nodes, "edges": edges}
 
 
-IMAGE = make_image(640, 512, "RGB", seed=3)  # 5 × 4 tiles of 128
+IMAGE = make_image(640, 512, "RGB", seed=3)
+TILES = len(tile_grid(Size(IMAGE.width, IMAGE.height), TILE))  # 5 columns × 7 rows (the first rows are short)
 
 
 def reference() -> Image.Image:
@@ -114,7 +117,7 @@ def test_idle_workers_still_take_tasks_and_both_do_work(two_workers):
     assert_same_pixels(cluster.output(started["id"]), reference())
     assert [worker.pid for worker in cluster.live_workers()] == pids
     tiles = finished["nodes"]["soft"]["total"]
-    assert tiles == 20
+    assert tiles == TILES
     by_pid = {name.rpartition(":")[2]: count for name, count in finished["workers"].items()}
     assert set(by_pid) == {str(pid) for pid in pids}, finished["workers"]
     assert all(count > 0 for count in by_pid.values()) and sum(by_pid.values()) == tiles
@@ -232,10 +235,10 @@ async def test_duplicate_results_are_dropped_and_counted(two_workers, tmp_path):
     assert status == "succeeded", (conductor.error, cluster.logs())
     assert_same_pixels((tmp_path / "out" / "out.png").read_bytes(), reference())
     # Every result came twice; a tile re-sent after its lease adds a genuine second result of its own.
-    assert layer.redelivered == layer.delivered >= 20
-    assert conductor.duplicates == layer.redelivered + layer.delivered - 20
+    assert layer.redelivered == layer.delivered >= TILES
+    assert conductor.duplicates == layer.redelivered + layer.delivered - TILES
     assert conductor.snapshot()["duplicates"] == conductor.duplicates
-    assert sum(conductor.workers.values()) == 20
+    assert sum(conductor.workers.values()) == TILES
 
 
 def assert_a_killed_server_leaves_its_run_interrupted(cluster: Cluster, slow_flow: str, quick_flow: str) -> str:

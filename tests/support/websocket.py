@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import struct
+import time
 from typing import Any
 
 
@@ -48,6 +49,10 @@ class SocketClient:
 
     def receive(self) -> dict[str, Any] | None:
         """Return the next JSON text message, or None once the server sent its close frame."""
+        return self.receive_stamped()[1]
+
+    def receive_stamped(self) -> tuple[float, dict[str, Any] | None]:
+        """Return (time.time() when it arrived, the next JSON text message or None once the server closed)."""
         while True:
             first, second = self._take(2)
             opcode, length = first & 0x0F, second & 0x7F
@@ -57,11 +62,11 @@ class SocketClient:
                 length = struct.unpack(">Q", self._take(8))[0]
             payload = self._take(length)
             if opcode == 0x8:
-                return None
+                return time.time(), None
             if opcode == 0x9:
                 self._send(0xA, payload)
             elif opcode == 0x1:
-                return json.loads(payload)
+                return time.time(), json.loads(payload)
 
     def messages(self) -> list[dict[str, Any]]:
         """Return every message until the server closes the socket."""
