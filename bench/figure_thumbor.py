@@ -1,7 +1,9 @@
 """Figure 4: Tileflow against a Thumbor server, both resizing 24 MP to 3000×2000 and adding a watermark.
 
 Thumbor answers only when its image is done (its first byte is its last), with its PIL engine's
-`Image.draft` fast JPEG decode on. It runs from its own venv (it needs Pillow < 13).
+`Image.draft` fast JPEG decode on; Tileflow's flow turns on its own fast decode (`fast_decode` on the
+source: libjpeg's scaled decode, as `draft` does), as the figure asks. Thumbor runs from its own venv
+(it needs Pillow < 13).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from session import BenchSession, check_image, standalone
 from thumbor_server import ThumborServer
 
 NAMES = (
-    "first byte of /run ÷ Thumbor total (24 MP → 3000×2000 + watermark, JPEG q85)",
+    "first byte of /run ÷ Thumbor total (24 MP → 3000×2000 + watermark, JPEG q85, fast decode on both)",
     "total of /run ÷ Thumbor total (same)",
 )
 

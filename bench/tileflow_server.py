@@ -31,9 +31,11 @@ VENV_BIN = Path(sys.executable).parent
 USERNAME = "bench"
 
 
-def flow_document(name: str, steps: list[tuple[str, str, dict[str, Any]]], output: dict[str, Any]) -> dict:
+def flow_document(
+    name: str, steps: list[tuple[str, str, dict[str, Any]]], output: dict[str, Any], source: dict | None = None
+) -> dict:
     """Return a flow document (CONTRACT §1): source, then `steps` as (id, type, params) in a chain, then the output."""
-    nodes = [{"id": "in", "type": "source", "params": {}}]
+    nodes = [{"id": "in", "type": "source", "params": source or {}}]
     nodes += [{"id": node_id, "type": kind, "params": params} for node_id, kind, params in steps]
     nodes.append({"id": "out", "type": "output", "params": output})
     edges = [{"from": before["id"], "to": after["id"]} for before, after in itertools.pairwise(nodes)]
