@@ -63,7 +63,7 @@ def measure(session: BenchSession) -> list[Figure]:
         ),
         Figure(
             "1d",
-            "first byte of image data (past the JPEG header sent up front) ÷ sequential Pillow total",
+            "first byte of image data (past the JPEG header) ÷ sequential Pillow total",
             median(first_data) / base,
             "",
             f"Tileflow first image data {fmt_seconds(median(first_data))}; Pillow {fmt_seconds(base)}",
