@@ -57,7 +57,7 @@ class RunTiming:
 
     @property
     def first_data(self) -> float:
-        """Return the seconds to the first byte of image data (past the JPEG/PNG headers; they go out with the first band)."""
+        """Return the seconds to the first byte of image data (past the JPEG/PNG headers, sent with it)."""
         header = image_header_length(self.body)
         return next(seconds for seconds, received in self.arrivals if received > header)
 

@@ -1,7 +1,6 @@
 """The console's pages: rendered for their owner, 404 for others, a login redirect for anonymous visitors."""
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from flows.models import Execution, Flow
@@ -13,16 +12,6 @@ GRAPH = {
     ],
     "edges": [{"from": "in", "to": "out"}],
 }
-
-
-@pytest.fixture
-def owner(db):
-    return get_user_model().objects.create_user("ada", password="pw-ada-123")
-
-
-@pytest.fixture
-def stranger(db):
-    return get_user_model().objects.create_user("bob", password="pw-bob-123")
 
 
 @pytest.fixture
@@ -57,7 +46,7 @@ def test_login_page_renders(client, db):
 
 
 def test_login_then_home(client, owner):
-    response = client.post("/login/", {"username": "ada", "password": "pw-ada-123"})
+    response = client.post("/login/", {"username": "alice", "password": "alice-secret-pw"})
     assert response.status_code == 302
     assert response["Location"] == "/"
     assert client.get("/").status_code == 200

@@ -11,7 +11,6 @@ import re
 
 import pytest
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -65,16 +64,6 @@ def url_patterns(patterns=None, prefix: str = "") -> list[str]:
 def fill(pattern: str, ids: dict[str, str]) -> str:
     """Put the owner's ids in a pattern's parameters: {flow_id}, <uuid:flow_id>, <execution_id>."""
     return re.sub(r"[{<](?:\w+:)?(\w+)[}>]", lambda match: ids[match.group(1)], pattern)
-
-
-@pytest.fixture
-def owner(db):
-    return get_user_model().objects.create_user("ada", password="pw-ada-123")
-
-
-@pytest.fixture
-def stranger(db):
-    return get_user_model().objects.create_user("bob", password="pw-bob-123")
 
 
 @pytest.fixture
