@@ -10,6 +10,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import FileResponse, HttpRequest, JsonResponse, StreamingHttpResponse
+from django.utils import timezone
 from ninja import File, Router, Status
 from ninja.files import UploadedFile
 
@@ -303,8 +304,6 @@ async def _await_end_or_mark_cancelled(execution: Execution) -> None:
         await execution.arefresh_from_db()
         if execution.status in FINISHED:
             return
-    from django.utils import timezone
-
     await Execution.objects.filter(pk=execution.pk, status__in=["queued", "running"]).aupdate(
         status=Execution.Status.CANCELLED, finished_at=timezone.now(), error=None
     )
