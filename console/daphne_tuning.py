@@ -1,4 +1,4 @@
-"""Two changes to Daphne's Twisted layer, each measured on the path of an upload to its first tile.
+"""Three changes to Daphne and its Twisted layer, each measured on the path of an upload to its first tile.
 
 - Twisted's `Request.requestReceived` parses every multipart POST into `request.args` with the
   `email` package, on the server's only event-loop thread, before Daphne hands the raw body to
@@ -7,17 +7,23 @@
 - Twisted spools every body over 100 kB to a temporary file, which Daphne then reads back to pass
   it on. Bodies up to Django's FILE_UPLOAD_MAX_MEMORY_SIZE (which Django keeps in memory anyway)
   now stay in memory: ~15 ms less for a 10 MB photo.
+- Daphne hands a body to the application in `request_buffer_size` pieces, 8 kB by default: a 10 MB
+  photo became ~1200 queue messages, each awaited by Django's `read_body` on the event loop. The
+  pieces are now at least 1 MB (REQUEST_PIECE): ~3 ms less before a run starts.
 """
 
 from __future__ import annotations
 
 import io
 
+REQUEST_PIECE = 1024 * 1024
+
 
 def skip_twisted_form_parsing() -> bool:
     """Turn the parse off for requests Daphne makes from now on; return False when Daphne is absent."""
     try:
         from daphne.http_protocol import WebRequest
+        from daphne.server import Server
     except ImportError:
         return False
     if getattr(WebRequest, "_tileflow_no_form_parsing", False):
@@ -38,7 +44,14 @@ def skip_twisted_form_parsing() -> bool:
         else:
             original_got_length(self, length)
 
+    original_server_init = Server.__init__
+
+    def server_init(self, *args, **kwargs):
+        original_server_init(self, *args, **kwargs)
+        self.request_buffer_size = max(self.request_buffer_size, REQUEST_PIECE)
+
     WebRequest.__init__ = __init__
     WebRequest.gotLength = gotLength
+    Server.__init__ = server_init  # Daphne's command line imports the application before it makes its server
     WebRequest._tileflow_no_form_parsing = True
     return True

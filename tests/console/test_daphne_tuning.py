@@ -1,4 +1,4 @@
-"""Daphne's Twisted layer must not parse multipart bodies again (Django parses them)."""
+"""Daphne must not parse multipart bodies again (Django parses them), nor feed Django bodies 8 kB at a time."""
 
 import io
 from types import SimpleNamespace
@@ -37,3 +37,15 @@ def test_bodies_django_keeps_in_memory_are_not_spooled_to_disk(settings):
     large.gotLength(settings.FILE_UPLOAD_MAX_MEMORY_SIZE + 1)
     assert isinstance(small.content, io.BytesIO)
     assert not isinstance(large.content, io.BytesIO)  # a temporary file, as Twisted does
+
+
+def test_servers_hand_bodies_to_django_in_pieces_of_a_megabyte_or_more():
+    from daphne.server import Server
+
+    from console.daphne_tuning import REQUEST_PIECE
+
+    skip_twisted_form_parsing()
+    assert Server(application=None, endpoints=["tcp:port=0"]).request_buffer_size == REQUEST_PIECE
+    assert Server(application=None, endpoints=["tcp:port=0"], request_buffer_size=4 * REQUEST_PIECE).request_buffer_size == (
+        4 * REQUEST_PIECE
+    )
