@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class ConsoleConfig(AppConfig):
     name = "console"
     verbose_name = "Tileflow console"
+
+    def ready(self) -> None:
+        from console.inline_middleware import run_stock_middleware_inline
+
+        # Before any handler loads its middleware (Daphne's ASGI app, the test suite's live servers).
+        run_stock_middleware_inline()
