@@ -53,6 +53,9 @@ class OutputWriter:
         self.failed = False
         self.pulse = Pulse()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"tileflow-out-{node}")
+        # Made now, while the first band is still being computed: a JPEG header is a small encode of
+        # its own (~1-3 ms on busy cores), which would otherwise delay the first byte.
+        self._header = self._thread.submit(encoder.header)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "wb")
 
@@ -66,7 +69,7 @@ class OutputWriter:
         data = self.encoder.encode_band(band if isinstance(band, Image.Image) else band())
         # The header goes out with the first band's data in one write: a client's first byte is image data,
         # and a run that fails before any band can still be answered with an error instead of a cut stream.
-        return self._write(self.encoder.header() + data if with_header else data)
+        return self._write(self._header.result() + data if with_header else data)
 
     def _finish(self) -> int:
         written = self._write(self.encoder.finish())
@@ -95,7 +98,7 @@ class OutputWriter:
         if self._header_queued:
             return None
         self._header_queued = True
-        return asyncio.get_running_loop().run_in_executor(self._thread, lambda: self._write(self.encoder.header()))
+        return asyncio.get_running_loop().run_in_executor(self._thread, lambda: self._write(self._header.result()))
 
     async def finish(self) -> None:
         loop = asyncio.get_running_loop()
