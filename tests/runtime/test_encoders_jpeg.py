@@ -4,12 +4,20 @@ import itertools
 import pytest
 from PIL import Image, ImageChops
 
-from runtime.encoders import JpegEncoder, make_encoder
+from runtime.encoders import JpegEncoder, jpeg, make_encoder
 from runtime.geometry import row_bounds
 from runtime.tiles import Size
 from tests.runtime.pictures import check_with_tool, encode_in_bands, photo_like
 
 SIZES = [(1, 1), (1, 37), (37, 1), (15, 17), (203, 141), (640, 480), (1500, 900)]
+
+
+@pytest.fixture(params=["one part", "parts on threads"])
+def parts(request, monkeypatch):
+    """Encode bands whole (small bands), or cut into parts encoded on the pool (bands of a megapixel or more)."""
+    if request.param == "parts on threads":
+        monkeypatch.setattr(jpeg, "_PARALLEL_MIN_PIXELS", 0)
+    return request.param
 
 
 def _pillow_whole_image(image: Image.Image, quality: int) -> bytes:
@@ -23,7 +31,7 @@ def _pillow_whole_image(image: Image.Image, quality: int) -> bytes:
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
 @pytest.mark.parametrize(("width", "height"), SIZES)
-def test_jpeg_is_valid_and_equals_a_whole_image_save(tmp_path, mode, width, height):
+def test_jpeg_is_valid_and_equals_a_whole_image_save(tmp_path, mode, width, height, parts):
     image = photo_like(width, height, mode)
     data = encode_in_bands(make_encoder("jpeg", Size(width, height), mode, 85), image, 64)
     path = tmp_path / "out.jpg"
@@ -37,14 +45,14 @@ def test_jpeg_is_valid_and_equals_a_whole_image_save(tmp_path, mode, width, heig
 
 @pytest.mark.parametrize("band_height", [1, 7, 16, 100, 256])
 @pytest.mark.parametrize("quality", [1, 50, 100])
-def test_jpeg_is_byte_identical_to_pillows_save_for_any_band_height(band_height, quality):
+def test_jpeg_is_byte_identical_to_pillows_save_for_any_band_height(band_height, quality, parts):
     image = photo_like(333, 250)
     data = encode_in_bands(JpegEncoder(Size(333, 250), "RGB", quality), image, band_height)
     assert data == _pillow_whole_image(image, quality)
 
 
 @pytest.mark.parametrize(("mode", "tile_size"), [("RGB", 512), ("L", 512), ("RGB", 100)])
-def test_the_grids_short_first_rows_stream_and_equal_pillows_save(mode, tile_size):
+def test_the_grids_short_first_rows_stream_and_equal_pillows_save(mode, tile_size, parts):
     image = photo_like(700, 1100, mode)
     encoder = JpegEncoder(Size(700, 1100), mode, 85)
     out = [encoder.header()]
