@@ -1,6 +1,6 @@
 """Run every benchmark figure against a live Tileflow server; print the table, write it to docs/benchmarks.md.
 
-    python bench/run.py             # 5 runs per figure (median), writes docs/benchmarks.md
+    python bench/run.py             # 9 runs per figure (median), writes docs/benchmarks.md
     python bench/run.py --quick     # 3 runs per figure, for development; docs left alone
     python bench/run.py --only 1,7  # some figures (1 and 2 share their runs, as do 4a/4b and 9a/9b)
 
@@ -31,6 +31,10 @@ from photos import SIZES, ensure_photo
 from report import render_notes, render_results, render_table, write_docs
 from session import BenchSession
 
+# The runs of one figure spread by ±10% on a shared 2-core machine: the median of 9 wobbles about half
+# as much as the median of 5 between one `make bench` and the next.
+DEFAULT_RUNS = 9
+
 # (figure numbers a script produces, the script): each script measures its own rounds.
 FIGURES = [
     (("1", "2"), figure_streaming),
@@ -49,11 +53,11 @@ FIGURES = [
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 runs per figure and no docs update")
-    parser.add_argument("--runs", type=int, help="runs per figure (default 5, or 3 with --quick)")
+    parser.add_argument("--runs", type=int, help="runs per figure (default 9, or 3 with --quick)")
     parser.add_argument("--only", help="comma-separated figure numbers, e.g. 1,5,R")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     args = parser.parse_args()
-    runs = args.runs or (3 if args.quick else 5)
+    runs = args.runs or (3 if args.quick else DEFAULT_RUNS)
     wanted = {part.strip() for part in args.only.split(",")} if args.only else None
     chosen = [(numbers, module) for numbers, module in FIGURES if wanted is None or wanted & set(numbers)]
     if not chosen:
