@@ -10,7 +10,9 @@ class RuntimeConfig(AppConfig):
         from PIL import Image
 
         from runtime import registry
+        from runtime.memory import tune_allocator
 
+        tune_allocator()  # before the first upload or run
         # Our own pixel limit decides; Pillow's bomb check then fails above it instead of at 179 MP.
         Image.MAX_IMAGE_PIXELS = settings.TILEFLOW["MAX_PIXELS"]
         registry.load_builtin_steps()
