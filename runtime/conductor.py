@@ -337,10 +337,7 @@ class Conductor:
                 raise RunCancelled()
             self._pull_band()
             await self._dispatch()
-            try:
-                event = await asyncio.wait_for(self._inbox.get(), tick)
-            except TimeoutError:
-                event = None
+            event = await self._next_event(tick)
             if event is not None:
                 await self._handle(event)
             if time.monotonic() - last_lease_check >= tick:
@@ -348,6 +345,19 @@ class Conductor:
                 await self._renew_leases()
 
     # -- events ---------------------------------------------------------------------------------
+
+    async def _next_event(self, timeout: float) -> tuple[str, Any] | None:
+        """Return the next inbox event, or None after `timeout` seconds.
+
+        Not `asyncio.wait_for`: in Python 3.11 it drops a cancellation of this task that arrives
+        together with the event, and the run then went on alone (a server shutting down cancels the
+        run's task, and its workers with it). `asyncio.timeout` keeps the two apart.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._inbox.get()
+        except TimeoutError:
+            return None
 
     async def _receive(self) -> None:
         while True:

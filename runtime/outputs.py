@@ -29,7 +29,8 @@ class Pulse:
         if self._future is None or self._future.done():
             self._future = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(asyncio.shield(self._future), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for, which may drop a cancellation in 3.11
+                await asyncio.shield(self._future)
         except TimeoutError:
             pass
 

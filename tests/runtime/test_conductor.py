@@ -142,3 +142,28 @@ async def test_an_image_that_breaks_while_decoding_fails_the_source_node(tmp_pat
     nodes = conductor.snapshot()["nodes"]
     assert nodes["in"]["status"] == "failed"
     assert nodes["grayscale0"]["status"] == "pending"
+
+
+async def test_cancelling_the_runs_task_ends_it_as_cancelled_whatever_it_waited_for(tmp_path):
+    # Server shutdown (and a test's teardown) cancels the run's task itself, not through api.cancel.
+    # Python 3.11's wait_for dropped a cancellation that arrived with the awaited event: the run went
+    # on alone, re-sending tiles to workers that had been cancelled with it, for minutes.
+    source = tmp_path / "in.png"
+    make_image(512, 384).save(source)
+    rng = random.Random(5)
+    cancelled = 0
+    for attempt in range(40):
+        graph = chain(("blur", {"radius": 1}))
+        spec = RunSpec(f"cancel-{attempt}", graph, source, tmp_path / f"{attempt}", RunLimits(tile_size=32))
+        conductor = await api.start(spec, owner="tests")
+        while not conductor.finished.is_set() and not (conductor.nodes and conductor.nodes["blur0"].done):
+            await asyncio.sleep(0)  # until tiles flow: results keep arriving in the conductor's inbox
+        for _ in range(rng.randrange(20)):
+            await asyncio.sleep(0)
+        if conductor.finished.is_set():
+            continue
+        api._runs[spec.execution].task.cancel()
+        await asyncio.wait_for(conductor.finished.wait(), 5)
+        assert conductor.status == "cancelled", (attempt, conductor.status)
+        cancelled += 1
+    assert cancelled >= 20
