@@ -2,8 +2,8 @@
 
 Streaming. A baseline (sequential) JPEG with orientation 1 is decoded by feeding Pillow's JPEG decoder the
 file in 64 KiB pieces. The decoder writes into a target (RGB for colour, RGBX for gray) whose padding byte
-libjpeg-turbo sets to 255 as each row is written (JCS_EXT_RGBX); the target starts all zero (fresh anonymous
-pages: `zeroed_image`), so a row whose last pixel has X == 255 is done. A band is yielded as soon as its last
+libjpeg-turbo sets to 255 as each row is written (JCS_EXT_RGBX); the target starts all zero
+(`zeroed_image`), so a row whose last pixel has X == 255 is done. A band is yielded as soon as its last
 row is done; bands follow the rows given (the source grid's: 32 rows first), so the first comes after one
 64 KiB read, ~3-5 ms. Measured on a 6000x4000 q90 baseline JPEG, 2 shared cores, 256-row bands: first
 band after 19-27 ms, all 16 bands after ~230 ms (Pillow's
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import mmap
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import BinaryIO
 from PIL import Image, ImageFile, features
 
 from runtime.images import normalize, working_mode
+from runtime.targets import TARGETS
 from runtime.tiles import Size
 
 # Multi-picture JPEGs from cameras open through the JPEG plugin as "MPO"; only the first picture is used.
@@ -290,24 +290,14 @@ def _stream_jpeg(
 
 
 def zeroed_image(mode: str, width: int, height: int) -> Image.Image:
-    """Return an all-zero RGB or RGBX image on fresh anonymous pages, which the kernel clears as they are touched.
+    """Return an all-zero RGB or RGBX image, on memory that is not Pillow's (see `runtime.targets`).
 
     `Image.new(mode, size, None)` callocs Pillow's 16 MB blocks; once glibc has raised its mmap threshold
     (it does when a large block is freed: after the first run) they come from the heap and calloc clears
-    all of them first: ~35 ms for 24 MP before the decoder may write its first row, measured. Pages
-    mapped here cost nothing until touched, and go back to the kernel with the image.
-
-    The mapping is private: `mmap`'s default shared one is shmem, slower to fault in (a 24 MP baseline JPEG
-    decoded in 138 ms instead of 151 ms, median of 25). Huge pages (MADV_HUGEPAGE) took another ~15% off
-    the median, but the kernel compacts memory on some of those faults and a decode now and then took
-    160-280 ms: not taken.
+    all of them first: ~35 ms for 24 MP before the decoder may write its first row, measured. The
+    target's own mapping is zeroed again, ahead of time, once the previous image on it is gone.
     """
-    if mode not in ("RGB", "RGBX"):
-        raise ValueError(f"no zeroed {mode} image: RGB and RGBX only (4 bytes a pixel)")
-    pages = mmap.mmap(-1, max(1, width * height * 4), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    # map_buffer is what Image.frombuffer uses; called directly since frombuffer refuses RGB, whose rows
-    # Pillow nonetheless stores 4 bytes a pixel, exactly this layout. The image keeps `pages` alive.
-    return Image.Image()._new(Image.core.map_buffer(pages, (width, height), "raw", 0, (mode, width * 4, 1)))
+    return TARGETS.image(mode, width, height)
 
 
 def _row_done(target: Image.Image, x: int, y: int) -> bool:
