@@ -9,8 +9,8 @@ in a virtual machine. With the threshold at 32 MB (the top of glibc's own dynami
 `bench/` (A/B, 16 alternating runs of each): first byte of the 24 MP chain 66 → 62 ms and total
 308 → 301 ms; with fast decode (figure 4) 65 → 55 ms and 189 → 169 ms.
 
-The decoder's full-size target is mapped separately (`decode.zeroed_image`) and unmapped after each
-run whatever these settings are, so the memory kept is bounded by the trim threshold per heap.
+The decoder's full-size targets are mapped separately, kept for reuse by `runtime.targets` under
+bounds of their own; what malloc keeps is bounded by the trim threshold per heap.
 An operator's own `MALLOC_*` environment variables win: nothing is changed when one is set.
 """
 
