@@ -70,7 +70,14 @@ def _safe_filename(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "output"
 
 
-async def _start(request: HttpRequest, flow: Flow, image: UploadedFile | None) -> tuple[Execution, Any] | JsonResponse:
+async def _start(
+    request: HttpRequest, flow: Flow, image: UploadedFile | None, *, defer_store: bool = False
+) -> tuple[Execution, Any, asyncio.Task | None] | JsonResponse:
+    """Create and launch an execution; return it, its conductor and the task storing its upload, if any.
+
+    `defer_store`: the upload is written once the first band is out, and the caller awaits the task
+    itself; otherwise it is stored (or refused with 507) before this returns.
+    """
     try:
         service.check_upload(image)
         header = await asyncio.to_thread(service.probe_upload, image)
@@ -86,19 +93,13 @@ async def _start(request: HttpRequest, flow: Flow, image: UploadedFile | None) -
         header=header,
     )
     if not service.in_memory(image):
-        return execution, await service.launch(execution, header)
+        return execution, await service.launch(execution, header), None
     data = image.file.getvalue()
     conductor = await service.launch(execution, header, data)
-    try:  # stored while the run decodes the same bytes
-        await asyncio.to_thread(service.store_input, execution, data)
-    except OSError as error:
-        conductor.cancel()
-        await conductor.finished.wait()
-        await Execution.objects.filter(pk=execution.pk).aupdate(
-            status=Execution.Status.FAILED, error=f"the upload could not be stored: {error}"
-        )
-        return _error(507, f"the upload could not be stored: {error.strerror or error}")
-    return execution, conductor
+    stored = service.store_input_soon(execution, data, conductor, defer=defer_store)  # the run decodes `data`
+    if not defer_store and (reason := await stored):
+        return _error(507, reason)
+    return execution, conductor, stored
 
 
 @router.post(
@@ -113,7 +114,7 @@ async def start_execution(request, flow_id: str, image: File[UploadedFile] = Non
     started = await _start(request, flow, image)
     if isinstance(started, JsonResponse):
         return started
-    execution, _ = started
+    execution, _, _ = started
     return Status(201, await _payload(execution))
 
 
@@ -134,10 +135,10 @@ async def run_flow(request, flow_id: str, image: File[UploadedFile] = None, outp
     if output is not None and output not in outputs:
         return _error(400, f"node '{output}' is not an output of this flow; its outputs are: {', '.join(outputs)}")
     node = output or outputs[0]
-    started = await _start(request, flow, image)
+    started = await _start(request, flow, image, defer_store=True)
     if isinstance(started, JsonResponse):
         return started
-    execution, conductor = started
+    execution, conductor, stored = started
     chunks = runtime.follow_output(conductor, node)
     try:
         first = await anext(chunks)
@@ -146,6 +147,8 @@ async def run_flow(request, flow_id: str, image: File[UploadedFile] = None, outp
     writer = conductor.outputs.get(node)
     if not first:
         await conductor.finished.wait()
+        if stored is not None and (reason := await stored):
+            return _error(507, reason, **{"X-Execution-Id": str(execution.id)})
         if conductor.status != "succeeded":
             status = 499 if conductor.status == "cancelled" else 422
             return _error(
@@ -159,6 +162,8 @@ async def run_flow(request, flow_id: str, image: File[UploadedFile] = None, outp
             yield first
         async for chunk in chunks:
             yield chunk
+        if stored is not None and (reason := await stored):  # the response ends with the input on disk
+            raise runtime.RunFailed(reason)
         if writer is not None and not writer.complete:
             raise runtime.RunFailed(conductor.error or "the execution ended before its output was complete")
 
@@ -272,6 +277,7 @@ async def download_input(request, execution_id: str):
     execution = await _owned(Execution, request.auth, execution_id)
     if execution is None or not execution.input_file:
         return _error(404, "no such execution")
+    await service.input_stored(execution)  # a /run just started writes its upload after its first band
     content_type = mimetypes.types_map.get(f".{execution.input_format.lower()}", "application/octet-stream")
     if execution.input_format.upper() == "JPEG":
         content_type = "image/jpeg"
@@ -320,6 +326,7 @@ async def rerun_execution(request, execution_id: str, graph: str = "current"):
     execution = await _owned(Execution, request.auth, execution_id)
     if execution is None:
         return _error(404, "no such execution")
+    await service.input_stored(execution)
     if not execution.input_file or not await asyncio.to_thread(
         execution.input_file.storage.exists, execution.input_file.name
     ):

@@ -7,6 +7,8 @@ REST answer, the websocket snapshot and the pages agree.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -111,6 +113,49 @@ def store_input(execution: Execution, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "xb") as target:  # "x": never overwrite; the name is the execution's own id
         target.write(data)
+
+
+# In-memory uploads being written by this process, by execution id (see `store_input_soon`).
+_storing: dict[str, asyncio.Task] = {}
+STORE_DEFER_SECONDS = 0.2
+
+
+def store_input_soon(execution: Execution, data: bytes, conductor: runtime.Conductor, *, defer: bool) -> asyncio.Task:
+    """Write an in-memory upload to its name in a thread, while its run (started from `data`) goes on.
+
+    With `defer`, the write waits until the run's first band is out (or STORE_DEFER_SECONDS): writing
+    10 MB takes ~20 ms of a core, which `/run`'s first byte waited for. The task returns None, or the
+    reason the upload could not be stored, having then stopped the run and recorded the failure.
+    `input_stored` waits for it, for callers that need the file.
+    """
+
+    async def store() -> str | None:
+        try:
+            if defer:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(STORE_DEFER_SECONDS):
+                        await conductor.first_output.wait()
+            await asyncio.to_thread(store_input, execution, data)
+        except OSError as error:
+            conductor.cancel()
+            await conductor.finished.wait()
+            reason = f"the upload could not be stored: {error.strerror or error}"
+            await Execution.objects.filter(pk=execution.pk).aupdate(status=Execution.Status.FAILED, error=reason)
+            return reason
+        finally:
+            _storing.pop(str(execution.id), None)
+        return None
+
+    task = asyncio.create_task(store())
+    _storing[str(execution.id)] = task
+    return task
+
+
+async def input_stored(execution: Execution) -> None:
+    """Wait until this process has written the execution's upload, if it is still writing it."""
+    task = _storing.get(str(execution.id))
+    if task is not None:
+        await asyncio.shield(task)
 
 
 def run_spec(

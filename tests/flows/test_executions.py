@@ -227,3 +227,63 @@ async def test_follow_streams_a_running_output_as_it_is_written(http, flow, sett
     assert finished["status"] == "succeeded"
     assert len(data) == finished["outputs"][0]["size"]
     assert decode(data).size == (800, 600)
+
+
+async def test_run_stores_its_upload_after_the_first_band_and_before_the_response_ends(http, flow, monkeypatch):
+    from flows import executions
+    from runtime.api import local_run
+
+    data = image_bytes(1300, 1100)
+    writes = []
+    original = executions.store_input
+
+    def store_input(execution, payload):
+        conductor = local_run(execution.id)
+        writes.append(conductor is not None and conductor.first_output.is_set())
+        time.sleep(0.3)  # a slow disk: the file is not there yet when the input is asked for
+        original(execution, payload)
+
+    monkeypatch.setattr(executions, "store_input", store_input)
+    response = await http.post(f"/api/flows/{flow.id}/run", {"image": upload(data)})
+    assert response.status_code == 200
+    execution_id = response["X-Execution-Id"]
+
+    # Asked for at once, the input waits for its pending write instead of a missing file.
+    stored = await http.get(f"/api/executions/{execution_id}/input")
+    assert stored.status_code == 200
+    assert await read_stream(stored) == data
+    await read_stream(response)
+    assert writes == [True]  # once, and after the run's first band was out
+
+
+async def test_run_whose_upload_cannot_be_stored_ends_its_stream_and_fails(http, flow, monkeypatch):
+    from flows import executions
+    from runtime.api import RunFailed
+
+    def disk_full(execution, payload):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(executions, "store_input", disk_full)
+    response = await http.post(f"/api/flows/{flow.id}/run", {"image": upload(image_bytes(1300, 1100))})
+    assert response.status_code == 200  # the first band was on its way before the write was tried
+    with pytest.raises(RunFailed, match="the upload could not be stored: No space left on device"):
+        await read_stream(response)
+
+    finished = await wait_finished(http, response["X-Execution-Id"])
+    assert finished["status"] == "failed"
+    assert finished["error"] == "the upload could not be stored: No space left on device"
+
+
+async def test_background_run_whose_upload_cannot_be_stored_is_a_507(http, flow, monkeypatch):
+    from flows import executions
+
+    def disk_full(execution, payload):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(executions, "store_input", disk_full)
+    response = await http.post(f"/api/flows/{flow.id}/executions", {"image": upload(image_bytes(300, 200))})
+
+    assert response.status_code == 507
+    assert response.json() == {"error": "the upload could not be stored: No space left on device"}
+    [execution] = [row async for row in Execution.objects.all()]
+    assert execution.status == "failed" and execution.error == response.json()["error"]

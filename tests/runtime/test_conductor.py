@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import subprocess
+import time
 
 import pytest
 from PIL import Image
@@ -167,3 +168,65 @@ async def test_cancelling_the_runs_task_ends_it_as_cancelled_whatever_it_waited_
         assert conductor.status == "cancelled", (attempt, conductor.status)
         cancelled += 1
     assert cancelled >= 20
+
+
+class SavesRecorder:
+    """A recorder that notes, for each save, when it came (loop time) and what it held."""
+
+    def __init__(self) -> None:
+        self.saves: list[tuple[float, str, str | None, bool]] = []
+
+    async def save(self, snapshot: dict, *, final: bool) -> None:
+        now = asyncio.get_running_loop().time()
+        self.saves.append((now, snapshot["status"], snapshot["first_output_at"], final))
+
+
+async def run_recorded(
+    graph: dict, image: Image.Image, tmp_path, **limits
+) -> tuple[api.Conductor, SavesRecorder, float]:
+    """Run `graph`; return the conductor, its recorder and the loop time the run was started at."""
+    source = tmp_path / "in.png"
+    image.save(source)
+    recorder = SavesRecorder()
+    spec = RunSpec(f"run-{random.random()}", graph, source, tmp_path / "out", RunLimits(**limits))
+    started = asyncio.get_running_loop().time()
+    conductor = await api.start(spec, owner="tests", recorder=recorder)
+    await asyncio.wait_for(conductor.finished.wait(), 60)
+    return conductor, recorder, started
+
+
+async def test_the_running_state_is_saved_with_the_first_band(tmp_path):
+    conductor, recorder, _ = await run_recorded(chain(("grayscale", {})), make_image(300, 200), tmp_path)
+
+    assert conductor.status == "succeeded"
+    # One save, not a "running" save racing the first band for the cores and another for its time.
+    _, status, first_output_at, final = recorder.saves[0]
+    assert (status, final) == ("running", False) and first_output_at is not None
+    assert recorder.saves[-1][1:] == ("succeeded", first_output_at, True)
+
+
+async def test_a_slow_first_band_still_gets_its_run_saved_as_running_early(tmp_path):
+    from runtime.conductor import STARTED_SAVE_DELAY
+    from runtime.registry import Step, StepRegistry, TileKind, registry, step
+
+    @step("dawdle", label="Dawdle", category="Test", target=StepRegistry())
+    class Dawdle(Step):
+        """Take a second over each tile."""
+
+        kind = TileKind.POINT
+
+        def process(self, tile, ctx):
+            time.sleep(1.0)
+            ctx.write(tile)
+
+    registry.register(Dawdle)
+    try:
+        conductor, recorder, started = await run_recorded(chain(("dawdle", {})), make_image(64, 64), tmp_path)
+    finally:
+        registry._steps.pop("dawdle")
+
+    assert conductor.status == "succeeded"
+    (first_at, status, first_output_at, _), (second_at, _, second_output_at, _) = recorder.saves[:2]
+    assert status == "running" and first_output_at is None  # saved while the band was still being made
+    assert STARTED_SAVE_DELAY <= first_at - started < 0.9
+    assert second_output_at is not None and second_at - started >= 1.0  # and again when it came out
