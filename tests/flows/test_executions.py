@@ -287,3 +287,19 @@ async def test_background_run_whose_upload_cannot_be_stored_is_a_507(http, flow,
     assert response.json() == {"error": "the upload could not be stored: No space left on device"}
     [execution] = [row async for row in Execution.objects.all()]
     assert execution.status == "failed" and execution.error == response.json()["error"]
+
+
+async def test_run_that_fails_before_its_first_band_and_cannot_store_its_upload_says_507(http, flow, monkeypatch):
+    from flows import executions
+
+    def disk_full(execution, payload):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(executions, "store_input", disk_full)
+    data = image_bytes(900, 900, format="BMP")
+    response = await http.post(f"/api/flows/{flow.id}/run", {"image": upload(data[: len(data) // 2], "cut.bmp")})
+
+    assert response.status_code == 507  # no byte went out: the storage failure is the answer
+    assert response.json() == {"error": "the upload could not be stored: No space left on device"}
+    finished = await wait_finished(http, response["X-Execution-Id"])
+    assert finished["status"] == "failed" and finished["error"] == response.json()["error"]
