@@ -116,8 +116,7 @@ async def start(
                 await conductor.run()
         except asyncio.CancelledError:
             if conductor.status == "queued":  # cancelled while waiting for a slot
-                conductor.status = "cancelled"
-                await conductor._close(None, None)
+                await conductor.cancel_queued()
         finally:
             _runs.pop(spec.execution, None)
 
