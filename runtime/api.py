@@ -175,11 +175,9 @@ async def start(
                         grant.release()
         except asyncio.CancelledError:
             if conductor.status == "queued":  # cancelled while waiting for a slot or for memory
-                conductor.status = "cancelled"
-                await conductor._close(None, None)
+                await conductor.cancel_queued()
         except RunTooLarge as refused:
-            conductor.status, conductor.error = "failed", str(refused)
-            await conductor._close(None, None)
+            await conductor.fail_queued(str(refused))
         finally:
             _runs.pop(spec.execution, None)
 
