@@ -2,14 +2,26 @@
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
+
+
+async def refuse_unknown_path(scope, receive, send) -> None:
+    """Refuse the handshake of a path no consumer serves (Channels would raise, and log a traceback)."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close"})
 
 
 def websocket_routes():
-    from django.urls import path
+    from django.urls import path, re_path
 
     from console.consumers import ExecutionConsumer
     from console.middleware import BearerTokenMiddleware
+    from console.origin import SameOriginValidator
 
-    routes = URLRouter([path("ws/executions/<uuid:execution_id>/", ExecutionConsumer.as_asgi())])
-    return AllowedHostsOriginValidator(AuthMiddlewareStack(BearerTokenMiddleware(routes)))
+    routes = URLRouter(
+        [
+            path("ws/executions/<uuid:execution_id>/", ExecutionConsumer.as_asgi()),
+            re_path(r"", refuse_unknown_path),  # last: every path no route above takes
+        ]
+    )
+    return SameOriginValidator(AuthMiddlewareStack(BearerTokenMiddleware(routes)))

@@ -7,6 +7,7 @@ from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from flows.auth import get_owned_or_404
 from flows.models import Execution, Flow
 
 RECENT_EXECUTIONS = 10
@@ -56,7 +57,7 @@ def execution_list(request: HttpRequest) -> HttpResponse:
     flow = None
     flow_id = request.GET.get("flow")
     if flow_id:
-        flow = get_object_or_404(Flow, id=flow_id, owner=request.user)
+        flow = get_owned_or_404(Flow, request.user, flow_id)  # a malformed id is a 404 too, not a 500
         executions = executions.filter(flow=flow)
     status = request.GET.get("status", "")
     if status in Execution.Status.values:

@@ -7,7 +7,11 @@ Every error answers `{"error": "..."}` or `{"errors": [{"node": ..., "message": 
 import json
 import logging
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -84,6 +88,47 @@ def _is_json_object(body: bytes) -> bool:
         return isinstance(json.loads(body), dict)
     except ValueError:
         return False
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_body_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    size = request.META.get("CONTENT_LENGTH") or "more than that"
+    return _error(
+        request,
+        f"the request body is {size} bytes; this call takes at most {limit} bytes of JSON or form fields "
+        "(DATA_UPLOAD_MAX_MEMORY_SIZE; images go in the multipart field 'image')",
+        413,
+    )
+
+
+@api.exception_handler(TooManyFieldsSent)
+def on_too_many_fields(request: HttpRequest, exc: TooManyFieldsSent) -> HttpResponse:
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    return _error(request, f"the form has more than {limit} fields (DATA_UPLOAD_MAX_NUMBER_FIELDS)", 413)
+
+
+@api.exception_handler(TooManyFilesSent)
+def on_too_many_files(request: HttpRequest, exc: TooManyFilesSent) -> HttpResponse:
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+    return _error(request, f"the form has more than {limit} files (DATA_UPLOAD_MAX_NUMBER_FILES)", 413)
+
+
+@api.exception_handler(MultiPartParserError)
+def on_bad_multipart(request: HttpRequest, exc: MultiPartParserError) -> HttpResponse:
+    return _error(request, f"the multipart body is malformed: {exc}", 400)
+
+
+@api.exception_handler(SuspiciousOperation)
+def on_suspicious(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
+    return _error(request, f"the request is malformed: {exc}", 400)
+
+
+@api.exception_handler(OverflowError)
+@api.exception_handler(DataError)
+def on_out_of_range(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """A number the database cannot hold (`?offset=9223372036854775808`) is the caller's error."""
+    return _error(request, "a number in the request is out of range", 400)
 
 
 @api.exception_handler(Exception)

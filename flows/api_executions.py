@@ -11,7 +11,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import FileResponse, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
-from ninja import File, Router, Status
+from ninja import File, Query, Router, Status
 from ninja.files import UploadedFile
 
 from flows import executions as service
@@ -22,6 +22,8 @@ from runtime import api as runtime
 router = Router(tags=["executions"])
 
 FINISHED = {s.value for s in Execution.FINISHED}
+# Past this, offset + limit would overflow the database's 64-bit integers (a 500 before this bound).
+MAX_OFFSET = 2**62
 
 # Every call may answer these; a 400 from a malformed parameter names it ({"errors"}), others say why ({"error"}).
 ERRORS = {400: ErrorOut | ErrorsOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
@@ -180,7 +182,11 @@ async def run_flow(request, flow_id: str, image: File[UploadedFile] = None, outp
 
 @router.get("/executions", response={200: ExecutionsOut, **ERRORS}, summary="The caller's executions, newest first")
 async def list_executions(
-    request, flow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    request,
+    flow: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ):
     rows = Execution.objects.filter(owner=request.auth).select_related("owner").prefetch_related("outputs")
     if flow is not None:
@@ -191,7 +197,6 @@ async def list_executions(
     if status:
         rows = rows.filter(status__in=status.split(","))
     limit = max(1, min(limit, 500))
-    offset = max(0, offset)
 
     @sync_to_async
     def page():
