@@ -53,8 +53,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "console.errors.ApiErrorsAsJsonMiddleware",  # outermost: every error under /api/ answers JSON
     "console.limits.UploadLimitMiddleware",  # 413 before any body is parsed
     "django.middleware.security.SecurityMiddleware",
+    "console.headers.SecurityHeadersMiddleware",  # Content-Security-Policy: only the console's own code
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -152,9 +154,17 @@ if env.bool("TILEFLOW_HTTPS", default=False):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"without_traceback": {"()": "console.errors.WithoutTraceback"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "console_one_line": {"class": "logging.StreamHandler", "filters": ["without_traceback"]},
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {"tileflow": {"level": env.str("TILEFLOW_LOG_LEVEL", default="INFO")}},
+    "loggers": {
+        "tileflow": {"level": env.str("TILEFLOW_LOG_LEVEL", default="INFO")},
+        # Anyone can send a wrong Host header: one line each, not a traceback.
+        "django.security.DisallowedHost": {"handlers": ["console_one_line"], "propagate": False},
+    },
 }
 
 # Tileflow's own limits and knobs; every one is listed in the README with its default.

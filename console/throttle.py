@@ -1,5 +1,10 @@
 """Login throttling: after `LOGIN_ATTEMPTS_PER_MINUTE` failed logins for one username from one address,
-further attempts (right or wrong) are refused with 429 until the minute is over.
+further attempts (right or wrong) are refused with 429 until the minute is over, on the login page
+and the admin's alike.
+
+The counter is keyed by the user name as authentication reads it: stripped, Unicode NFKC (as Django's
+login form folds it, so `ｃarol` is `carol`), the user model's own `normalize_username`, then
+case-folded, so no other spelling of a name gets fresh attempts.
 
 Counters live in Django's cache (the default per-process memory cache; configure a shared cache, such as
 Redis, when several server processes answer logins). A successful login clears its counter.
@@ -9,10 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+import unicodedata
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.cache import cache
@@ -22,12 +31,18 @@ from django.http import HttpRequest, HttpResponse
 WINDOW_SECONDS = 60
 
 
+def throttle_name(username: str) -> str:
+    """Return the user name as authentication would read it, case-folded: one counter for every spelling."""
+    folded = unicodedata.normalize("NFKC", username.strip())
+    return get_user_model().normalize_username(folded).casefold()
+
+
 class LoginThrottle:
     """Count failed logins per (username, client address) in fixed one-minute windows."""
 
     def __init__(self, request: HttpRequest | None, username: str) -> None:
         address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
-        digest = hashlib.sha256(f"{username.strip().lower()}\x00{address}".encode()).hexdigest()
+        digest = hashlib.sha256(f"{throttle_name(username)}\x00{address}".encode()).hexdigest()
         self.key = f"tileflow:login-failures:{digest}"
         self.started_key = f"{self.key}:started"
 
@@ -89,17 +104,20 @@ class ThrottledAdminAuthenticationForm(ThrottledLoginMixin, AdminAuthenticationF
     """The admin's login form, throttled with the same counters."""
 
 
+def _refuse_if_throttled(response: HttpResponse, form: Any) -> HttpResponse:
+    if getattr(form, "throttled", False):
+        response.status_code = 429
+        response["Retry-After"] = str(form.retry_after)
+    return response
+
+
 class ThrottledLoginView(LoginView):
     """The login page; a throttled attempt answers 429 with Retry-After and says why."""
 
     form_class = ThrottledAuthenticationForm
 
     def form_invalid(self, form: ThrottledAuthenticationForm) -> HttpResponse:
-        response = super().form_invalid(form)
-        if form.throttled:
-            response.status_code = 429
-            response["Retry-After"] = str(form.retry_after)
-        return response
+        return _refuse_if_throttled(super().form_invalid(form), form)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -107,3 +125,20 @@ class ThrottledLoginView(LoginView):
         if form is not None and getattr(form, "throttled", False):
             context["throttled"] = form.non_field_errors()[0]
         return context
+
+
+def throttle_admin_login(site: AdminSite) -> None:
+    """Give the admin's login the same counters, and the same 429 with Retry-After (before `site.urls`)."""
+    site.login_form = ThrottledAdminAuthenticationForm
+    login = site.login
+    if getattr(login, "throttled", False):
+        return
+
+    @wraps(login)
+    def throttled_login(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        response = login(request, extra_context)
+        form = (getattr(response, "context_data", None) or {}).get("form")
+        return _refuse_if_throttled(response, form)
+
+    throttled_login.throttled = True
+    site.login = throttled_login

@@ -40,7 +40,7 @@ def link_with_keyboard(page, source: str, target: str) -> None:
     page.keyboard.press("Enter")
     page.wait_for_selector(f'#node-id-input[value="{source}"]')
     page.keyboard.press("c")
-    assert page.evaluate("document.activeElement.id") == "connect-to"
+    assert page.evaluate("() => document.activeElement.id") == "connect-to"
     page.select_option("#connect-to", target)
 
 
@@ -66,7 +66,7 @@ def test_build_and_link_a_flow_with_the_keyboard(page, console_server, console_e
     assert sorted(link_options(page)) == sorted([gray, output])
     assert page.locator(".link-list li").all_inner_texts()[0].startswith("← Image input (source)")
     link_with_keyboard(page, resize, gray)
-    assert page.evaluate("document.activeElement.id") == "connect-to"  # focus stays where the user was
+    assert page.evaluate("() => document.activeElement.id") == "connect-to"  # focus stays where the user was
     assert link_options(page) == [output]
     link_with_keyboard(page, gray, output)
     node(page, output).focus()
@@ -177,7 +177,7 @@ def test_pages_stay_usable_1024_wide(page, console_server, console_errors):
             open_editor(page, f"{console_server.url}{path}")
         else:
             page.goto(f"{console_server.url}{path}", wait_until="networkidle")
-        assert page.evaluate("document.documentElement.scrollWidth") <= 1024, path
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 1024, path
     # The editor keeps its three columns, every toolbar control in view, and a canvas worth drawing on.
     for control in page.locator(".toolbar > :is(button, a, label, input)").all():
         box = control.bounding_box()

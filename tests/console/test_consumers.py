@@ -16,10 +16,11 @@ from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, image_bytes,
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")
 
 
 def socket_for(execution_id: str, token: str | None, *, origin=ORIGIN) -> WebsocketCommunicator:
-    headers = [origin] if origin else []
+    headers = [HOST, origin] if origin else [HOST]  # the Origin must be the handshake's own origin
     if token:
         headers.append((b"authorization", f"Bearer {token}".encode()))
     return WebsocketCommunicator(websocket_routes(), f"/ws/executions/{execution_id}/", headers=headers)

@@ -35,6 +35,7 @@ GRAPH = {
     "edges": [{"from": "in", "to": "mark"}, {"from": "mark", "to": "out"}],
 }
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")
 
 
 def api_operations() -> list[tuple[str, str]]:
@@ -222,7 +223,7 @@ def test_session_calls_need_the_csrf_token(owner):
 
 
 def socket_for(execution_id: str, token: str | None, *, origin=ORIGIN) -> WebsocketCommunicator:
-    headers = [origin] if origin else []
+    headers = [HOST, origin] if origin else [HOST]  # the Origin must be the handshake's own origin
     if token:
         headers.append((b"authorization", f"Bearer {token}".encode()))
     return WebsocketCommunicator(websocket_routes(), f"/ws/executions/{execution_id}/", headers=headers)
