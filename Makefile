@@ -6,7 +6,7 @@ NPM_STAMP := node_modules/.package-lock.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test worker bench screenshots lint system-deps migrate
+.PHONY: run test worker bench screenshots lint system-deps migrate fuzz
 
 $(PIP_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,11 @@ worker: migrate
 
 test: $(PIP_STAMP) $(NPM_STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# schemathesis over the whole API against a real server for FUZZ_SECONDS (`make test` runs it for 20 s).
+FUZZ_SECONDS ?= 300
+fuzz: $(PIP_STAMP) $(NPM_STAMP) system-deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/hardening/test_schema_fuzz.py -k whole_schema --timeout=0
 
 lint: $(PIP_STAMP)
 	$(VENV)/bin/ruff check .

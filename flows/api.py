@@ -6,6 +6,8 @@ Every error answers `{"error": "..."}` or `{"errors": [{"node": ..., "message": 
 
 import json
 import logging
+import re
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
@@ -22,7 +24,47 @@ from flows.validation import describe_error
 
 logger = logging.getLogger("tileflow.api")
 
-api = NinjaAPI(
+# Calls whose multipart body must carry the image in the field `image` (CONTRACT §3).
+IMAGE_UPLOADS = re.compile(r"/flows/\{flow_id\}/(executions|run)$")
+
+
+ERROR_SCHEMA = "#/components/schemas/ErrorOut"
+
+
+def _document(responses: dict, status: int, description: str) -> None:
+    if status not in responses and str(status) not in responses:
+        responses[status] = {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": ERROR_SCHEMA}}},
+        }
+
+
+def document_every_answer(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add to each operation the answers that come from before its view: a bad Host, a stalled or huge body."""
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            _document(responses, 400, "malformed: a parameter, the body, or a Host this server does not serve")
+            body = operation.get("requestBody")
+            if body is None:
+                continue
+            _document(responses, 408, "the request body stalled (TILEFLOW_BODY_TIMEOUT_SECONDS)")
+            _document(responses, 413, "the request body is larger than this call takes")
+            form = body.get("content", {}).get("multipart/form-data", {}).get("schema", {})
+            if IMAGE_UPLOADS.search(path) and "image" in form.get("properties", {}):
+                form["required"] = sorted({*form.get("required", []), "image"})
+                _document(responses, 507, "the upload could not be stored (the disk is full)")
+    return schema
+
+
+class TileflowAPI(NinjaAPI):
+    """ninja's API, with an OpenAPI document that lists every status the server sends."""
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None) -> Any:
+        return document_every_answer(super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params))
+
+
+api = TileflowAPI(
     title="Tileflow API",
     version="1",
     description="Flows of image steps, run as streams. Authenticate with the browser session (and its CSRF "

@@ -103,7 +103,9 @@ def test_build_save_run_inspect(page, console_server, console_errors, tmp_path):
     page.click("#tab-run")
     page.set_input_files("#run-file", str(photo))
     page.click("#run")
-    page.wait_for_function("document.querySelector('#run-status')?.textContent === 'succeeded'", timeout=RUN_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => document.querySelector('#run-status')?.textContent === 'succeeded'", timeout=RUN_TIMEOUT_MS
+    )
     for node_id in EXPECTED_NODES:
         element = node(page, node_id)
         assert element.get_attribute("data-status") == "done", node_id

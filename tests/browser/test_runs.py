@@ -211,13 +211,13 @@ def test_run_again_from_the_execution_page(page, console_server, client, small_j
     second_id = page.url.rstrip("/").rsplit("/", 1)[1]
     page.wait_for_selector("#execution.ready")
     page.wait_for_function(
-        "document.querySelector('#status-badge').textContent === 'succeeded'", timeout=RUN_TIMEOUT_MS
+        "() => document.querySelector('#status-badge').textContent === 'succeeded'", timeout=RUN_TIMEOUT_MS
     )
     second = wait_finished(client, second_id)
     assert second["status"] == "succeeded"
     assert second["flow"] == flow_id
     assert second["outputs"][0]["size"] == first["outputs"][0]["size"]  # the same input, the same PNG
-    page.wait_for_function("document.querySelector(\"#images img[data-output='out']\")?.naturalWidth === 900")
+    page.wait_for_function("() => document.querySelector(\"#images img[data-output='out']\")?.naturalWidth === 900")
     assert console_errors == []
 
 
@@ -238,14 +238,14 @@ def test_execution_page_goes_live_then_shows_the_end(page, console_server, clien
     assert "follow=1" in page.get_attribute("#images img[data-output='out']", "src")
 
     page.wait_for_function(
-        "document.querySelector('#status-badge').textContent === 'succeeded'", timeout=RUN_TIMEOUT_MS
+        "() => document.querySelector('#status-badge').textContent === 'succeeded'", timeout=RUN_TIMEOUT_MS
     )
     cells = page.locator("#node-table tbody tr td:nth-child(4)")
     assert cells.count() == 4
     for tiles in cells.all_inner_texts():
         assert re.fullmatch(r"(\d+)/\1", tiles), tiles
     assert page.locator("#cancel").is_hidden()
-    page.wait_for_function("document.querySelector(\"#images img[data-output='out']\").complete")
+    page.wait_for_function("() => document.querySelector(\"#images img[data-output='out']\").complete")
     assert page.locator("#images img[data-output='out']").evaluate("(i) => [i.naturalWidth, i.naturalHeight]") == list(
         LARGE
     )

@@ -84,12 +84,12 @@ def test_screenshots(page, console_server, console_errors, tmp_path):
           && document.querySelector('#run-stats [data-stat="total"]') !== null""",
         timeout=RUN_TIMEOUT_MS,
     )
-    page.wait_for_function("[...document.querySelectorAll('#run-results img')].every(i => i.complete)")
+    page.wait_for_function("() => [...document.querySelectorAll('#run-results img')].every(i => i.complete)")
     page.wait_for_timeout(400)  # let the progress bars finish their short transition
     page.screenshot(path=str(SCREENSHOTS / "run.png"))
     page.click("#run-link")
     page.wait_for_selector("#execution.ready")
-    page.wait_for_function("[...document.querySelectorAll('#images img')].every(i => i.complete)")
+    page.wait_for_function("() => [...document.querySelectorAll('#images img')].every(i => i.complete)")
     page.wait_for_timeout(400)
     page.screenshot(path=str(SCREENSHOTS / "execution.png"), full_page=True)
     assert (SCREENSHOTS / "editor.png").stat().st_size > 10_000

@@ -1,7 +1,15 @@
 """Every operation of the OpenAPI document, executions included, fuzzed by schemathesis: no 5xx, and every
-answer (status, content type, body) is one the document describes. Once with made-up ids, once with the ids
-of the caller's own flow and finished execution, so the bodies of real objects are checked too.
+answer (status, content type, body) is one the document describes.
+
+First the whole schema against a real Daphne with a token, all checks, valid and invalid data (the
+schemathesis command line, bounded here; `make fuzz` runs it for minutes: FUZZ_SECONDS). Then in-process,
+once with made-up ids, once with the ids of the caller's own flow and finished execution, so the bodies of
+real objects are checked too.
 """
+
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -15,6 +23,9 @@ from schemathesis.specs.openapi.checks import ignored_auth, negative_data_reject
 
 from flows.models import Execution, ExecutionOutput, Flow
 from tests.support.runs import image_bytes
+from tests.support.services import PYTHON, ROOT
+
+FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", "20"))
 
 schema = schemathesis.openapi.from_wsgi("/api/schema", get_wsgi_application())
 GRAPH = {
@@ -30,7 +41,32 @@ GRAPH = {
 EXCLUDED = [ignored_auth, positive_data_acceptance, negative_data_rejection]
 
 
-@pytest.fixture(autouse=True)
+def test_the_whole_schema_through_daphne_with_all_checks(hostile_console):
+    """0 server errors, 0 undocumented statuses, valid data accepted, invalid data refused (schemathesis.toml)."""
+    command = [
+        str(Path(PYTHON).parent / "st"),
+        "--no-color",
+        "run",
+        f"{hostile_console.url}/api/schema",
+        "--header",
+        f"Authorization: Bearer {hostile_console.token}",
+        "--checks",
+        "all",
+        "--mode",
+        "all",
+        "--max-examples",
+        "10" if FUZZ_SECONDS <= 60 else "200",
+        "--max-time",
+        str(FUZZ_SECONDS),
+        "--continue-on-failure",
+        "--generation-database",
+        "none",
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=FUZZ_SECONDS + 600)
+    assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-4000:]
+
+
+@pytest.fixture
 def _keep_the_test_connection():
     """The WSGI handler closes the test's database connection around each request; the test client prevents it."""
     for signal in (request_started, request_finished):
@@ -61,6 +97,7 @@ def check(case, token: str) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("_keep_the_test_connection")
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 def test_any_request_gets_a_documented_answer(case, token):
@@ -68,6 +105,7 @@ def test_any_request_gets_a_documented_answer(case, token):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("_keep_the_test_connection")
 # Calls that start a run are left out here: under WSGI each request's event loop ends with it, and the run with
 # it (the server is ASGI). test_hostile_images and test_limits run them on the caller's flow in-process.
 @schema.include(path_regex=r"\{(flow|execution)_id\}").exclude(path_regex=r"/(run|executions|rerun)$").parametrize()
