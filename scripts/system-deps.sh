@@ -3,7 +3,7 @@
 # Run as root (CI and the dev machines are); otherwise print the apt line to run by hand.
 set -euo pipefail
 
-packages=(chromium redis-server pngcheck jpeginfo fonts-noto-cjk postgresql)
+packages=(chromium redis-server pngcheck jpeginfo fonts-noto-cjk postgresql colord-data icc-profiles-free libgs-common)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
