@@ -13,11 +13,14 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from console.daphne_tuning import skip_twisted_form_parsing  # noqa: E402
 from console.limits import UploadLimitASGIMiddleware  # noqa: E402
 from console.routing import websocket_routes  # noqa: E402
+from flows.batch_runner import start_supervisor_with_server  # noqa: E402
 from flows.sweeper import start_sweeper  # noqa: E402
 
 skip_twisted_form_parsing()
 # Runs left "running" by a server that died are failed as "interrupted" at start and from then on.
 start_sweeper()
+# Batches whose server stopped mid-way are taken over as soon as this server's event loop runs.
+start_supervisor_with_server()
 
 application = ProtocolTypeRouter(
     {

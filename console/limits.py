@@ -14,6 +14,7 @@ multipart envelope; the view checks the file's own size exactly.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,16 +31,26 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def body_limit() -> int:
-    """Return the largest request body accepted, in bytes."""
-    return settings.TILEFLOW["MAX_UPLOAD_BYTES"] + MULTIPART_ALLOWANCE
+# A batch's body holds many images (each still held to MAX_UPLOAD_BYTES by the batch's upload handler).
+BATCH_PATH = re.compile(r"^/api/flows/[^/]+/batches/?$")
 
 
-def too_large_message(size: int | None) -> str:
+def _limit_setting(path: str) -> tuple[int, str]:
+    if BATCH_PATH.match(path):
+        return settings.TILEFLOW["BATCH_MAX_UPLOAD_BYTES"], "TILEFLOW_BATCH_MAX_UPLOAD_BYTES"
+    return settings.TILEFLOW["MAX_UPLOAD_BYTES"], "TILEFLOW_MAX_UPLOAD_BYTES"
+
+
+def body_limit(path: str = "") -> int:
+    """Return the largest request body accepted at `path`, in bytes."""
+    return _limit_setting(path)[0] + MULTIPART_ALLOWANCE
+
+
+def too_large_message(size: int | None, path: str = "") -> str:
     """Say why a body was refused, naming the limit and the setting that raises it."""
-    limit = settings.TILEFLOW["MAX_UPLOAD_BYTES"]
+    limit, setting = _limit_setting(path)
     what = f"the request body is {size} bytes" if size is not None else "the request body is too large"
-    return f"{what}; the upload limit is {limit} bytes (TILEFLOW_MAX_UPLOAD_BYTES)"
+    return f"{what}; the upload limit is {limit} bytes ({setting})"
 
 
 def _declared_length(value: str | bytes | None) -> int | None:
@@ -74,8 +85,8 @@ class UploadLimitMiddleware:
 
     def _refusal(self, request: HttpRequest) -> HttpResponse | None:
         length = _declared_length(request.META.get("CONTENT_LENGTH"))
-        if length is not None and length > body_limit():
-            response = JsonResponse({"error": too_large_message(length)}, status=413)
+        if length is not None and length > body_limit(request.path):
+            response = JsonResponse({"error": too_large_message(length, request.path)}, status=413)
             response["Connection"] = "close"  # the unread body must not be taken for the next request
             return response
         return None
@@ -91,11 +102,12 @@ class UploadLimitASGIMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = body_limit()
+        path = scope.get("path", "")
+        limit = body_limit(path)
         headers = dict(scope.get("headers") or [])
         length = _declared_length(headers.get(b"content-length"))
         if length is not None and length > limit:
-            await _send_413(send, length)
+            await _send_413(send, length, path)
             return
         received = 0
         exceeded = False
@@ -122,11 +134,11 @@ class UploadLimitASGIMiddleware:
 
         await self.app(scope, counted_receive, tracked_send)
         if exceeded and not started:
-            await _send_413(send, None)
+            await _send_413(send, None, path)
 
 
-async def _send_413(send: Send, size: int | None) -> None:
-    body = json.dumps({"error": too_large_message(size)}).encode()
+async def _send_413(send: Send, size: int | None, path: str = "") -> None:
+    body = json.dumps({"error": too_large_message(size, path)}).encode()
     await send(
         {
             "type": "http.response.start",
