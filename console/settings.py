@@ -166,6 +166,8 @@ LOGGING = {
 # Tileflow's own limits and knobs; every one is listed in the README with its default.
 TILEFLOW = {
     "MAX_UPLOAD_BYTES": env.int("TILEFLOW_MAX_UPLOAD_BYTES", default=64 * 1024 * 1024),
+    # A request body from which nothing arrives for this long is given up (408).
+    "BODY_TIMEOUT_SECONDS": env.float("TILEFLOW_BODY_TIMEOUT_SECONDS", default=30.0),
     "MAX_PIXELS": env.int("TILEFLOW_MAX_PIXELS", default=150_000_000),
     "MAX_NODES": env.int("TILEFLOW_MAX_NODES", default=200),
     "MAX_WATERMARK_TEXT": env.int("TILEFLOW_MAX_WATERMARK_TEXT", default=500),
