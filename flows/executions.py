@@ -32,9 +32,10 @@ RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 class UploadRejected(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
 
 
 def check_upload(upload: UploadedFile | None) -> None:
@@ -59,6 +60,16 @@ def probe_upload(upload: UploadedFile) -> runtime.SourceHeader:
         upload.seek(0)
 
 
+async def admit_run(graph: dict, header: runtime.SourceHeader) -> None:
+    """Refuse a run the memory budget could never start (413) or that would wait past the queue's limit (429)."""
+    try:
+        await runtime.admit(graph, header)
+    except runtime.RunTooLarge as refused:
+        raise UploadRejected(str(refused), status=413) from refused
+    except runtime.QueueFull as full:
+        raise UploadRejected(str(full), status=429, headers={"Retry-After": str(full.retry_after)}) from full
+
+
 def create_execution(
     *,
     owner,
@@ -66,6 +77,7 @@ def create_execution(
     graph: dict,
     flow_name: str,
     flow_version: int,
+    draft: bool = False,
     upload: UploadedFile | None = None,
     input_from: Execution | None = None,
     header: runtime.SourceHeader,
@@ -82,6 +94,7 @@ def create_execution(
             graph=graph,
             flow_name=flow_name,
             flow_version=flow_version,
+            draft=draft,
             input_width=header.size.width,
             input_height=header.size.height,
             input_format=header.format,
@@ -311,6 +324,7 @@ def execution_payload(execution: Execution, outputs: list[ExecutionOutput] | Non
         "flow": str(execution.flow_id) if execution.flow_id else None,
         "flow_name": execution.flow_name,
         "flow_version": execution.flow_version,
+        "draft": execution.draft,
         "owner": execution.owner.get_username(),
         "status": snapshot.get("status") or execution.status,
         "created_at": execution.created_at.isoformat(),
