@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from flows import media
 from flows.models import Execution, ExecutionOutput, Flow
 from runtime import api as runtime
 
@@ -77,6 +78,7 @@ def create_execution(
     graph: dict,
     flow_name: str,
     flow_version: int,
+    draft: bool = False,
     upload: UploadedFile | None = None,
     input_from: Execution | None = None,
     header: runtime.SourceHeader,
@@ -93,6 +95,7 @@ def create_execution(
             graph=graph,
             flow_name=flow_name,
             flow_version=flow_version,
+            draft=draft,
             input_width=header.size.width,
             input_height=header.size.height,
             input_format=header.format,
@@ -272,14 +275,18 @@ def mark_interrupted(*, older_than: float | None = None) -> int:
         if str(execution.id) in live:
             continue
         last_sign = execution.heartbeat_at or execution.created_at
-        if last_sign >= cutoff and not _runner_gone(execution.runner):
+        gone = _runner_gone(execution.runner)
+        if last_sign >= cutoff and not gone:
             continue
-        count += Execution.objects.filter(pk=execution.pk, status__in=unfinished).update(
+        marked = Execution.objects.filter(pk=execution.pk, status__in=unfinished).update(
             status=Execution.Status.FAILED,
             finished_at=timezone.now(),
             error="interrupted: the server running this execution stopped before it finished",
         )
+        count += marked
         ExecutionOutput.objects.filter(execution=execution).delete()
+        if marked and gone:  # its partial files: nobody will finish them (a silent runner elsewhere may, once
+            media.remove_outputs(execution.pk)  # it is back: `media.remove_orphans` takes those after a grace)
     if count:
         log.warning("marked %d interrupted execution(s) as failed", count)
     return count
@@ -322,6 +329,7 @@ def execution_payload(execution: Execution, outputs: list[ExecutionOutput] | Non
         "flow": str(execution.flow_id) if execution.flow_id else None,
         "flow_name": execution.flow_name,
         "flow_version": execution.flow_version,
+        "draft": execution.draft,
         "owner": execution.owner.get_username(),
         "status": snapshot.get("status") or execution.status,
         "created_at": execution.created_at.isoformat(),
