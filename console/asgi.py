@@ -14,10 +14,13 @@ from console.daphne_tuning import skip_twisted_form_parsing  # noqa: E402
 from console.limits import UploadLimitASGIMiddleware  # noqa: E402
 from console.routing import websocket_routes  # noqa: E402
 from flows.sweeper import start_sweeper  # noqa: E402
+from flows.trigger_loop import start_embedded_triggers  # noqa: E402
 
 skip_twisted_form_parsing()
 # Runs left "running" by a server that died are failed as "interrupted" at start and from then on.
 start_sweeper()
+# Triggers poll their folders and buckets from this server unless TILEFLOW_EMBEDDED_TRIGGERS is off.
+start_embedded_triggers()
 
 application = ProtocolTypeRouter(
     {

@@ -176,6 +176,15 @@ TILEFLOW = {
     "STEP_MODULES": env.list("TILEFLOW_STEP_MODULES", default=[]),
     "PRUNE_AFTER_DAYS": env.int("TILEFLOW_PRUNE_AFTER_DAYS", default=30),
     "LOGIN_ATTEMPTS_PER_MINUTE": env.int("TILEFLOW_LOGIN_ATTEMPTS_PER_MINUTE", default=10),
+    # Triggers (CONTRACT §8): named sources and destinations, and how their pollers behave.
+    "FOLDER_ROOTS": env.str("TILEFLOW_FOLDER_ROOTS", default=""),
+    "S3_CONNECTIONS": env.str("TILEFLOW_S3_CONNECTIONS", default=""),
+    "S3_TIMEOUT_SECONDS": env.float("TILEFLOW_S3_TIMEOUT_SECONDS", default=10.0),
+    "EMBEDDED_TRIGGERS": env.bool("TILEFLOW_EMBEDDED_TRIGGERS", default=True),
+    "TRIGGER_POLL_SECONDS": env.float("TILEFLOW_TRIGGER_POLL_SECONDS", default=2.0),
+    "TRIGGER_LEASE_SECONDS": env.float("TILEFLOW_TRIGGER_LEASE_SECONDS", default=15.0),
+    "TRIGGER_SETTLE_SECONDS": env.float("TILEFLOW_TRIGGER_SETTLE_SECONDS", default=1.0),
+    "TRIGGER_MAX_ATTEMPTS": env.int("TILEFLOW_TRIGGER_MAX_ATTEMPTS", default=6),
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Uploads up to this size stay in memory until they are stored once under MEDIA_ROOT; spooling

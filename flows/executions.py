@@ -236,7 +236,7 @@ class ExecutionRecorder:
                 )
 
 
-def _runner_gone(runner: str) -> bool:
+def runner_gone(runner: str) -> bool:
     """Tell whether a conductor named host:pid on this host is no longer alive."""
     host, _, pid = runner.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit() or runner == RUNNER:
@@ -261,7 +261,7 @@ def mark_interrupted(*, older_than: float | None = None) -> int:
         if str(execution.id) in live:
             continue
         last_sign = execution.heartbeat_at or execution.created_at
-        if last_sign >= cutoff and not _runner_gone(execution.runner):
+        if last_sign >= cutoff and not runner_gone(execution.runner):
             continue
         count += Execution.objects.filter(pk=execution.pk, status__in=unfinished).update(
             status=Execution.Status.FAILED,
