@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from tests.support.websocket import SocketClient
 
-TIMELINE_LIMIT = 5000  # the conductor keeps at most this many entries per node (runtime/conductor.py)
+TIMELINE_LIMIT = 5000  # the conductor keeps at most this many entries per node (runtime/recording.py)
 
 
 def watch_run(session: BenchSession, photo: Path) -> tuple[list[tuple[float, dict]], dict]:

@@ -2,7 +2,7 @@
 
 Runs a flow through `runtime.api.start` on the in-memory channel layer with the embedded workers (what
 the console does without Redis), on a cached bench photo, and prints per-repeat TTFB
-(`conductor.first_output_at - started_at`), total, peak RSS growth, and the sequential Pillow chain's
+(`conductor.record.first_output_at - started_at`), total, peak RSS growth, and the sequential Pillow chain's
 time in the same process. Meant for iterating on the engine, not for the published numbers
 (those are measured over HTTP by bench/measure.py).
 
@@ -79,8 +79,8 @@ async def run_once(layer, graph: dict, source: Path, out_dir: Path) -> tuple[flo
         await asyncio.sleep(0.001)
     total = time.perf_counter() - started
     first_band = total
-    if conductor.first_output_at is not None and conductor.started_at is not None:
-        first_band = (conductor.first_output_at - conductor.started_at).total_seconds()
+    if conductor.record.first_output_at is not None and conductor.record.started_at is not None:
+        first_band = (conductor.record.first_output_at - conductor.record.started_at).total_seconds()
     status = conductor.status if not conductor.error else f"{conductor.status}: {conductor.error}"
     if TIMELINE:
         for node, state in conductor.snapshot()["nodes"].items():

@@ -22,7 +22,7 @@ from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
-from flows.executions import runner_gone
+from flows.executions import _runner_gone as runner_gone  # the sweeper's test of a host:pid
 from flows.models import Trigger
 from flows.triggers import TriggerWorker
 

@@ -53,6 +53,7 @@ class TargetMemory:
         self._kept: list[tuple[mmap.mmap, float]] = []  # zeroed and unused, with when they were kept
         self._returned: queue.SimpleQueue = queue.SimpleQueue()  # mappings to zero; put() is reentrant
         self._zeroer: threading.Thread | None = None
+        self._memory: dict[int, mmap.mmap] = {}  # id(image) -> its mapping, while the image lives
 
     def image(self, mode: str, width: int, height: int) -> Image.Image:
         """Return an all-zero `mode` image (RGB or RGBX: 4 bytes a pixel) of `width` x `height`."""
@@ -68,8 +69,16 @@ class TargetMemory:
         # map_buffer is what Image.frombuffer uses; called directly since frombuffer refuses RGB, whose rows
         # Pillow nonetheless stores 4 bytes a pixel, exactly this layout. The image keeps `pages` alive.
         image = Image.Image()._new(Image.core.map_buffer(pages, (width, height), "raw", 0, (mode, width * 4, 1)))
-        weakref.finalize(image, self._give_back, pages).atexit = False
+        self._memory[id(image)] = pages
+        weakref.finalize(image, self._give_back, pages, id(image)).atexit = False
         return image
+
+    def memory_of(self, image: Image.Image) -> mmap.mmap | None:
+        """Return the mapping under an image made here (rows of `width * 4` bytes), or None for any other image.
+
+        For readers that take raw memory (libvips' `new_from_memory`); they must keep `image` alive while they read.
+        """
+        return self._memory.get(id(image))
 
     def kept_bytes(self) -> int:
         with self._lock:
@@ -96,8 +105,9 @@ class TargetMemory:
                     return pages
         return None
 
-    def _give_back(self, pages: mmap.mmap) -> None:
+    def _give_back(self, pages: mmap.mmap, image_id: int) -> None:
         """The image on `pages` is gone: queue the mapping for zeroing (a finalizer: takes no lock)."""
+        self._memory.pop(image_id, None)  # atomic in CPython, so safe without the lock
         if len(pages) <= self.keep_bytes:
             self._returned.put(pages)
         # else dropped: unmapped when the last reference (the dying image's core) goes

@@ -11,13 +11,14 @@ import itertools
 import random
 from typing import Any
 
+import pyvips
 from PIL import Image, ImageFilter, ImageOps
 
 from runtime.chain import run_chain
 from runtime.images import normalize
 from runtime.plan import Plan, compile_plan
 from runtime.registry import ImageInfo, load_builtin_steps
-from runtime.steps.resize import RESAMPLE
+from runtime.steps.resize import RESAMPLE, VIPS_KERNEL, resized_size, runs_on_libvips
 from runtime.steps.watermark import Watermark, apply_watermark_whole
 from runtime.tiles import Size, Tile
 
@@ -94,8 +95,12 @@ def _step(plan: Plan, node_id: str):
     return step
 
 
-def reference_flow(graph: dict[str, Any], image: Image.Image) -> dict[str, Image.Image]:
-    """Apply the flow's operations to the whole image with plain Pillow calls; return every node's image."""
+def reference_flow(graph: dict[str, Any], image: Image.Image, *, pillow_only: bool = False) -> dict[str, Image.Image]:
+    """Apply the flow's operations to the whole image with plain library calls; return every node's image.
+
+    Each step's reference is the whole-image result of the library that runs it (libvips for the
+    resizes `runs_on_libvips` names), or Pillow's for every step with `pillow_only`.
+    """
     nodes = {node["id"]: node for node in graph["nodes"]}
     inputs = {edge["to"]: edge["from"] for edge in graph["edges"]}
     results: dict[str, Image.Image] = {}
@@ -105,11 +110,13 @@ def reference_flow(graph: dict[str, Any], image: Image.Image) -> dict[str, Image
         pending.remove(node_id)
         node = nodes[node_id]
         before = results.get(inputs.get(node_id, ""))
-        results[node_id] = _reference_step(node["type"], node.get("params") or {}, before, image)
+        results[node_id] = _reference_step(node["type"], node.get("params") or {}, before, image, pillow_only)
     return results
 
 
-def _reference_step(type_name: str, params: dict[str, Any], image: Image.Image | None, source: Image.Image):
+def _reference_step(
+    type_name: str, params: dict[str, Any], image: Image.Image | None, source: Image.Image, pillow_only: bool
+):
     if type_name == "source":
         return prepare_source(source)
     assert image is not None
@@ -124,6 +131,9 @@ def _reference_step(type_name: str, params: dict[str, Any], image: Image.Image |
     if type_name == "watermark":
         return apply_watermark_whole(image, Watermark.Params(**params))
     if type_name == "resize":
+        size = resized_size(Size(*image.size), params.get("scale"), params.get("width"), params.get("height"))
+        if not pillow_only and runs_on_libvips(params.get("resample", "lanczos"), image.mode, Size(*image.size), size):
+            return libvips_resize_whole(image, size, params.get("resample", "lanczos"))
         resample = RESAMPLE[params.get("resample", "lanczos")]
         if params.get("scale") is not None:
             width, height = image.size
@@ -133,3 +143,13 @@ def _reference_step(type_name: str, params: dict[str, Any], image: Image.Image |
         result.thumbnail((params.get("width") or image.width, params.get("height") or image.height), resample, None)
         return result
     raise ValueError(f"no reference for step type {type_name!r}")
+
+
+def libvips_resize_whole(image: Image.Image, size: Size, resample: str = "lanczos") -> Image.Image:
+    """Return libvips' own resize of a whole L or RGB image to `size`."""
+    bands = len(image.getbands())
+    whole = pyvips.Image.new_from_memory(image.tobytes(), image.width, image.height, bands, "uchar")
+    resized = whole.resize(
+        size.width / image.width, vscale=size.height / image.height, kernel=VIPS_KERNEL[resample], gap=0.0
+    )
+    return Image.frombytes(image.mode, (resized.width, resized.height), resized.write_to_memory())

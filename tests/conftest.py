@@ -78,6 +78,18 @@ def http(token):
 
 
 @pytest.fixture(scope="session")
+def hostile_console(tmp_path_factory):
+    """One real console (Daphne) for raw-socket tests of limits and errors: a 2 s body timeout, its own TMPDIR."""
+    from tests.support.services import live_console
+
+    workdir = tmp_path_factory.mktemp("hostile")
+    (workdir / "tmp").mkdir()
+    with live_console(workdir, TMPDIR=str(workdir / "tmp"), TILEFLOW_BODY_TIMEOUT_SECONDS="2") as console:
+        console.tmp = workdir / "tmp"
+        yield console
+
+
+@pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A real S3-compatible server (moto's standalone server) on loopback, for the whole session."""
     from tests.support.s3 import s3_server as start

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('flows', '0003_execution_workers'),
+        ('flows', '0006_console'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

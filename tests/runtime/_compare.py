@@ -1,6 +1,8 @@
 """Image comparison shared by the runtime tests."""
 
-from PIL import Image, ImageChops
+import math
+
+from PIL import Image, ImageChops, ImageStat
 
 
 def max_difference(a: Image.Image, b: Image.Image) -> int:
@@ -9,3 +11,12 @@ def max_difference(a: Image.Image, b: Image.Image) -> int:
     assert a.size == b.size, (a.size, b.size)
     extrema = ImageChops.difference(a, b).getextrema()
     return extrema[1] if isinstance(extrema[0], int) else max(high for _, high in extrema)
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    """Return the peak signal-to-noise ratio of `a` against `b` in dB (inf when they are identical)."""
+    assert a.mode == b.mode, (a.mode, b.mode)
+    assert a.size == b.size, (a.size, b.size)
+    squares = ImageStat.Stat(ImageChops.difference(a, b)).sum2
+    mean_square = sum(squares) / (len(squares) * a.width * a.height)
+    return math.inf if mean_square == 0 else 10 * math.log10(255 * 255 / mean_square)

@@ -157,7 +157,7 @@ async def test_cancelling_the_runs_task_ends_it_as_cancelled_whatever_it_waited_
         graph = chain(("blur", {"radius": 1}))
         spec = RunSpec(f"cancel-{attempt}", graph, source, tmp_path / f"{attempt}", RunLimits(tile_size=32))
         conductor = await api.start(spec, owner="tests")
-        while not conductor.finished.is_set() and not (conductor.nodes and conductor.nodes["blur0"].done):
+        while not conductor.finished.is_set() and not (conductor.record.nodes and conductor.record.nodes["blur0"].done):
             await asyncio.sleep(0)  # until tiles flow: results keep arriving in the conductor's inbox
         for _ in range(rng.randrange(20)):
             await asyncio.sleep(0)
@@ -206,7 +206,7 @@ async def test_the_running_state_is_saved_with_the_first_band(tmp_path):
 
 
 async def test_a_slow_first_band_still_gets_its_run_saved_as_running_early(tmp_path):
-    from runtime.conductor import STARTED_SAVE_DELAY
+    from runtime.recording import STARTED_SAVE_DELAY
     from runtime.registry import Step, StepRegistry, TileKind, registry, step
 
     @step("dawdle", label="Dawdle", category="Test", target=StepRegistry())

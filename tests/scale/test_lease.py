@@ -74,13 +74,13 @@ async def test_a_busy_lane_does_not_count_against_the_lease(two_workers, tmp_pat
 
     conductor = run.conductor
     assert status == "succeeded", (conductor.error, two_workers.logs())
-    assert conductor.retries == 0
+    assert conductor.record.retries == 0
     assert_same_pixels(run.output.read_bytes(), reference())
     # The run did queue: TILES tasks of 0.3 s on two workers take several leases.
     assert time.monotonic() - started >= TILES * STEP / 2
     # Only tasks that waited a quarter lease or more were acknowledged: the last 12 of the first
     # window, and those sent after them, waited ~2 s; at most one message per task (and its copy).
-    assert 8 <= conductor.acknowledged <= TILES + conductor.duplicates, conductor.acknowledged
+    assert 8 <= conductor.record.acknowledged <= TILES + conductor.record.duplicates, conductor.record.acknowledged
 
 
 async def test_an_idle_lane_sends_no_acknowledgement(two_workers, tmp_path):
@@ -90,8 +90,8 @@ async def test_an_idle_lane_sends_no_acknowledgement(two_workers, tmp_path):
     status = await run.finish()
 
     assert status == "succeeded", (run.conductor.error, two_workers.logs())
-    assert run.conductor.retries == 0
-    assert run.conductor.acknowledged == 0
+    assert run.conductor.record.retries == 0
+    assert run.conductor.record.acknowledged == 0
     assert_same_pixels(run.output.read_bytes(), reference())
 
 
@@ -101,7 +101,7 @@ async def test_a_killed_worker_is_still_detected_in_a_busy_lane(two_workers, tmp
     run = Run(cluster, tmp_path, seconds=STEP, in_flight=16)
     running = asyncio.create_task(run.conductor.run())
     deadline = time.monotonic() + 30
-    while not run.conductor.nodes or run.conductor.nodes["soft"].done < 4:
+    while not run.conductor.record.nodes or run.conductor.record.nodes["soft"].done < 4:
         assert time.monotonic() < deadline and not running.done(), (run.conductor.error, cluster.logs())
         await asyncio.sleep(0.02)
     cluster.kill(victim)  # it held a running task and one waiting for its thread
@@ -110,6 +110,6 @@ async def test_a_killed_worker_is_still_detected_in_a_busy_lane(two_workers, tmp
 
     conductor = run.conductor
     assert status == "succeeded", (conductor.error, cluster.logs())
-    assert conductor.retries >= 1
+    assert conductor.record.retries >= 1
     assert_same_pixels(run.output.read_bytes(), reference())
-    assert sum(conductor.workers.values()) == TILES
+    assert sum(conductor.record.workers.values()) == TILES

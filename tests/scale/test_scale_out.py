@@ -238,9 +238,9 @@ async def test_duplicate_results_are_dropped_and_counted(two_workers, tmp_path):
     assert_same_pixels((tmp_path / "out" / "out.png").read_bytes(), reference())
     # Every result came twice; a tile re-sent after its lease adds a genuine second result of its own.
     assert layer.redelivered == layer.delivered >= TILES
-    assert conductor.duplicates == layer.redelivered + layer.delivered - TILES
-    assert conductor.snapshot()["duplicates"] == conductor.duplicates
-    assert sum(conductor.workers.values()) == TILES
+    assert conductor.record.duplicates == layer.redelivered + layer.delivered - TILES
+    assert conductor.snapshot()["duplicates"] == conductor.record.duplicates
+    assert sum(conductor.record.workers.values()) == TILES
 
 
 def assert_a_killed_server_leaves_its_run_interrupted(cluster: Cluster, slow_flow: str, quick_flow: str) -> str:

@@ -1,0 +1,35 @@
+"""What a run is given: the flow, where its input and outputs live, and the limits it runs under."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from runtime.decode import SourceHeader
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    tile_size: int = 512
+    max_in_flight: int = 8
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    max_pixels: int = 150_000_000
+    heartbeat_seconds: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    execution: str
+    graph: dict[str, Any]
+    input_path: Path
+    output_dir: Path
+    limits: RunLimits = RunLimits()
+    header: SourceHeader | None = None  # the input's header when the caller has probed it already
+    # The input's bytes when the caller holds them: the run decodes them while the file is being stored.
+    input_data: bytes | None = None
+
+
+class RunRecorder(Protocol):
+    async def save(self, snapshot: dict[str, Any], *, final: bool) -> None: ...
