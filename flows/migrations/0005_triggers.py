@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('flows', '0006_console'),
+        ('flows', '0004_batches'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
