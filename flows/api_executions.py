@@ -17,6 +17,7 @@ from ninja.files import UploadedFile
 from flows import executions as service
 from flows.models import Execution, Flow
 from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut
+from flows.streamed_run import start_streamed
 from runtime import api as runtime
 
 router = Router(tags=["executions"])
@@ -135,7 +136,13 @@ async def run_flow(request, flow_id: str, image: File[UploadedFile] = None, outp
     if output is not None and output not in outputs:
         return _error(400, f"node '{output}' is not an output of this flow; its outputs are: {', '.join(outputs)}")
     node = output or outputs[0]
-    started = await _start(request, flow, image, defer_store=True)
+    if getattr(request, "body_stream", None) is not None:  # the body is still arriving: run on it as it comes
+        try:
+            started = await start_streamed(request, flow)
+        except service.UploadRejected as rejected:
+            return _error(rejected.status, str(rejected))
+    else:
+        started = await _start(request, flow, image, defer_store=True)
     if isinstance(started, JsonResponse):
         return started
     execution, conductor, stored = started

@@ -23,6 +23,7 @@ from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunS
 from runtime.decode import ImageRejected, SourceHeader, probe
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.registry import registry
+from runtime.upload import UploadBroken, UploadStream
 from runtime.worker import TaskRunner, serve_lane
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "RunRecorder",
     "RunSpec",
     "SourceHeader",
+    "UploadBroken",
+    "UploadStream",
     "cancel",
     "catalog",
     "follow_output",

@@ -29,6 +29,7 @@ The orientation is read once, by `probe`; for PNG from an eXIf chunk (the rare E
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
@@ -77,13 +78,17 @@ class SourceHeader:
     streamable: bool
 
 
-def probe(source: str | os.PathLike[str] | BinaryIO, max_pixels: int) -> SourceHeader:
-    """Read the header of `source` and refuse what Tileflow cannot or will not decode, before any pixel."""
+def probe(source: str | os.PathLike[str] | BinaryIO, max_pixels: int, *, complete: bool = True) -> SourceHeader:
+    """Read the header of `source` and refuse what Tileflow cannot or will not decode, before any pixel.
+
+    `complete=False`: `source` is still arriving (`runtime.upload`); a streamable JPEG is not read to its
+    end to find truncation (the decoder finds it, and fails the run), everything else is.
+    """
     if isinstance(source, str | os.PathLike):
         with open(source, "rb") as file:
-            return _probe_open_file(file, max_pixels)
+            return _probe_open_file(file, max_pixels, complete)
     source.seek(0)
-    return _probe_open_file(source, max_pixels)
+    return _probe_open_file(source, max_pixels, complete)
 
 
 def decode_bands(
@@ -98,7 +103,10 @@ def decode_bands(
 
 
 def decode_rows(
-    source: str | os.PathLike[str] | bytes, header: SourceHeader, bands: int | Sequence[int], shrink: int = 1
+    source: str | os.PathLike[str] | bytes | BinaryIO,
+    header: SourceHeader,
+    bands: int | Sequence[int],
+    shrink: int = 1,
 ) -> Iterator[tuple[int, int, Image.Image, int]]:
     """Yield (y0, y1, image, top) top to bottom, one per band, oriented, in `header.mode`.
 
@@ -109,13 +117,20 @@ def decode_rows(
     again: a streamed JPEG yields its full-size target (top 0) each time, with more rows final, so a
     reader cuts what it needs straight out of it; otherwise `image` is the band itself (top = y0).
     `shrink` (1, 2, 4 or 8; streamable JPEGs only) decodes at that fraction of the size, rounded up,
-    by libjpeg's scaled inverse DCT. `source` is a file's path, or the file's bytes already in memory.
+    by libjpeg's scaled inverse DCT. `source` is a file's path, its bytes already in memory, or an open
+    binary file (such as an upload still arriving, whose reads wait for its bytes).
     """
     if shrink not in (1, 2, 4, 8) or (shrink > 1 and not header.streamable):
         raise ValueError(f"cannot decode this image at 1/{shrink} size")
     height = -(-header.size.height // shrink)
     bounds = _band_bounds(bands, height)
-    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as file:
+    if isinstance(source, bytes):
+        opened = io.BytesIO(source)
+    elif isinstance(source, str | os.PathLike):
+        opened = open(source, "rb")
+    else:
+        opened = contextlib.nullcontext(source)  # an open file (an upload still arriving): the caller's to close
+    with opened as file:
         if header.streamable:
             yield from _stream_jpeg(file, header, bounds, shrink)
         else:
@@ -135,7 +150,7 @@ def _band_bounds(bands: int | Sequence[int], height: int) -> list[int]:
     return bounds
 
 
-def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
+def _probe_open_file(file: BinaryIO, max_pixels: int, complete: bool = True) -> SourceHeader:
     if not file.read(1):
         raise ImageRejected("the file is empty")
     file.seek(0)
@@ -159,7 +174,12 @@ def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
         except ValueError as error:
             raise ImageRejected(f"unsupported pixel format {image.mode}") from error
         orientation = _png_orientation(file) if image.format == "PNG" else _orientation(image)
-        if image.format in ("JPEG", "MPO") and not _jpeg_has_end(file, image.tile[0][2] if image.tile else 0):
+        streamed_later = not complete and _can_stream(image, orientation)
+        if (
+            image.format in ("JPEG", "MPO")
+            and not streamed_later
+            and not _jpeg_has_end(file, image.tile[0][2] if image.tile else 0)
+        ):
             raise ImageRejected("the JPEG file is truncated (it has no end-of-image marker)")
         stored = Size(width, height)
         oriented = Size(height, width) if orientation >= 5 else stored
