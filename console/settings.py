@@ -164,6 +164,9 @@ TILEFLOW = {
     "MAX_NODES": env.int("TILEFLOW_MAX_NODES", default=200),
     "MAX_WATERMARK_TEXT": env.int("TILEFLOW_MAX_WATERMARK_TEXT", default=500),
     "MAX_CONCURRENT_RUNS_PER_USER": env.int("TILEFLOW_MAX_CONCURRENT_RUNS_PER_USER", default=4),
+    # Decoded bytes all runs of a process may hold at once (runtime/admission.py); 0: a quarter of memory.
+    "MEMORY_BUDGET_BYTES": env.int("TILEFLOW_MEMORY_BUDGET_BYTES", default=0),
+    "MAX_QUEUED_RUNS": env.int("TILEFLOW_MAX_QUEUED_RUNS", default=32),
     "TILE_SIZE": env.int("TILEFLOW_TILE_SIZE", default=512),
     "MAX_TILES_IN_FLIGHT": env.int("TILEFLOW_MAX_TILES_IN_FLIGHT", default=8),
     "TILE_LEASE_SECONDS": env.float("TILEFLOW_TILE_LEASE_SECONDS", default=30.0),

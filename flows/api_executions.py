@@ -26,7 +26,7 @@ FINISHED = {s.value for s in Execution.FINISHED}
 
 # Every call may answer these; a 400 from a malformed parameter names it ({"errors"}), others say why ({"error"}).
 ERRORS = {400: ErrorOut | ErrorsOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
-UPLOAD_ERRORS = {**ERRORS, 413: ErrorOut}
+UPLOAD_ERRORS = {**ERRORS, 413: ErrorOut, 429: ErrorOut}
 OUTPUT_TYPES = ("image/png", "image/jpeg", "image/webp")
 INPUT_TYPES = (*OUTPUT_TYPES, "image/gif", "image/bmp", "image/tiff", "application/octet-stream")
 
@@ -82,8 +82,9 @@ async def _start(
     try:
         service.check_upload(image)
         header = await asyncio.to_thread(service.probe_upload, image)
+        await service.admit_run(flow.graph, header)
     except service.UploadRejected as rejected:
-        return _error(rejected.status, str(rejected))
+        return _error(rejected.status, str(rejected), **rejected.headers)
     execution = await sync_to_async(service.create_execution)(
         owner=request.auth,
         flow=flow,
@@ -324,7 +325,7 @@ async def _await_end_or_mark_cancelled(execution: Execution) -> None:
 
 @router.post(
     "/executions/{execution_id}/rerun",
-    response={201: ExecutionOut, **ERRORS, 409: ErrorOut},
+    response={201: ExecutionOut, **ERRORS, 409: ErrorOut, 413: ErrorOut, 429: ErrorOut},
     summary="Run again with the same input",
     description="Runs the flow's current version on the same input (the execution's own frozen graph "
     "when the flow was deleted, or with `?graph=original`).",
@@ -344,6 +345,10 @@ async def rerun_execution(request, execution_id: str, graph: str = "current"):
         header = await asyncio.to_thread(runtime.probe, execution.input_file.path, runtime.limits().max_pixels)
     except runtime.ImageRejected as rejected:
         return _error(400, str(rejected))
+    try:
+        await service.admit_run(flow.graph if use_flow else execution.graph, header)
+    except service.UploadRejected as rejected:
+        return _error(rejected.status, str(rejected), **rejected.headers)
     new = await sync_to_async(service.create_execution)(
         owner=request.auth,
         flow=flow,

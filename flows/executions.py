@@ -32,9 +32,10 @@ RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 class UploadRejected(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
 
 
 def check_upload(upload: UploadedFile | None) -> None:
@@ -57,6 +58,16 @@ def probe_upload(upload: UploadedFile) -> runtime.SourceHeader:
         raise UploadRejected(str(rejected)) from rejected
     finally:
         upload.seek(0)
+
+
+async def admit_run(graph: dict, header: runtime.SourceHeader) -> None:
+    """Refuse a run the memory budget could never start (413) or that would wait past the queue's limit (429)."""
+    try:
+        await runtime.admit(graph, header)
+    except runtime.RunTooLarge as refused:
+        raise UploadRejected(str(refused), status=413) from refused
+    except runtime.QueueFull as full:
+        raise UploadRejected(str(full), status=429, headers={"Retry-After": str(full.retry_after)}) from full
 
 
 def create_execution(
