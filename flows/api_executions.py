@@ -141,7 +141,7 @@ async def run_flow(request, flow_id: str, image: File[UploadedFile] = None, outp
         try:
             started = await start_streamed(request, flow)
         except service.UploadRejected as rejected:
-            return _error(rejected.status, str(rejected))
+            return _error(rejected.status, str(rejected), **rejected.headers)
     else:
         started = await _start(request, flow, image, defer_store=True)
     if isinstance(started, JsonResponse):

@@ -44,9 +44,13 @@ async def start_streamed(request, flow: Flow) -> tuple[Execution, Any, asyncio.T
     pump = asyncio.create_task(receive_image(request.body_stream, parser, upload, limits["MAX_UPLOAD_BYTES"]))
     try:
         header = await asyncio.to_thread(runtime.probe, upload, limits["MAX_PIXELS"], complete=False)
+        await service.admit_run(flow.graph, header)
     except (runtime.ImageRejected, runtime.UploadBroken) as rejected:
         pump.cancel()
         raise service.UploadRejected(str(rejected), status=getattr(rejected, "status", 400)) from rejected
+    except service.UploadRejected:
+        pump.cancel()
+        raise
     filename = parser.facts.filename if parser is not None else ""
     execution = await sync_to_async(service.create_execution)(
         owner=request.auth,
