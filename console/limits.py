@@ -1,11 +1,12 @@
-"""Refuse an oversized request body with 413 before any of it is read or stored.
+"""Refuse an oversized request body with 413 before any of it is read or stored, and a stalled one with 408.
 
 Two layers, because the request reaches Django in two ways. Under Daphne, Django's ASGI handler
-reads the whole body into a temporary file before any Django middleware runs, so
-`UploadLimitASGIMiddleware` wraps the ASGI application: it answers a too-large `Content-Length`
-without reading the body, and stops a chunked body (no length) as soon as it grows past the limit.
-`UploadLimitMiddleware` is the same check as a Django middleware, for WSGI and the test clients,
-where the body is parsed only when a view asks for it.
+gathers the whole body before any Django middleware runs, so `UploadLimitASGIMiddleware` wraps the
+ASGI application, which Daphne starts as soon as the headers are in (`console.daphne_tuning`): it
+answers a too-large `Content-Length` without reading the body, stops a chunked body (no length) as
+soon as it grows past the limit, and gives up a body from which nothing arrived for
+`TILEFLOW["BODY_TIMEOUT_SECONDS"]` (408). `UploadLimitMiddleware` is the same size check as a Django
+middleware, for WSGI and the test clients, where the body is parsed only when a view asks for it.
 
 The limit is `TILEFLOW["MAX_UPLOAD_BYTES"]` for the image plus `MULTIPART_ALLOWANCE` for the
 multipart envelope; the view checks the file's own size exactly.
@@ -13,6 +14,7 @@ multipart envelope; the view checks the file's own size exactly.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -82,7 +84,7 @@ class UploadLimitMiddleware:
 
 
 class UploadLimitASGIMiddleware:
-    """ASGI middleware: refuse an oversized HTTP body without reading it (declared) or past the limit (chunked)."""
+    """ASGI middleware: refuse an oversized body unread (declared) or past the limit (chunked); end a stalled one."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self.app = app
@@ -92,25 +94,33 @@ class UploadLimitASGIMiddleware:
             await self.app(scope, receive, send)
             return
         limit = body_limit()
+        idle = settings.TILEFLOW["BODY_TIMEOUT_SECONDS"]
         headers = dict(scope.get("headers") or [])
         length = _declared_length(headers.get(b"content-length"))
         if length is not None and length > limit:
-            await _send_413(send, length)
+            await send_json_refusal(send, 413, too_large_message(length))
             return
         received = 0
-        exceeded = False
+        refusal: tuple[int, str] | None = None
+        body_done = False
         started = False
 
-        async def counted_receive() -> Message:
-            nonlocal received, exceeded
-            if exceeded:
+        async def guarded_receive() -> Message:
+            nonlocal received, refusal, body_done
+            if refusal is not None:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            if body_done:  # Django then only listens for a disconnect, for as long as the response takes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), idle)
+            except TimeoutError:
+                refusal = (408, stalled_message(idle))
+                return {"type": "http.disconnect"}  # Django drops what it gathered and answers nothing
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > limit:
-                    # Django sees a client that went away: it drops what it spooled and sends nothing.
-                    exceeded = True
+                    refusal = (413, too_large_message(None))
                     return {"type": "http.disconnect"}
             return message
 
@@ -120,17 +130,23 @@ class UploadLimitASGIMiddleware:
                 started = True
             await send(message)
 
-        await self.app(scope, counted_receive, tracked_send)
-        if exceeded and not started:
-            await _send_413(send, None)
+        await self.app(scope, guarded_receive, tracked_send)
+        if refusal is not None and not started:
+            await send_json_refusal(send, *refusal)
 
 
-async def _send_413(send: Send, size: int | None) -> None:
-    body = json.dumps({"error": too_large_message(size)}).encode()
+def stalled_message(seconds: float) -> str:
+    """Say why a body that stopped arriving was given up."""
+    return f"the request body stalled: nothing arrived for {seconds:g} seconds (TILEFLOW_BODY_TIMEOUT_SECONDS)"
+
+
+async def send_json_refusal(send: Send, status: int, message: str) -> None:
+    """Answer `{"error": message}` and close the connection: the body, if any, stays unread."""
+    body = json.dumps({"error": message}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

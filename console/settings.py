@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "console.limits.UploadLimitMiddleware",  # 413 before any body is parsed
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the language cookie, else Accept-Language
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -76,6 +77,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
             ],
         },
     },
@@ -119,7 +121,11 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# Compiled (.mo) by `make run`/`make test` (manage.py compilemessages); only the .po files are committed.
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600  # the switcher's choice is remembered for a year
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -160,6 +166,8 @@ LOGGING = {
 # Tileflow's own limits and knobs; every one is listed in the README with its default.
 TILEFLOW = {
     "MAX_UPLOAD_BYTES": env.int("TILEFLOW_MAX_UPLOAD_BYTES", default=64 * 1024 * 1024),
+    # A request body from which nothing arrives for this long is given up (408).
+    "BODY_TIMEOUT_SECONDS": env.float("TILEFLOW_BODY_TIMEOUT_SECONDS", default=30.0),
     "MAX_PIXELS": env.int("TILEFLOW_MAX_PIXELS", default=150_000_000),
     "MAX_NODES": env.int("TILEFLOW_MAX_NODES", default=200),
     "MAX_WATERMARK_TEXT": env.int("TILEFLOW_MAX_WATERMARK_TEXT", default=500),

@@ -13,7 +13,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from flows.api_executions import router as executions_router
 from flows.api_flows import router as flows_router
-from flows.auth import api_auth
+from flows.auth import MISSING_CREDENTIAL, api_auth
 from flows.validation import describe_error
 
 logger = logging.getLogger("tileflow.api")
@@ -43,7 +43,7 @@ def on_unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpRe
     message = exc.message if exc.message != "Unauthorized" else None
     return _error(
         request,
-        message or "authentication required: log in, or send 'Authorization: Bearer <token>'",
+        message or MISSING_CREDENTIAL,
         exc.status_code,
     )
 

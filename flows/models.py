@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Flow(models.Model):
@@ -28,13 +29,32 @@ class Flow(models.Model):
         return f"{self.name} (v{self.version})"
 
 
+class FlowVersion(models.Model):
+    """A saved state of a flow: one row per create, replace, rename and restore, never changed after."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    graph = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    restored_from = models.PositiveIntegerField(null=True, blank=True, help_text="the version this one restored")
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [models.UniqueConstraint(fields=["flow", "version"], name="one_row_per_flow_version")]
+
+    def __str__(self) -> str:
+        return f"{self.flow_id} v{self.version}"
+
+
 class Execution(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
@@ -44,6 +64,7 @@ class Execution(models.Model):
     flow_name = models.CharField(max_length=200, blank=True, default="")
     flow_version = models.PositiveIntegerField(default=0)
     graph = models.JSONField(help_text="the graph as it ran, frozen at start")
+    draft = models.BooleanField(default=False, help_text="ran an unsaved graph from the editor, not a saved version")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

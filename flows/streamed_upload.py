@@ -19,6 +19,7 @@ from django.utils.http import parse_header_parameters
 from runtime.api import UploadStream
 
 FIELD = "image"
+MAX_FIELD = 1024 * 1024  # bytes of a text field kept (a draft graph); larger ones are refused
 MAX_PART_HEADERS = 16 * 1024  # bytes of one part's headers
 MAX_PREAMBLE = 64 * 1024  # bytes before the first boundary (clients send none)
 RAW_TYPES = ("image/",)
@@ -43,7 +44,11 @@ class UploadFacts:
 
 
 class MultipartImage:
-    """Parse a multipart/form-data body fed in pieces; `feed` returns the bytes of the `image` field in them."""
+    """Parse a multipart/form-data body fed in pieces; `feed` returns the bytes of the `image` field in them.
+
+    Text fields (no file name) are kept in `fields`, by name, first value; those that come before the
+    image are there once its first bytes are out, which is when a streamed run starts.
+    """
 
     def __init__(self, boundary: str, field: str = FIELD) -> None:
         if not boundary or len(boundary) > 200:
@@ -52,6 +57,9 @@ class MultipartImage:
         self.facts = UploadFacts()
         self.found = False  # the image field's headers were seen
         self.image_complete = False  # ... and its last byte
+        self.fields: dict[str, str] = {}
+        self._field: str | None = None  # the text field being read, if any
+        self._field_value = b""
         self._delimiter = b"\r\n--" + boundary.encode("latin-1")
         self._buffer = b"\r\n"  # the body opens with "--boundary": one delimiter rule for every boundary
         self._state = "preamble"
@@ -127,10 +135,13 @@ class MultipartImage:
                 raise MalformedUpload("a multipart part has a malformed header line")
             headers[name.strip().lower()] = value.strip()
         disposition, params = parse_header_parameters(headers.get("content-disposition", ""))
-        self._in_image = disposition == "form-data" and params.get("name") == self.field and not self.found
+        name = params.get("name") if disposition == "form-data" else None
+        self._in_image = name == self.field and not self.found
         if self._in_image:
             self.found = True
             self.facts = UploadFacts(params.get("filename", ""), headers.get("content-type", ""))
+        elif name is not None and "filename" not in params and name not in self.fields:
+            self._field, self._field_value = name, b""
         self._state = "content"
         return b""
 
@@ -141,13 +152,27 @@ class MultipartImage:
             if len(self._buffer) <= keep:
                 return None
             part, self._buffer = self._buffer[:-keep], self._buffer[-keep:]
-            return part if self._in_image else b""
+            return self._take(part)
         part, self._buffer = self._buffer[:at], self._buffer[at + len(self._delimiter) :]
-        in_image, self._in_image = self._in_image, False
+        in_image = self._in_image
+        part = self._take(part)
         if in_image:
-            self.image_complete = True
+            self.image_complete, self._in_image = True, False
+        elif self._field is not None:
+            self.fields[self._field] = self._field_value.decode("utf-8", "replace")
+            self._field = None
         self._state = "after_delimiter"
-        return part if in_image else b""
+        return part
+
+    def _take(self, part: bytes) -> bytes:
+        """Return the image's bytes among `part`, keeping a text field's."""
+        if self._in_image:
+            return part
+        if self._field is not None:
+            self._field_value += part
+            if len(self._field_value) > MAX_FIELD:
+                raise MalformedUpload(f"the multipart field '{self._field}' is over {MAX_FIELD} bytes")
+        return b""
 
     def _end(self) -> bytes | None:
         self._buffer = b""

@@ -129,3 +129,18 @@ async def test_a_body_that_does_not_arrive_whole_breaks_the_upload(items, limit,
     await receive_image(body_of(*items), None, upload, limit)
     with pytest.raises(UploadBroken, match=reason):
         upload.read(1000)
+
+
+def test_text_fields_are_kept_and_those_before_the_image_are_known_when_it_starts():
+    body = multipart(("graph", b'{"nodes": []}', None), ("image", b"I" * 5000, "a.jpg"), ("late", b"x", None))
+    parser = MultipartImage(BOUNDARY)
+    first = parser.feed(body[:2000])
+    assert first and parser.fields == {"graph": '{"nodes": []}'}
+    parser.feed(body[2000:])
+    parser.close()
+    assert parser.fields == {"graph": '{"nodes": []}', "late": "x"}
+
+
+def test_an_oversized_text_field_is_refused():
+    with pytest.raises(MalformedUpload, match="over"):
+        MultipartImage(BOUNDARY).feed(multipart(("graph", b"x" * (1024 * 1024 + 10), None)))
