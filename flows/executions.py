@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from flows import media
 from flows.models import Execution, ExecutionOutput, Flow
 from runtime import api as runtime
 
@@ -282,14 +283,18 @@ def mark_interrupted(*, older_than: float | None = None) -> int:
         if str(execution.id) in live:
             continue
         last_sign = execution.heartbeat_at or execution.created_at
-        if last_sign >= cutoff and not _runner_gone(execution.runner):
+        gone = _runner_gone(execution.runner)
+        if last_sign >= cutoff and not gone:
             continue
-        count += Execution.objects.filter(pk=execution.pk, status__in=unfinished).update(
+        marked = Execution.objects.filter(pk=execution.pk, status__in=unfinished).update(
             status=Execution.Status.FAILED,
             finished_at=timezone.now(),
             error="interrupted: the server running this execution stopped before it finished",
         )
+        count += marked
         ExecutionOutput.objects.filter(execution=execution).delete()
+        if marked and gone:  # its partial files: nobody will finish them (a silent runner elsewhere may, once
+            media.remove_outputs(execution.pk)  # it is back: `media.remove_orphans` takes those after a grace)
     if count:
         log.warning("marked %d interrupted execution(s) as failed", count)
     return count
