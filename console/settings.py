@@ -189,8 +189,17 @@ TILEFLOW = {
     "STEP_MODULES": env.list("TILEFLOW_STEP_MODULES", default=[]),
     "PRUNE_AFTER_DAYS": env.int("TILEFLOW_PRUNE_AFTER_DAYS", default=30),
     "LOGIN_ATTEMPTS_PER_MINUTE": env.int("TILEFLOW_LOGIN_ATTEMPTS_PER_MINUTE", default=10),
+    # Batches (flows/batches.py): what one batch may hold, and how many of its items run at once.
+    "BATCH_MAX_ITEMS": env.int("TILEFLOW_BATCH_MAX_ITEMS", default=2000),
+    "BATCH_MAX_UPLOAD_BYTES": env.int("TILEFLOW_BATCH_MAX_UPLOAD_BYTES", default=2 * 1024**3),
+    "BATCH_CONCURRENCY": env.int("TILEFLOW_BATCH_CONCURRENCY", default=2),
+    "ARCHIVE_MAX_BYTES": env.int("TILEFLOW_ARCHIVE_MAX_BYTES", default=4 * 1024**3),
+    "ARCHIVE_MAX_RATIO": env.int("TILEFLOW_ARCHIVE_MAX_RATIO", default=200),
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# A batch sends its images as files of one request (and a path field for each, from a dropped folder).
+DATA_UPLOAD_MAX_NUMBER_FILES = TILEFLOW["BATCH_MAX_ITEMS"] + 1
+DATA_UPLOAD_MAX_NUMBER_FIELDS = max(1000, TILEFLOW["BATCH_MAX_ITEMS"] + 100)
 # Uploads up to this size stay in memory until they are stored once under MEDIA_ROOT; spooling
 # them to temporary files first cost three disk writes of the image before its first tile.
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("TILEFLOW_UPLOAD_MEMORY_BYTES", default=16 * 1024 * 1024)

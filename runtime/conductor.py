@@ -17,6 +17,7 @@ from typing import Any
 from runtime import events
 from runtime.assembly import OutputAssembly, assemble_tile
 from runtime.bridge import LOCAL, is_local, tile_from_wire
+from runtime.colour import working_space
 from runtime.control import RunCancelled, RunControl, RunFailed
 from runtime.decode import SourceHeader
 from runtime.dispatch import Dispatcher
@@ -132,8 +133,12 @@ class Conductor:
         self._dispatcher = Dispatcher(
             self.spec.execution, plan, self._stores, limits, self.layer, self.record, codec=codec
         )
-        self._assembly = OutputAssembly(self.spec, plan, self._stores, self.record, self.control.post)
-        await self.reader.open(header, self._stores[plan.source], shrink)
+        # The colour space the run works in (runtime.colour): decided by the source's profile and the outputs.
+        space = working_space(self.spec.graph, header.icc_profile, header.source_mode, header.mode)
+        self._assembly = OutputAssembly(
+            self.spec, plan, self._stores, self.record, self.control.post, source=header, space=space
+        )
+        await self.reader.open(header, self._stores[plan.source], shrink, space)
         self.prepared.set()
 
     def _compile(self, header: SourceHeader) -> tuple[Plan, int]:

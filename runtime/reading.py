@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 
+from runtime.colour import UNTAGGED, WorkingSpace
 from runtime.control import RunFailed
 from runtime.decode import ImageRejected, SourceHeader, decode_rows, probe
 from runtime.spec import RunSpec
@@ -51,13 +52,13 @@ class SourceReader:
         except ImageRejected as rejected:
             raise RunFailed(str(rejected), self._node) from rejected
 
-    async def open(self, header: SourceHeader, store: TileStore, shrink: int) -> None:
-        """Start the decoder: one band per row of the source store's grid (short ones first)."""
+    async def open(self, header: SourceHeader, store: TileStore, shrink: int, space: WorkingSpace = UNTAGGED) -> None:
+        """Start the decoder: one band per row of the source store's grid (short ones first), in `space`."""
         self._store = store
         self._node = store.node
         source = self._spec.input_data or self._spec.input_path
         self._bands = await asyncio.get_running_loop().run_in_executor(
-            self._thread, lambda: iter(decode_rows(source, header, store.bounds, shrink))
+            self._thread, lambda: iter(decode_rows(source, header, store.bounds, shrink, space))
         )
 
     def pull(self, *, ready: int, busy: bool) -> None:
