@@ -26,6 +26,7 @@ from runtime.decode import ImageRejected, SourceHeader, probe
 from runtime.memory import give_back_free_memory
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.registry import registry
+from runtime.upload import UploadBroken, UploadStream
 from runtime.worker import TaskRunner, serve_lane
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "RunSpec",
     "RunTooLarge",
     "SourceHeader",
+    "UploadBroken",
+    "UploadStream",
     "admit",
     "cancel",
     "catalog",
