@@ -66,6 +66,12 @@ export const api = {
   cancel: (id) => request("POST", `/api/executions/${encodeURIComponent(id)}/cancel`),
   rerun: (id) => request("POST", `/api/executions/${encodeURIComponent(id)}/rerun`),
   inputUrl: (id) => `/api/executions/${encodeURIComponent(id)}/input`,
+  triggers: (flowId) => request("GET", `/api/triggers?flow=${encodeURIComponent(flowId)}`).then((d) => d.triggers),
+  createTrigger: (flowId, doc) => request("POST", `/api/flows/${encodeURIComponent(flowId)}/triggers`, { json: doc }),
+  updateTrigger: (id, changes) => request("PATCH", `/api/triggers/${encodeURIComponent(id)}`, { json: changes }),
+  deleteTrigger: (id) => request("DELETE", `/api/triggers/${encodeURIComponent(id)}`),
+  triggerEvents: (id, limit = 20) =>
+    request("GET", `/api/triggers/${encodeURIComponent(id)}/events?limit=${limit}`).then((d) => d.events),
   // With follow, a running execution's output streams as it is written (a live preview); else the download.
   outputUrl: (id, node, { follow = false } = {}) =>
     `/api/executions/${encodeURIComponent(id)}/output?node=${encodeURIComponent(node)}${follow ? "&follow=1" : ""}`,
