@@ -25,6 +25,7 @@ from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunS
 from runtime.decode import ImageRejected, SourceHeader, probe
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.registry import registry
+from runtime.upload import UploadBroken, UploadStream
 from runtime.worker import TaskRunner, serve_lane
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
     "RunSpec",
     "RunTooLarge",
     "SourceHeader",
+    "UploadBroken",
+    "UploadStream",
     "admit",
     "cancel",
     "catalog",

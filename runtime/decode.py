@@ -39,6 +39,7 @@ their rows only after the marker.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
@@ -97,13 +98,17 @@ class SourceHeader:
     xmp: bytes | None = None
 
 
-def probe(source: str | os.PathLike[str] | BinaryIO, max_pixels: int) -> SourceHeader:
-    """Read the header of `source` and refuse what Tileflow cannot or will not decode, before any pixel."""
+def probe(source: str | os.PathLike[str] | BinaryIO, max_pixels: int, *, complete: bool = True) -> SourceHeader:
+    """Read the header of `source` and refuse what Tileflow cannot or will not decode, before any pixel.
+
+    `complete=False`: `source` is still arriving (`runtime.upload`); a streamable JPEG is not read to its
+    end to find truncation (the decoder finds it, and fails the run), everything else is.
+    """
     if isinstance(source, str | os.PathLike):
         with open(source, "rb") as file:
-            return _probe_open_file(file, max_pixels)
+            return _probe_open_file(file, max_pixels, complete)
     source.seek(0)
-    return _probe_open_file(source, max_pixels)
+    return _probe_open_file(source, max_pixels, complete)
 
 
 def decode_bands(
@@ -118,7 +123,7 @@ def decode_bands(
 
 
 def decode_rows(
-    source: str | os.PathLike[str] | bytes,
+    source: str | os.PathLike[str] | bytes | BinaryIO,
     header: SourceHeader,
     bands: int | Sequence[int],
     shrink: int = 1,
@@ -133,14 +138,21 @@ def decode_rows(
     again: a streamed JPEG yields its full-size target (top 0) each time, with more rows final, so a
     reader cuts what it needs straight out of it; otherwise `image` is the band itself (top = y0).
     `shrink` (1, 2, 4 or 8; streamable JPEGs only) decodes at that fraction of the size, rounded up,
-    by libjpeg's scaled inverse DCT. `source` is a file's path, or the file's bytes already in memory.
+    by libjpeg's scaled inverse DCT. `source` is a file's path, its bytes already in memory, or an open
+    binary file (such as an upload still arriving, whose reads wait for its bytes).
     Bands come in the working colour `space` (`runtime.colour`): converted band by band when it asks.
     """
     if shrink not in (1, 2, 4, 8) or (shrink > 1 and not header.streamable):
         raise ValueError(f"cannot decode this image at 1/{shrink} size")
     height = -(-header.size.height // shrink)
     bounds = _band_bounds(bands, height)
-    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as file:
+    if isinstance(source, bytes):
+        opened = io.BytesIO(source)
+    elif isinstance(source, str | os.PathLike):
+        opened = open(source, "rb")
+    else:
+        opened = contextlib.nullcontext(source)  # an open file (an upload still arriving): the caller's to close
+    with opened as file:
         if header.streamable:
             yield from _stream_jpeg(file, header, bounds, shrink, space)
         else:
@@ -160,7 +172,7 @@ def _band_bounds(bands: int | Sequence[int], height: int) -> list[int]:
     return bounds
 
 
-def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
+def _probe_open_file(file: BinaryIO, max_pixels: int, complete: bool = True) -> SourceHeader:
     if not file.read(1):
         raise ImageRejected("the file is empty")
     file.seek(0)
@@ -195,7 +207,8 @@ def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
             orientation = exif_orientation(image)
         if image.format in ("JPEG", "MPO"):
             layout = jpeg_layout(file)
-            check_jpeg_data(file, layout, image.size)
+            if complete or not (_sequential(image) and orientation == 1):
+                check_jpeg_data(file, layout, image.size)  # a streamed one: the decoder finds truncation
             scan_start = layout.scan_start
         stored = Size(width, height)
         oriented = Size(height, width) if orientation >= 5 else stored

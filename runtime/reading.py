@@ -21,6 +21,7 @@ from runtime.decode import ImageRejected, SourceHeader, decode_rows, probe
 from runtime.spec import RunSpec
 from runtime.store import TileStore
 from runtime.tiles import Tile
+from runtime.upload import UploadBroken
 
 AHEAD = 2  # bands asked of the decode thread at once
 
@@ -55,7 +56,7 @@ class SourceReader:
         """Start the decoder: one band per row of the source store's grid (short ones first), in `space`."""
         self._store = store
         self._node = store.node
-        source = self._spec.input_data or self._spec.input_path
+        source = self._spec.input_data or self._spec.input_stream or self._spec.input_path
         self._bands = await asyncio.get_running_loop().run_in_executor(
             self._thread, lambda: iter(decode_rows(source, header, store.bounds, shrink, space))
         )
@@ -92,7 +93,7 @@ class SourceReader:
         if done.cancelled():
             return
         error = done.exception()
-        if isinstance(error, ImageRejected):
+        if isinstance(error, ImageRejected | UploadBroken):
             self._post("failed", RunFailed(str(error), self._node))
         elif error is not None:
             self._post("failed", RunFailed(f"the image could not be decoded: {error}", self._node))
