@@ -51,7 +51,8 @@ import pillow_heif
 from PIL import Image, ImageFile, features
 
 from runtime.colour import UNTAGGED, WorkingSpace, to_srgb
-from runtime.headers import ImageRejected, check_jpeg_data, exif_orientation, jpeg_layout, png_facts
+from runtime.headers import ImageRejected, check_jpeg_data, exif_orientation, isobmff_nclx, jpeg_layout, png_facts
+from runtime.icc import nclx_profile
 from runtime.images import normalize, working_mode
 from runtime.targets import TARGETS
 from runtime.tiles import Size
@@ -222,10 +223,18 @@ def _probe_open_file(file: BinaryIO, max_pixels: int, complete: bool = True) -> 
             source_mode=image.mode,
             sequential=_sequential(image),
             scan_start=scan_start,
-            icc_profile=image.info.get("icc_profile") or None,
+            icc_profile=image.info.get("icc_profile") or _nclx_icc(file, image.format),
             exif=exif if isinstance(exif, bytes) else None,
             xmp=xmp if isinstance(xmp, bytes) else None,
         )
+
+
+def _nclx_icc(file: BinaryIO, format: str) -> bytes | None:
+    """Return a profile for a HEIC/AVIF file's nclx colour box (Display P3, BT.2020, ...), or None."""
+    if format not in ("HEIF", "AVIF"):
+        return None
+    nclx = isobmff_nclx(file)
+    return nclx_profile(*nclx) if nclx is not None else None
 
 
 def _sequential(image: Image.Image) -> bool:
