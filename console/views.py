@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import formats
 from django.utils.translation import gettext as _
 
-from flows.models import Execution, Flow
+from flows.models import Batch, Execution, Flow
 from flows.trigger_stores import configured_names
 
 RECENT_EXECUTIONS = 10
@@ -99,3 +99,10 @@ def execution_detail(request: HttpRequest, execution_id) -> HttpResponse:
     """Show one execution: its frozen graph, timings and results, live while it runs."""
     execution = get_object_or_404(Execution.objects.select_related("flow"), id=execution_id, owner=request.user)
     return render(request, "console/execution.html", {"execution": execution, "nav": "executions"})
+
+
+@login_required
+def batch_detail(request: HttpRequest, batch_id) -> HttpResponse:
+    """Show one batch: its items filling in as they run, the overall progress, the results zip."""
+    batch = get_object_or_404(Batch.objects.select_related("flow"), id=batch_id, owner=request.user)
+    return render(request, "batch/batch.html", {"batch": batch, "nav": "executions"})

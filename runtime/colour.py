@@ -28,7 +28,15 @@ from typing import Any
 from PIL import Image, ImageCms
 
 INTENT = ImageCms.Intent.PERCEPTUAL
-SRGB_PROFILE: bytes = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _reproducible(icc: bytes) -> bytes:
+    """Return `icc` with its creation date and profile id zeroed: the same bytes in every process."""
+    return icc[:24] + bytes(12) + icc[36:84] + bytes(16) + icc[100:]
+
+
+# LittleCMS' own sRGB (what conversions target), as embedded in `srgb` outputs.
+SRGB_PROFILE: bytes = _reproducible(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
 _SPACES = {b"RGB ": "RGB", b"GRAY": "GRAY", b"CMYK": "CMYK"}
 
 Convert = Callable[[Image.Image], Image.Image]

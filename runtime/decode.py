@@ -39,6 +39,7 @@ their rows only after the marker.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
@@ -50,7 +51,8 @@ import pillow_heif
 from PIL import Image, ImageFile, features
 
 from runtime.colour import UNTAGGED, WorkingSpace, to_srgb
-from runtime.headers import ImageRejected, check_jpeg_data, exif_orientation, jpeg_layout, png_facts
+from runtime.headers import ImageRejected, check_jpeg_data, exif_orientation, isobmff_nclx, jpeg_layout, png_facts
+from runtime.icc import nclx_profile
 from runtime.images import normalize, working_mode
 from runtime.targets import TARGETS
 from runtime.tiles import Size
@@ -97,13 +99,17 @@ class SourceHeader:
     xmp: bytes | None = None
 
 
-def probe(source: str | os.PathLike[str] | BinaryIO, max_pixels: int) -> SourceHeader:
-    """Read the header of `source` and refuse what Tileflow cannot or will not decode, before any pixel."""
+def probe(source: str | os.PathLike[str] | BinaryIO, max_pixels: int, *, complete: bool = True) -> SourceHeader:
+    """Read the header of `source` and refuse what Tileflow cannot or will not decode, before any pixel.
+
+    `complete=False`: `source` is still arriving (`runtime.upload`); a streamable JPEG is not read to its
+    end to find truncation (the decoder finds it, and fails the run), everything else is.
+    """
     if isinstance(source, str | os.PathLike):
         with open(source, "rb") as file:
-            return _probe_open_file(file, max_pixels)
+            return _probe_open_file(file, max_pixels, complete)
     source.seek(0)
-    return _probe_open_file(source, max_pixels)
+    return _probe_open_file(source, max_pixels, complete)
 
 
 def decode_bands(
@@ -118,7 +124,7 @@ def decode_bands(
 
 
 def decode_rows(
-    source: str | os.PathLike[str] | bytes,
+    source: str | os.PathLike[str] | bytes | BinaryIO,
     header: SourceHeader,
     bands: int | Sequence[int],
     shrink: int = 1,
@@ -133,14 +139,21 @@ def decode_rows(
     again: a streamed JPEG yields its full-size target (top 0) each time, with more rows final, so a
     reader cuts what it needs straight out of it; otherwise `image` is the band itself (top = y0).
     `shrink` (1, 2, 4 or 8; streamable JPEGs only) decodes at that fraction of the size, rounded up,
-    by libjpeg's scaled inverse DCT. `source` is a file's path, or the file's bytes already in memory.
+    by libjpeg's scaled inverse DCT. `source` is a file's path, its bytes already in memory, or an open
+    binary file (such as an upload still arriving, whose reads wait for its bytes).
     Bands come in the working colour `space` (`runtime.colour`): converted band by band when it asks.
     """
     if shrink not in (1, 2, 4, 8) or (shrink > 1 and not header.streamable):
         raise ValueError(f"cannot decode this image at 1/{shrink} size")
     height = -(-header.size.height // shrink)
     bounds = _band_bounds(bands, height)
-    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as file:
+    if isinstance(source, bytes):
+        opened = io.BytesIO(source)
+    elif isinstance(source, str | os.PathLike):
+        opened = open(source, "rb")
+    else:
+        opened = contextlib.nullcontext(source)  # an open file (an upload still arriving): the caller's to close
+    with opened as file:
         if header.streamable:
             yield from _stream_jpeg(file, header, bounds, shrink, space)
         else:
@@ -160,7 +173,7 @@ def _band_bounds(bands: int | Sequence[int], height: int) -> list[int]:
     return bounds
 
 
-def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
+def _probe_open_file(file: BinaryIO, max_pixels: int, complete: bool = True) -> SourceHeader:
     if not file.read(1):
         raise ImageRejected("the file is empty")
     file.seek(0)
@@ -195,7 +208,8 @@ def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
             orientation = exif_orientation(image)
         if image.format in ("JPEG", "MPO"):
             layout = jpeg_layout(file)
-            check_jpeg_data(file, layout, image.size)
+            if complete or not (_sequential(image) and orientation == 1):
+                check_jpeg_data(file, layout, image.size)  # a streamed one: the decoder finds truncation
             scan_start = layout.scan_start
         stored = Size(width, height)
         oriented = Size(height, width) if orientation >= 5 else stored
@@ -209,10 +223,18 @@ def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
             source_mode=image.mode,
             sequential=_sequential(image),
             scan_start=scan_start,
-            icc_profile=image.info.get("icc_profile") or None,
+            icc_profile=image.info.get("icc_profile") or _nclx_icc(file, image.format),
             exif=exif if isinstance(exif, bytes) else None,
             xmp=xmp if isinstance(xmp, bytes) else None,
         )
+
+
+def _nclx_icc(file: BinaryIO, format: str) -> bytes | None:
+    """Return a profile for a HEIC/AVIF file's nclx colour box (Display P3, BT.2020, ...), or None."""
+    if format not in ("HEIF", "AVIF"):
+        return None
+    nclx = isobmff_nclx(file)
+    return nclx_profile(*nclx) if nclx is not None else None
 
 
 def _sequential(image: Image.Image) -> bool:
