@@ -14,13 +14,14 @@ async def refuse_unknown_path(scope, receive, send) -> None:
 def websocket_routes():
     from django.urls import path, re_path
 
-    from console.consumers import ExecutionConsumer
+    from console.consumers import BatchConsumer, ExecutionConsumer
     from console.middleware import BearerTokenMiddleware
     from console.origin import SameOriginValidator
 
     routes = URLRouter(
         [
             path("ws/executions/<uuid:execution_id>/", ExecutionConsumer.as_asgi()),
+            path("ws/batches/<uuid:batch_id>/", BatchConsumer.as_asgi()),
             re_path(r"", refuse_unknown_path),  # last: every path no route above takes
         ]
     )

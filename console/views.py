@@ -6,9 +6,13 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import formats
+from django.utils.translation import gettext as _
 
 from flows.auth import get_owned_or_404
-from flows.models import Execution, Flow
+from flows.models import Batch, Execution, Flow
+from flows.trigger_stores import configured_names
 
 RECENT_EXECUTIONS = 10
 EXECUTIONS_PER_PAGE = 200
@@ -19,7 +23,9 @@ def _seconds_label(start, end) -> str:
     if not start or not end:
         return "—"
     seconds = (end - start).total_seconds()
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+    if seconds < 1:
+        return _("%(ms)s ms") % {"ms": formats.number_format(round(seconds * 1000))}
+    return _("%(s)s s") % {"s": formats.number_format(seconds, 2)}
 
 
 def _labelled(executions) -> list[Execution]:
@@ -40,6 +46,10 @@ def home(request: HttpRequest) -> HttpResponse:
         last_status=Subquery(last_runs.values("status")[:1]),
     )
     executions = Execution.objects.filter(owner=request.user).select_related("owner")[:RECENT_EXECUTIONS]
+    labels = dict(Execution.Status.choices)
+    flows = list(flows)
+    for flow in flows:
+        flow.last_status_label = labels.get(flow.last_status, flow.last_status)
     return render(request, "console/home.html", {"flows": flows, "executions": _labelled(executions), "nav": "home"})
 
 
@@ -48,6 +58,13 @@ def editor(request: HttpRequest, flow_id=None) -> HttpResponse:
     """Open the editor on a saved flow, or on a new one."""
     flow = get_object_or_404(Flow, id=flow_id, owner=request.user) if flow_id else None
     return render(request, "console/editor.html", {"flow": flow, "nav": "home"})
+
+
+@login_required
+def flow_triggers(request: HttpRequest, flow_id) -> HttpResponse:
+    """Show a flow's triggers, and a form offering the folder roots and S3 connections configured."""
+    flow = get_object_or_404(Flow, id=flow_id, owner=request.user)
+    return render(request, "console/triggers.html", {"flow": flow, "locations": configured_names(), "nav": "home"})
 
 
 @login_required
@@ -71,7 +88,8 @@ def execution_list(request: HttpRequest) -> HttpResponse:
             "executions": _labelled(executions[:EXECUTIONS_PER_PAGE]),
             "flow": flow,
             "status": status,
-            "statuses": Execution.Status.values,
+            "statuses": Execution.Status.choices,
+            "flow_url": reverse("flow-edit", args=[flow.id]) if flow else "",
             "nav": "executions",
         },
     )
@@ -82,3 +100,10 @@ def execution_detail(request: HttpRequest, execution_id) -> HttpResponse:
     """Show one execution: its frozen graph, timings and results, live while it runs."""
     execution = get_object_or_404(Execution.objects.select_related("flow"), id=execution_id, owner=request.user)
     return render(request, "console/execution.html", {"execution": execution, "nav": "executions"})
+
+
+@login_required
+def batch_detail(request: HttpRequest, batch_id) -> HttpResponse:
+    """Show one batch: its items filling in as they run, the overall progress, the results zip."""
+    batch = get_object_or_404(Batch.objects.select_related("flow"), id=batch_id, owner=request.user)
+    return render(request, "batch/batch.html", {"batch": batch, "nav": "executions"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import mimetypes
 import re
 import uuid
@@ -11,12 +12,14 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import FileResponse, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
-from ninja import File, Query, Router, Status
+from ninja import File, Form, Query, Router, Status
 from ninja.files import UploadedFile
 
 from flows import executions as service
+from flows.api_flows import graph_errors
 from flows.models import Execution, Flow
 from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut
+from flows.streamed_run import receive_streamed, start_streamed
 from runtime import api as runtime
 
 router = Router(tags=["executions"])
@@ -72,8 +75,32 @@ def _safe_filename(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "output"
 
 
+# A run from the editor sends the graph on its canvas (multipart field `graph`, JSON): a draft run of the
+# flow that leaves the saved flow as it is.
+GRAPH_FIELD = Form(None, description="optional: a draft graph (JSON) to run instead of the saved one")
+
+
+def _draft_graph(flow: Flow, graph_text: str | None) -> dict | JsonResponse | None:
+    """Return the draft graph sent with a run (validated), None when there is none, or the 400 refusing it."""
+    if graph_text is None or graph_text == "":
+        return None
+    try:
+        graph = json.loads(graph_text)
+    except ValueError as error:
+        return _error(400, f"graph: not valid JSON ({error})")
+    errors = graph_errors(graph)
+    if errors:
+        return JsonResponse({"errors": [error.as_dict() for error in errors]}, status=400)
+    return graph
+
+
 async def _start(
-    request: HttpRequest, flow: Flow, image: UploadedFile | None, *, defer_store: bool = False
+    request: HttpRequest,
+    flow: Flow,
+    image: UploadedFile | None,
+    *,
+    defer_store: bool = False,
+    draft: dict | None = None,
 ) -> tuple[Execution, Any, asyncio.Task | None] | JsonResponse:
     """Create and launch an execution; return it, its conductor and the task storing its upload, if any.
 
@@ -89,9 +116,10 @@ async def _start(
     execution = await sync_to_async(service.create_execution)(
         owner=request.auth,
         flow=flow,
-        graph=flow.graph,
+        graph=draft if draft is not None else flow.graph,
         flow_name=flow.name,
         flow_version=flow.version,
+        draft=draft is not None,
         upload=image,
         header=header,
     )
@@ -110,11 +138,14 @@ async def _start(
     response={201: ExecutionOut, **UPLOAD_ERRORS},
     summary="Start a run in the background",
 )
-async def start_execution(request, flow_id: str, image: File[UploadedFile] = None):
+async def start_execution(request, flow_id: str, image: File[UploadedFile] = None, graph: str | None = GRAPH_FIELD):
     flow = await _owned(Flow, request.auth, flow_id)
     if flow is None:
         return _error(404, "no such flow")
-    started = await _start(request, flow, image)
+    draft = await sync_to_async(_draft_graph)(flow, graph)
+    if isinstance(draft, JsonResponse):
+        return draft
+    started = await _start(request, flow, image, draft=draft)
     if isinstance(started, JsonResponse):
         return started
     execution, _, _ = started
@@ -130,15 +161,41 @@ async def start_execution(request, flow_id: str, image: File[UploadedFile] = Non
     response={**UPLOAD_ERRORS, 422: ErrorOut, 499: ErrorOut},
     openapi_extra=_binary("the result image, streamed (header X-Execution-Id)", OUTPUT_TYPES),
 )
-async def run_flow(request, flow_id: str, image: File[UploadedFile] = None, output: str | None = None):
+async def run_flow(
+    request,
+    flow_id: str,
+    image: File[UploadedFile] = None,
+    output: str | None = None,
+    graph: str | None = GRAPH_FIELD,
+):
     flow = await _owned(Flow, request.auth, flow_id)
     if flow is None:
         return _error(404, "no such flow")
-    outputs = [node["id"] for node in flow.graph.get("nodes", []) if node.get("type") == "output"]
-    if output is not None and output not in outputs:
-        return _error(400, f"node '{output}' is not an output of this flow; its outputs are: {', '.join(outputs)}")
+    streamed = None
+    if getattr(request, "body_stream", None) is not None:  # the body still arrives: the run starts on it
+        try:
+            streamed = await receive_streamed(request)
+        except service.UploadRejected as rejected:
+            return _error(rejected.status, str(rejected), **rejected.headers)
+        graph = streamed.fields.get("graph", graph)
+    draft = await sync_to_async(_draft_graph)(flow, graph)
+    ran = draft if draft is not None and not isinstance(draft, JsonResponse) else flow.graph
+    outputs = [node["id"] for node in ran.get("nodes", []) if node.get("type") == "output"]
+    refusal = draft if isinstance(draft, JsonResponse) else None
+    if refusal is None and output is not None and output not in outputs:
+        refusal = _error(400, f"node '{output}' is not an output of this flow; its outputs are: {', '.join(outputs)}")
+    if refusal is not None:
+        if streamed is not None:
+            streamed.discard()
+        return refusal
     node = output or outputs[0]
-    started = await _start(request, flow, image, defer_store=True)
+    if streamed is not None:
+        try:
+            started = await start_streamed(request, flow, streamed, draft)
+        except service.UploadRejected as rejected:
+            return _error(rejected.status, str(rejected), **rejected.headers)
+    else:
+        started = await _start(request, flow, image, defer_store=True, draft=draft)
     if isinstance(started, JsonResponse):
         return started
     execution, conductor, stored = started
