@@ -15,7 +15,7 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views import defaults
 
-from console.response_middleware import ResponseMiddleware
+from console.middleware_shapes import ResponseMiddleware
 
 API_PREFIX = "/api/"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponseBase
 
-from console.response_middleware import ResponseMiddleware
+from console.middleware_shapes import ResponseMiddleware
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [

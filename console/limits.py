@@ -20,9 +20,10 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from console.middleware_shapes import RefusingMiddleware
 
 # Boundaries, part headers and a few small form fields: far more than a real upload's envelope needs.
 MULTIPART_ALLOWANCE = 64 * 1024
@@ -65,27 +66,10 @@ def _declared_length(value: str | bytes | None) -> int | None:
     return length if length >= 0 else None
 
 
-class UploadLimitMiddleware:
+class UploadLimitMiddleware(RefusingMiddleware):
     """Django middleware: answer 413 when Content-Length exceeds the limit, before the body is parsed."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self._acall(request)
-        return self._refusal(request) or self.get_response(request)
-
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        return self._refusal(request) or await self.get_response(request)
-
-    def _refusal(self, request: HttpRequest) -> HttpResponse | None:
+    def refusal(self, request: HttpRequest) -> HttpResponse | None:
         length = _declared_length(request.META.get("CONTENT_LENGTH"))
         if length is not None and length > body_limit(request.path):
             response = JsonResponse({"error": too_large_message(length, request.path)}, status=413)

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "console.errors.ApiErrorsAsJsonMiddleware",  # outermost: every error under /api/ answers JSON
     "console.limits.UploadLimitMiddleware",  # 413 before any body is parsed
+    "console.query.SingleValuedQueryMiddleware",  # ?flow=a&flow=b is an error, not the last value
     "django.middleware.security.SecurityMiddleware",
     "console.headers.SecurityHeadersMiddleware",  # Content-Security-Policy: only the console's own code
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -52,6 +52,7 @@ def document_every_answer(schema: dict[str, Any]) -> dict[str, Any]:
                 continue
             _document(responses, 408, "the request body stalled (TILEFLOW_BODY_TIMEOUT_SECONDS)")
             _document(responses, 413, "the request body is larger than this call takes")
+            _document(responses, 415, "the body's Content-Type is not one this call takes")
             form = body.get("content", {}).get("multipart/form-data", {}).get("schema", {})
             if IMAGE_UPLOADS.search(path) and "image" in form.get("properties", {}):
                 form["required"] = sorted({*form.get("required", []), "image"})

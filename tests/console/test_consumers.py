@@ -110,7 +110,7 @@ async def test_strangers_bad_origins_and_anonymous_are_refused(flow, token, othe
 
 
 def batch_socket(batch_id: str, token: str | None) -> WebsocketCommunicator:
-    headers = [ORIGIN] + ([(b"authorization", f"Bearer {token}".encode())] if token else [])
+    headers = [HOST, ORIGIN] + ([(b"authorization", f"Bearer {token}".encode())] if token else [])
     return WebsocketCommunicator(websocket_routes(), f"/ws/batches/{batch_id}/", headers=headers)
 
 

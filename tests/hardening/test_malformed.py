@@ -11,12 +11,14 @@ import uuid
 
 import pytest
 import requests
+from django.conf import settings
 
 from tests.support import raw
 from tests.support.http import Client
 from tests.support.runs import COMPRESS_AND_WATERMARK, image_bytes
 
 BOUNDARY = "tileflowboundary"
+TOO_MANY_FILES = max(1000, settings.DATA_UPLOAD_MAX_NUMBER_FILES + 1)  # a batch may send 1,000 images
 
 
 def fields(count: int, *, files: bool = False) -> bytes:
@@ -55,12 +57,16 @@ CASES = [
     # (name, method, path, content type, body, status, what the error says)
     ("multipart without a boundary", "POST", "{flow}/executions", "multipart/form-data", b"--x\r\n", 400, "boundary"),
     ("5,000 fields", "POST", "{flow}/executions", MULTIPART, fields(5000), 413, "DATA_UPLOAD_MAX_NUMBER_FIELDS"),
-    ("1,000 files", "POST", "{flow}/run", MULTIPART, fields(1000, files=True), 413, "DATA_UPLOAD_MAX_NUMBER_FILES"),
+    ("too many files", "POST", "{flow}/executions", MULTIPART, fields(TOO_MANY_FILES, files=True), 413,
+     "DATA_UPLOAD_MAX_NUMBER_FILES"),
+    ("too many files, streamed /run", "POST", "{flow}/run", MULTIPART, fields(TOO_MANY_FILES, files=True), 400,
+     "image"),
     ("3 MB urlencoded", "POST", "{flow}/executions", "application/x-www-form-urlencoded", b"a=" + b"x" * (3 << 20), 413,
      "DATA_UPLOAD_MAX_MEMORY_SIZE"),
     ("3 MB JSON flow, POST", "POST", "/api/flows", "application/json", big_flow(3), 413, "DATA_UPLOAD_MAX_MEMORY_SIZE"),
     ("3 MB JSON flow, PUT", "PUT", "{flow}", "application/json", big_flow(3), 413, "DATA_UPLOAD_MAX_MEMORY_SIZE"),
     ("offset past 64 bits", "GET", "/api/executions?offset=9223372036854775808", None, b"", 400, "offset"),
+    ("a query parameter given twice", "GET", "/api/executions?flow=a&limit=1&flow=b", None, b"", 400, "'flow'"),
     ("an unknown API path", "GET", "/api/nope", None, b"", 404, "no such API path"),
     ("a method the path does not take", "DELETE", "/api/steps", None, b"", 405, "allowed: GET"),
 ]  # fmt: skip

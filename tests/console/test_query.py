@@ -1,0 +1,21 @@
+"""A query parameter given twice under /api/ is an error naming it; pages and single values pass."""
+
+import json
+
+from django.http import HttpResponse
+from django.test import RequestFactory
+
+from console.query import SingleValuedQueryMiddleware
+
+middleware = SingleValuedQueryMiddleware(lambda request: HttpResponse("through"))
+
+
+def test_a_repeated_parameter_is_refused_by_name():
+    response = middleware(RequestFactory().get("/api/executions?flow=a&flow=b&status=x&status=y&limit=1"))
+    assert response.status_code == 400
+    assert json.loads(response.content) == {"error": "the query parameter 'flow', 'status' is given more than once"}
+
+
+def test_single_values_and_pages_pass():
+    assert middleware(RequestFactory().get("/api/executions?flow=a&limit=1")).content == b"through"
+    assert middleware(RequestFactory().get("/executions/?status=a&status=b")).content == b"through"
