@@ -16,6 +16,7 @@ import sys
 import time
 import traceback
 
+import figure_batch
 import figure_blur
 import figure_bridge
 import figure_concurrency
@@ -49,6 +50,7 @@ FIGURES = [
     (("9", "9a", "9b"), figure_png),
     (("R", "redis"), figure_redis),
     (("S", "S1", "S2"), figure_scale_out),
+    (("10", "10p", "10m"), figure_batch),
 ]
 
 
