@@ -180,3 +180,13 @@ class ExecutionOut(Schema):
 
 class ExecutionsOut(Schema):
     executions: list[ExecutionOut]
+
+
+class NodePreviewOut(Schema):
+    """One node of a finished run, inspected: what it produced."""
+
+    node: str
+    width: int
+    height: int
+    mode: str = Field(description="Pillow's mode of the node's image: L, RGB or RGBA")
+    url: str = Field(description="a PNG preview of it, at most 480 px on its longer side")

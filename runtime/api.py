@@ -23,6 +23,7 @@ from runtime import admission, events
 from runtime.admission import MemoryBudget, QueueFull, RunCost, RunTooLarge
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
 from runtime.decode import ImageRejected, SourceHeader, probe
+from runtime.inspection import UnknownNode, node_image
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.registry import registry
 from runtime.worker import TaskRunner, serve_lane
@@ -39,6 +40,7 @@ __all__ = [
     "RunSpec",
     "RunTooLarge",
     "SourceHeader",
+    "UnknownNode",
     "admit",
     "cancel",
     "catalog",
@@ -46,6 +48,7 @@ __all__ = [
     "limits",
     "local_run",
     "memory_budget",
+    "node_image",
     "probe",
     "start",
     "wait_prepared",
