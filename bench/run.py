@@ -16,6 +16,7 @@ import sys
 import time
 import traceback
 
+import figure_blur
 import figure_bridge
 import figure_concurrency
 import figure_libvips
@@ -38,12 +39,13 @@ DEFAULT_RUNS = 9
 # (figure numbers a script produces, the script): each script measures its own rounds.
 FIGURES = [
     (("1", "2"), figure_streaming),
-    (("3",), figure_libvips),
+    (("3", "3t"), figure_libvips),
     (("4", "4a", "4b"), figure_thumbor),
     (("5",), figure_memory),
     (("6",), figure_bridge),
     (("7",), figure_progress),
-    (("8",), figure_concurrency),
+    (("8", "8v"), figure_concurrency),
+    (("B",), figure_blur),
     (("9", "9a", "9b"), figure_png),
     (("R", "redis"), figure_redis),
     (("S", "S1", "S2"), figure_scale_out),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,16 +33,26 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def body_limit() -> int:
-    """Return the largest request body accepted, in bytes."""
-    return settings.TILEFLOW["MAX_UPLOAD_BYTES"] + MULTIPART_ALLOWANCE
+# A batch's body holds many images (each still held to MAX_UPLOAD_BYTES by the batch's upload handler).
+BATCH_PATH = re.compile(r"^/api/flows/[^/]+/batches/?$")
 
 
-def too_large_message(size: int | None) -> str:
+def _limit_setting(path: str) -> tuple[int, str]:
+    if BATCH_PATH.match(path):
+        return settings.TILEFLOW["BATCH_MAX_UPLOAD_BYTES"], "TILEFLOW_BATCH_MAX_UPLOAD_BYTES"
+    return settings.TILEFLOW["MAX_UPLOAD_BYTES"], "TILEFLOW_MAX_UPLOAD_BYTES"
+
+
+def body_limit(path: str = "") -> int:
+    """Return the largest request body accepted at `path`, in bytes."""
+    return _limit_setting(path)[0] + MULTIPART_ALLOWANCE
+
+
+def too_large_message(size: int | None, path: str = "") -> str:
     """Say why a body was refused, naming the limit and the setting that raises it."""
-    limit = settings.TILEFLOW["MAX_UPLOAD_BYTES"]
+    limit, setting = _limit_setting(path)
     what = f"the request body is {size} bytes" if size is not None else "the request body is too large"
-    return f"{what}; the upload limit is {limit} bytes (TILEFLOW_MAX_UPLOAD_BYTES)"
+    return f"{what}; the upload limit is {limit} bytes ({setting})"
 
 
 def _declared_length(value: str | bytes | None) -> int | None:
@@ -76,8 +87,8 @@ class UploadLimitMiddleware:
 
     def _refusal(self, request: HttpRequest) -> HttpResponse | None:
         length = _declared_length(request.META.get("CONTENT_LENGTH"))
-        if length is not None and length > body_limit():
-            response = JsonResponse({"error": too_large_message(length)}, status=413)
+        if length is not None and length > body_limit(request.path):
+            response = JsonResponse({"error": too_large_message(length, request.path)}, status=413)
             response["Connection"] = "close"  # the unread body must not be taken for the next request
             return response
         return None
@@ -93,12 +104,13 @@ class UploadLimitASGIMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = body_limit()
+        path = scope.get("path", "")
+        limit = body_limit(path)
         idle = settings.TILEFLOW["BODY_TIMEOUT_SECONDS"]
         headers = dict(scope.get("headers") or [])
         length = _declared_length(headers.get(b"content-length"))
         if length is not None and length > limit:
-            await send_json_refusal(send, 413, too_large_message(length))
+            await send_json_refusal(send, 413, too_large_message(length, path))
             return
         received = 0
         refusal: tuple[int, str] | None = None
@@ -120,7 +132,7 @@ class UploadLimitASGIMiddleware:
                 received += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
                 if received > limit:
-                    refusal = (413, too_large_message(None))
+                    refusal = (413, too_large_message(None, path))
                     return {"type": "http.disconnect"}
             return message
 

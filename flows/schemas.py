@@ -190,3 +190,41 @@ class NodePreviewOut(Schema):
     height: int
     mode: str = Field(description="Pillow's mode of the node's image: L, RGB or RGBA")
     url: str = Field(description="a PNG preview of it, at most 480 px on its longer side")
+
+
+class BatchItemOut(Schema):
+    index: int = Field(description="its place in the batch, from 0")
+    name: str = Field(description="the input's name, with its folders inside an archive or a dropped folder")
+    execution: str | None = Field(description="its execution; null when it never ran (not an image, unsafe, ...)")
+    status: ExecutionStatus
+    error: str | None
+    size: int = Field(description="bytes of the stored input")
+    started_at: Moment | None
+    finished_at: Moment | None
+    duration_ms: int | None
+    input_url: str | None
+
+
+class BatchOut(Schema):
+    """A batch (CONTRACT §7): one flow over many images, each item one execution."""
+
+    id: str
+    flow: str | None
+    flow_name: str
+    flow_version: int
+    status: ExecutionStatus
+    created_at: Moment
+    finished_at: Moment | None
+    total: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    queued: int = Field(description="items not started yet")
+    running: int
+    outputs: list[str] = Field(description="the flow's output nodes")
+    results_url: str
+    items: list[BatchItemOut] | None = Field(None, description="left out of lists")
+
+
+class BatchesOut(Schema):
+    batches: list[BatchOut]

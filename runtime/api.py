@@ -24,8 +24,10 @@ from runtime.admission import MemoryBudget, QueueFull, RunCost, RunTooLarge
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
 from runtime.decode import ImageRejected, SourceHeader, probe
 from runtime.inspection import UnknownNode, node_image
+from runtime.memory import give_back_free_memory
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.registry import registry
+from runtime.upload import UploadBroken, UploadStream
 from runtime.worker import TaskRunner, serve_lane
 
 __all__ = [
@@ -41,6 +43,8 @@ __all__ = [
     "RunTooLarge",
     "SourceHeader",
     "UnknownNode",
+    "UploadBroken",
+    "UploadStream",
     "admit",
     "cancel",
     "catalog",
@@ -167,15 +171,12 @@ async def start(
     budget = memory_budget()
 
     async def run() -> None:
+        grant = None
         try:
             async with slot:
                 cost = await asyncio.to_thread(_spec_cost, spec)
                 grant = await budget.acquire(cost.total) if cost is not None else None
-                try:
-                    await conductor.run()
-                finally:
-                    if grant is not None:
-                        grant.release()
+                await conductor.run()
         except asyncio.CancelledError:
             if conductor.status == "queued":  # cancelled while waiting for a slot or for memory
                 await conductor.cancel_queued()
@@ -183,9 +184,22 @@ async def start(
             await conductor.fail_queued(str(refused))
         finally:
             _runs.pop(spec.execution, None)
+            if grant is not None:
+                try:
+                    await _give_back(conductor)
+                finally:
+                    grant.release()
 
     _runs[spec.execution] = LocalRun(conductor, asyncio.get_running_loop().create_task(run()))
     return conductor
+
+
+async def _give_back(conductor: Conductor) -> None:
+    """Wait until the run's decoder let go of its image, then return what the run freed to the kernel."""
+    closed = conductor.reader.closed
+    if closed is not None:
+        await asyncio.wrap_future(closed)
+    await asyncio.to_thread(give_back_free_memory)
 
 
 def _spec_cost(spec: RunSpec) -> RunCost | None:

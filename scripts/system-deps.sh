@@ -5,7 +5,8 @@
 set -euo pipefail
 
 run_packages=(gettext fonts-noto-cjk)
-packages=("${run_packages[@]}" chromium redis-server pngcheck jpeginfo postgresql)
+# ICC profiles for the colour tests: colord-data, icc-profiles-free (RGB, gray), libgs-common (CMYK).
+packages=("${run_packages[@]}" chromium redis-server pngcheck jpeginfo postgresql colord-data icc-profiles-free libgs-common)
 [ "${1:-}" = run ] && packages=("${run_packages[@]}")
 missing=()
 for pkg in "${packages[@]}"; do
