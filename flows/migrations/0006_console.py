@@ -17,7 +17,7 @@ def record_current_versions(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('flows', '0005_triggers'),
+        ('flows', '0003_execution_workers'),
     ]
 
     operations = [
