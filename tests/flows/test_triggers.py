@@ -56,7 +56,7 @@ def events(trigger: Trigger) -> dict[str, TriggerEvent]:
     return {event.key: event for event in TriggerEvent.objects.filter(trigger=trigger).exclude(status="existing")}
 
 
-async def run_until(worker: TriggerWorker, done, timeout: float = 30) -> None:
+async def run_until(worker: TriggerWorker, done, timeout: float = 60) -> None:
     """Cycle the worker (as the loop does) until `done()` holds, then let its runs' deliveries finish."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
