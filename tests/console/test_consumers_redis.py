@@ -152,3 +152,23 @@ def test_a_run_started_while_redis_stays_down_fails_saying_so(up):
     assert messages[0]["type"] == "snapshot"
     assert messages[-1] == {"type": "status", "status": "failed", "error": execution["error"]}
     assert "Traceback" not in cluster.logs()
+
+
+def test_a_batch_socket_opened_after_a_restart_follows_the_batch_to_its_end(up):
+    cluster = up
+    response = cluster.api(
+        "POST", f"/api/flows/{cluster.slow}/batches", files=[("image", ("a.png", IMAGE)), ("image", ("b.png", IMAGE))]
+    )
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["id"]
+    cluster.redis.stop()
+    time.sleep(1)
+    cluster.redis.start()
+    socket = SocketClient(cluster.port, f"/ws/batches/{batch_id}/", cluster.token, timeout=90)
+    try:
+        messages = socket.messages()
+    finally:
+        socket.close()
+    batch = cluster.api("GET", f"/api/batches/{batch_id}").json()
+    assert batch["status"] in ("succeeded", "failed"), batch
+    assert messages[0]["type"] == "snapshot" and messages[-1] == {"type": "status", "status": batch["status"]}
