@@ -23,6 +23,7 @@ from runtime import admission, events
 from runtime.admission import MemoryBudget, QueueFull, RunCost, RunTooLarge
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
 from runtime.decode import ImageRejected, SourceHeader, probe
+from runtime.inspection import UnknownNode, node_image
 from runtime.memory import give_back_free_memory
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.reconnect import LayerUnreachable, retry_layer
@@ -42,6 +43,7 @@ __all__ = [
     "RunSpec",
     "RunTooLarge",
     "SourceHeader",
+    "UnknownNode",
     "UploadBroken",
     "UploadStream",
     "admit",
@@ -51,6 +53,7 @@ __all__ = [
     "limits",
     "local_run",
     "memory_budget",
+    "node_image",
     "probe",
     "start",
     "wait_prepared",
