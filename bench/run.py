@@ -21,6 +21,7 @@ import figure_bridge
 import figure_concurrency
 import figure_libvips
 import figure_memory
+import figure_memory_budget
 import figure_png
 import figure_progress
 import figure_redis
@@ -43,6 +44,7 @@ FIGURES = [
     (("3", "3t"), figure_libvips),
     (("4", "4a", "4b"), figure_thumbor),
     (("5",), figure_memory),
+    (("M",), figure_memory_budget),
     (("6",), figure_bridge),
     (("7",), figure_progress),
     (("8", "8v"), figure_concurrency),

@@ -175,6 +175,8 @@ TILEFLOW = {
     # Decoded bytes all runs of a process may hold at once (runtime/admission.py); 0: a quarter of memory.
     "MEMORY_BUDGET_BYTES": env.int("TILEFLOW_MEMORY_BUDGET_BYTES", default=0),
     "MAX_QUEUED_RUNS": env.int("TILEFLOW_MAX_QUEUED_RUNS", default=32),
+    # How long a run (or a websocket's handshake, a few s of it) waits for an unreachable channel layer.
+    "LAYER_PATIENCE_SECONDS": env.float("TILEFLOW_LAYER_PATIENCE_SECONDS", default=30.0),
     "TILE_SIZE": env.int("TILEFLOW_TILE_SIZE", default=512),
     "MAX_TILES_IN_FLIGHT": env.int("TILEFLOW_MAX_TILES_IN_FLIGHT", default=8),
     "TILE_LEASE_SECONDS": env.float("TILEFLOW_TILE_LEASE_SECONDS", default=30.0),

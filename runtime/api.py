@@ -23,7 +23,10 @@ from runtime import admission, events
 from runtime.admission import MemoryBudget, QueueFull, RunCost, RunTooLarge
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
 from runtime.decode import ImageRejected, SourceHeader, probe
+from runtime.inspection import UnknownNode, node_image
+from runtime.memory import give_back_free_memory
 from runtime.progress import GroupPublisher, RunObserver
+from runtime.reconnect import LayerUnreachable, retry_layer
 from runtime.registry import registry
 from runtime.upload import UploadBroken, UploadStream
 from runtime.worker import TaskRunner, serve_lane
@@ -40,6 +43,7 @@ __all__ = [
     "RunSpec",
     "RunTooLarge",
     "SourceHeader",
+    "UnknownNode",
     "UploadBroken",
     "UploadStream",
     "admit",
@@ -49,12 +53,15 @@ __all__ = [
     "limits",
     "local_run",
     "memory_budget",
+    "node_image",
     "probe",
     "start",
     "wait_prepared",
 ]
 
 log = logging.getLogger("tileflow.runtime")
+
+CANCEL_PATIENCE_SECONDS = 2.0  # the caller records the cancel itself when no conductor answers
 
 
 def catalog() -> list[dict[str, Any]]:
@@ -167,15 +174,12 @@ async def start(
     budget = memory_budget()
 
     async def run() -> None:
+        grant = None
         try:
             async with slot:
                 cost = await asyncio.to_thread(_spec_cost, spec)
                 grant = await budget.acquire(cost.total) if cost is not None else None
-                try:
-                    await conductor.run()
-                finally:
-                    if grant is not None:
-                        grant.release()
+                await conductor.run()
         except asyncio.CancelledError:
             if conductor.status == "queued":  # cancelled while waiting for a slot or for memory
                 await conductor.cancel_queued()
@@ -183,9 +187,22 @@ async def start(
             await conductor.fail_queued(str(refused))
         finally:
             _runs.pop(spec.execution, None)
+            if grant is not None:
+                try:
+                    await _give_back(conductor)
+                finally:
+                    grant.release()
 
     _runs[spec.execution] = LocalRun(conductor, asyncio.get_running_loop().create_task(run()))
     return conductor
+
+
+async def _give_back(conductor: Conductor) -> None:
+    """Wait until the run's decoder let go of its image, then return what the run freed to the kernel."""
+    closed = conductor.reader.closed
+    if closed is not None:
+        await asyncio.wrap_future(closed)
+    await asyncio.to_thread(give_back_free_memory)
 
 
 def _spec_cost(spec: RunSpec) -> RunCost | None:
@@ -225,7 +242,16 @@ async def cancel(execution_id: str, *, layer=None) -> bool:
             run.conductor.cancel()
         await run.conductor.finished.wait()
         return True
-    await (layer or get_channel_layer()).group_send(events.run_control_group(execution_id), {"type": events.RUN_CANCEL})
+    layer = layer or get_channel_layer()
+    try:  # the run's conductor is elsewhere: tell it through the layer, if the layer answers soon
+        await retry_layer(
+            lambda: layer.group_send(events.run_control_group(execution_id), {"type": events.RUN_CANCEL}),
+            layer=layer,
+            patience=CANCEL_PATIENCE_SECONDS,
+            what="a cancel",
+        )
+    except LayerUnreachable as unreachable:
+        log.warning("execution %s: cancel not sent: %s", execution_id, unreachable)
     return False
 
 

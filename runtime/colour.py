@@ -28,7 +28,15 @@ from typing import Any
 from PIL import Image, ImageCms
 
 INTENT = ImageCms.Intent.PERCEPTUAL
-SRGB_PROFILE: bytes = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _reproducible(icc: bytes) -> bytes:
+    """Return `icc` with its creation date and profile id zeroed: the same bytes in every process."""
+    return icc[:24] + bytes(12) + icc[36:84] + bytes(16) + icc[100:]
+
+
+# LittleCMS' own sRGB (what conversions target), as embedded in `srgb` outputs.
+SRGB_PROFILE: bytes = _reproducible(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
 _SPACES = {b"RGB ": "RGB", b"GRAY": "GRAY", b"CMYK": "CMYK"}
 
 Convert = Callable[[Image.Image], Image.Image]
@@ -52,7 +60,10 @@ def _profile(icc: bytes) -> ImageCms.ImageCmsProfile:
 
 @lru_cache(maxsize=32)
 def _to_srgb(icc: bytes, in_mode: str, out_mode: str) -> ImageCms.ImageCmsTransform:
-    return ImageCms.buildTransform(_profile(icc), ImageCms.createProfile("sRGB"), in_mode, out_mode, INTENT)
+    # Shared by the decode and writer threads of every run: without LittleCMS' 1-pixel cache, which
+    # one transform's concurrent calls would share (the pixels are the same either way).
+    srgb = ImageCms.createProfile("sRGB")
+    return ImageCms.buildTransform(_profile(icc), srgb, in_mode, out_mode, INTENT, flags=ImageCms.Flags.NOCACHE)
 
 
 def to_srgb(image: Image.Image, icc: bytes) -> Image.Image:

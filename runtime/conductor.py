@@ -25,6 +25,7 @@ from runtime.outputs import OutputWriter
 from runtime.plan import Plan, compile_plan
 from runtime.progress import RunObserver
 from runtime.reading import SourceReader
+from runtime.reconnect import LAYER_ERRORS, unreachable_reason
 from runtime.recording import RunRecord
 from runtime.registry import ImageInfo
 from runtime.spec import RunLimits, RunRecorder, RunSpec
@@ -95,6 +96,9 @@ class Conductor:
             record.status, record.error = "failed", str(failure)
             if failure.node is not None:
                 record.failed_at(failure.node)
+        except LAYER_ERRORS as error:  # the layer stayed unreachable past every retry (Redis is down)
+            log.warning("execution %s failed: %s", self.spec.execution, error)
+            record.status, record.error = "failed", unreachable_reason(self.layer, error)
         except Exception as error:  # a bug of ours: the run fails with the reason, the server lives on
             log.exception("execution %s failed unexpectedly", self.spec.execution)
             record.status, record.error = "failed", f"internal error: {type(error).__name__}: {error}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
@@ -34,6 +34,7 @@ class SourceReader:
         self._post = post
         self._node = source_node
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="tileflow-decode")
+        self.closed: Future | None = None  # done once `close` freed the decoder's image
         self._bands: Iterator | None = None
         self._store: TileStore | None = None
         self._pulls = 0  # bands asked of the decode thread and not received yet
@@ -72,7 +73,7 @@ class SourceReader:
 
     def close(self) -> None:
         """Stop the decoder and free its image, in its own thread."""
-        self._thread.submit(self._close_bands)
+        self.closed = self._thread.submit(self._close_bands)  # the memory budget waits for it
         self._thread.shutdown(wait=False)
 
     def _wanted(self, ready: int, busy: bool) -> bool:
