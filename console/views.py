@@ -11,6 +11,7 @@ from django.utils import formats
 from django.utils.translation import gettext as _
 
 from flows.models import Batch, Execution, Flow
+from flows.trigger_stores import configured_names
 
 RECENT_EXECUTIONS = 10
 EXECUTIONS_PER_PAGE = 200
@@ -56,6 +57,13 @@ def editor(request: HttpRequest, flow_id=None) -> HttpResponse:
     """Open the editor on a saved flow, or on a new one."""
     flow = get_object_or_404(Flow, id=flow_id, owner=request.user) if flow_id else None
     return render(request, "console/editor.html", {"flow": flow, "nav": "home"})
+
+
+@login_required
+def flow_triggers(request: HttpRequest, flow_id) -> HttpResponse:
+    """Show a flow's triggers, and a form offering the folder roots and S3 connections configured."""
+    flow = get_object_or_404(Flow, id=flow_id, owner=request.user)
+    return render(request, "console/triggers.html", {"flow": flow, "locations": configured_names(), "nav": "home"})
 
 
 @login_required

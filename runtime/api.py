@@ -23,8 +23,10 @@ from runtime import admission, events
 from runtime.admission import MemoryBudget, QueueFull, RunCost, RunTooLarge
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
 from runtime.decode import ImageRejected, SourceHeader, probe
+from runtime.inspection import UnknownNode, node_image
 from runtime.memory import give_back_free_memory
 from runtime.progress import GroupPublisher, RunObserver
+from runtime.reconnect import LayerUnreachable, retry_layer
 from runtime.registry import registry
 from runtime.upload import UploadBroken, UploadStream
 from runtime.worker import TaskRunner, serve_lane
@@ -41,6 +43,7 @@ __all__ = [
     "RunSpec",
     "RunTooLarge",
     "SourceHeader",
+    "UnknownNode",
     "UploadBroken",
     "UploadStream",
     "admit",
@@ -50,12 +53,15 @@ __all__ = [
     "limits",
     "local_run",
     "memory_budget",
+    "node_image",
     "probe",
     "start",
     "wait_prepared",
 ]
 
 log = logging.getLogger("tileflow.runtime")
+
+CANCEL_PATIENCE_SECONDS = 2.0  # the caller records the cancel itself when no conductor answers
 
 
 def catalog() -> list[dict[str, Any]]:
@@ -236,7 +242,16 @@ async def cancel(execution_id: str, *, layer=None) -> bool:
             run.conductor.cancel()
         await run.conductor.finished.wait()
         return True
-    await (layer or get_channel_layer()).group_send(events.run_control_group(execution_id), {"type": events.RUN_CANCEL})
+    layer = layer or get_channel_layer()
+    try:  # the run's conductor is elsewhere: tell it through the layer, if the layer answers soon
+        await retry_layer(
+            lambda: layer.group_send(events.run_control_group(execution_id), {"type": events.RUN_CANCEL}),
+            layer=layer,
+            patience=CANCEL_PATIENCE_SECONDS,
+            what="a cancel",
+        )
+    except LayerUnreachable as unreachable:
+        log.warning("execution %s: cancel not sent: %s", execution_id, unreachable)
     return False
 
 

@@ -52,23 +52,37 @@ export const api = {
   steps: () => request("GET", "/api/steps").then((d) => d.steps),
   flows: () => request("GET", "/api/flows").then((d) => d.flows),
   flow: (id) => request("GET", `/api/flows/${encodeURIComponent(id)}`),
-  createFlow: (doc) => request("POST", "/api/flows", { json: doc }),
+  // onConflict "copy": a name already taken is given a free one ("name (2)") instead of an error.
+  createFlow: (doc, { onConflict = "error" } = {}) => request("POST", `/api/flows${onConflict === "copy" ? "?on_conflict=copy" : ""}`, { json: doc }),
+  patchFlow: (id, changes) => request("PATCH", `/api/flows/${encodeURIComponent(id)}`, { json: changes }),
+  duplicateFlow: (id) => request("POST", `/api/flows/${encodeURIComponent(id)}/duplicate`),
+  versions: (id) => request("GET", `/api/flows/${encodeURIComponent(id)}/versions`),
+  restoreVersion: (id, version) => request("POST", `/api/flows/${encodeURIComponent(id)}/versions/${version}/restore`),
   updateFlow: (id, doc) => request("PUT", `/api/flows/${encodeURIComponent(id)}`, { json: doc }),
   deleteFlow: (id) => request("DELETE", `/api/flows/${encodeURIComponent(id)}`),
-  startExecution(flowId, file) {
+  // With `graph`, a draft run of that graph (the editor's unsaved canvas); the saved flow is not changed.
+  startExecution(flowId, file, graph = null) {
     const form = new FormData();
     form.append("image", file, file.name || "image");
+    if (graph) form.append("graph", JSON.stringify(graph));
     return request("POST", `/api/flows/${encodeURIComponent(flowId)}/executions`, { form });
   },
   execution: (id) => request("GET", `/api/executions/${encodeURIComponent(id)}`),
   executions: (flowId) =>
     request("GET", "/api/executions" + (flowId ? `?flow=${encodeURIComponent(flowId)}` : "")).then((d) => d.executions),
+  nodePreview: (id, node) => request("GET", `/api/executions/${encodeURIComponent(id)}/nodes/${encodeURIComponent(node)}`),
   cancel: (id) => request("POST", `/api/executions/${encodeURIComponent(id)}/cancel`),
   rerun: (id) => request("POST", `/api/executions/${encodeURIComponent(id)}/rerun`),
   inputUrl: (id) => `/api/executions/${encodeURIComponent(id)}/input`,
   batch: (id) => request("GET", `/api/batches/${encodeURIComponent(id)}`),
   cancelBatch: (id) => request("POST", `/api/batches/${encodeURIComponent(id)}/cancel`),
   batchResultsUrl: (id) => `/api/batches/${encodeURIComponent(id)}/results`,
+  triggers: (flowId) => request("GET", `/api/triggers?flow=${encodeURIComponent(flowId)}`).then((d) => d.triggers),
+  createTrigger: (flowId, doc) => request("POST", `/api/flows/${encodeURIComponent(flowId)}/triggers`, { json: doc }),
+  updateTrigger: (id, changes) => request("PATCH", `/api/triggers/${encodeURIComponent(id)}`, { json: changes }),
+  deleteTrigger: (id) => request("DELETE", `/api/triggers/${encodeURIComponent(id)}`),
+  triggerEvents: (id, limit = 20) =>
+    request("GET", `/api/triggers/${encodeURIComponent(id)}/events?limit=${limit}`).then((d) => d.events),
   // With follow, a running execution's output streams as it is written (a live preview); else the download.
   outputUrl: (id, node, { follow = false } = {}) =>
     `/api/executions/${encodeURIComponent(id)}/output?node=${encodeURIComponent(node)}${follow ? "&follow=1" : ""}`,
