@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from flows.api_cluster import router as cluster_router
 from flows.api_executions import router as executions_router
 from flows.api_flows import router as flows_router
 from flows.auth import api_auth
@@ -29,6 +30,7 @@ api = NinjaAPI(
 )
 api.add_router("", flows_router)
 api.add_router("", executions_router)
+api.add_router("", cluster_router)
 
 # Where ninja says a parameter came from; the client thinks in field names, not in these.
 PARAM_SOURCES = {"body", "query", "path", "header", "cookie", "form", "file"}

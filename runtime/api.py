@@ -18,9 +18,12 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from runtime import events
+from runtime import events, roster
+from runtime.blobs import BlobStore
+from runtime.bridge import TRANSIENT_ERRORS, is_local
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
 from runtime.decode import ImageRejected, SourceHeader, probe
+from runtime.placement import PlacedRun
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.registry import registry
 from runtime.worker import TaskRunner, serve_lane
@@ -64,9 +67,12 @@ def limits() -> RunLimits:
     )
 
 
+Run = Conductor | PlacedRun  # a run conducted here, or placed on a worker and followed from here
+
+
 @dataclass(slots=True)
 class LocalRun:
-    conductor: Conductor
+    conductor: Run
     task: asyncio.Task
 
 
@@ -103,11 +109,28 @@ async def start(
     recorder: RunRecorder | None = None,
     observers: tuple[RunObserver, ...] = (),
     layer=None,
-) -> Conductor:
-    """Start a run in the background; return its conductor (status "queued" until a slot frees)."""
+) -> Run:
+    """Start a run in the background; return its conductor (status "queued" until a slot frees).
+
+    With the Redis layer (and TILEFLOW_PLACEMENT "worker") the run is conducted on a worker and
+    the returned stand-in follows it: the same status, outputs, events and cancel.
+    """
     layer = layer or get_channel_layer()
     ensure_embedded_workers(layer)
-    conductor = Conductor(spec, layer, recorder=recorder, observers=(GroupPublisher(layer, spec.execution), *observers))
+    config = settings.TILEFLOW
+    if not is_local(layer) and config["PLACEMENT"] == "worker":
+        conductor = PlacedRun(
+            spec,
+            layer,
+            runs_layer=runs_layer(layer),
+            recorder=recorder,
+            observers=observers,
+            lease_seconds=config["RUN_LEASE_SECONDS"],
+            max_attempts=config["TILE_MAX_ATTEMPTS"],
+        )
+    else:
+        publisher = GroupPublisher(layer, spec.execution)
+        conductor = Conductor(spec, layer, recorder=recorder, observers=(publisher, *observers))
     slot = _slot(owner)
 
     async def run() -> None:
@@ -124,7 +147,12 @@ async def start(
     return conductor
 
 
-def local_run(execution_id: str) -> Conductor | None:
+def runs_layer(layer):
+    """Return the layer of the runs lane: its own alias when configured (a longer expiry), else `layer`."""
+    return get_channel_layer("runs") if "runs" in settings.CHANNEL_LAYERS else layer
+
+
+def local_run(execution_id: str) -> Run | None:
     """Return the conductor of a run of this process, if it is still going."""
     run = _runs.get(str(execution_id))
     return run.conductor if run else None
@@ -148,12 +176,12 @@ async def cancel(execution_id: str, *, layer=None) -> bool:
     return False
 
 
-async def wait_prepared(conductor: Conductor) -> None:
+async def wait_prepared(conductor: Run) -> None:
     """Wait until the run's output files exist, or it ended before (check `conductor.status`)."""
     await conductor.prepared.wait()
 
 
-async def follow_output(conductor: Conductor, node: str) -> AsyncIterator[bytes]:
+async def follow_output(conductor: Run, node: str) -> AsyncIterator[bytes]:
     """Yield an output's bytes as they are written, from the first; stop early if the run fails."""
     await conductor.prepared.wait()
     writer = conductor.outputs.get(node)
@@ -161,6 +189,44 @@ async def follow_output(conductor: Conductor, node: str) -> AsyncIterator[bytes]
         return
     async for chunk in writer.follow():
         yield chunk
+
+
+async def workers(*, layer=None) -> list[dict[str, Any]]:
+    """Return the workers serving this installation: host, threads, runs in progress, last heartbeat.
+
+    Embedded: this process's own lane worker. Redis: every worker's roster entry (runtime.roster).
+    """
+    layer = layer or get_channel_layer()
+    if is_local(layer):
+        runner = ensure_embedded_workers(layer)
+        if runner is None:
+            return []
+        return [roster.entry(threads=runner.threads, runs=len(_runs), capacity=len(_runs), embedded=True)]
+    blobs = BlobStore.of_layer(layer)
+    try:
+        return await roster.listed(blobs)
+    finally:
+        await blobs.close()
+
+
+async def health(*, layer=None) -> str | None:
+    """Return what keeps runs from working (the channel layer, the workers), or None when all is well."""
+    layer = layer or get_channel_layer()
+    if is_local(layer):
+        return None
+    address = layer.hosts[0]["address"] if isinstance(layer.hosts[0], dict) else layer.hosts[0]
+    blobs = BlobStore(address)
+    try:
+        async with asyncio.timeout(2):
+            await blobs.ping()
+            listed = await roster.listed(blobs)
+    except (TimeoutError, *TRANSIENT_ERRORS):
+        return "the channel layer (Redis) is unreachable"
+    finally:
+        await blobs.close()
+    if not listed:
+        return "no worker is running"
+    return None
 
 
 def local_run_ids() -> list[str]:

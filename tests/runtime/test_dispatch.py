@@ -103,3 +103,14 @@ async def test_an_acknowledged_start_gives_the_task_a_lease_from_then():
     await asyncio.sleep(0.1)  # past 1¼ leases from the send, within a lease of the start
     await dispatcher.renew()
     assert len(layer.sent) == 1 and record.acknowledged == 1
+
+
+async def test_after_a_reconnection_every_task_in_flight_is_sent_again_at_once():
+    dispatcher, layer, source, record = setup(RunLimits(tile_size=32, max_in_flight=3, max_attempts=1))
+    fill(source, dispatcher, list(range(source.count)))
+    await dispatcher.dispatch("reply")
+    dispatcher.done(answer(layer.sent[0][1]))
+    await dispatcher.resend_all()  # within every lease, and past the one attempt they were allowed
+    resent = layer.sent[3:]
+    assert sorted(message["index"] for _, message in resent) == [1, 2]
+    assert all(message["attempt"] == 2 for _, message in resent) and record.retries == 2
