@@ -2,27 +2,36 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from console.handler import TileflowASGIHandler  # noqa: E402
+
+django_asgi_app = TileflowASGIHandler()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from console.daphne_tuning import skip_twisted_form_parsing  # noqa: E402
+from console.daphne_tuning import stream_request_bodies  # noqa: E402
 from console.limits import UploadLimitASGIMiddleware  # noqa: E402
 from console.routing import websocket_routes  # noqa: E402
+from console.upload_gate import UploadGateASGIMiddleware  # noqa: E402
+from flows.batch_runner import start_supervisor_with_server  # noqa: E402
 from flows.sweeper import start_sweeper  # noqa: E402
 
-skip_twisted_form_parsing()
+# Daphne starts the application when the headers are in and streams the body: limits apply before it.
+stream_request_bodies()
 # Runs left "running" by a server that died are failed as "interrupted" at start and from then on.
 start_sweeper()
+# Batches whose server stopped mid-way are taken over as soon as this server's event loop runs.
+start_supervisor_with_server()
 
 application = ProtocolTypeRouter(
     {
         # Static files come from the same server: no separate front-end server to run.
-        "http": UploadLimitASGIMiddleware(ASGIStaticFilesHandler(django_asgi_app)),
+        "http": UploadLimitASGIMiddleware(UploadGateASGIMiddleware(ASGIStaticFilesHandler(django_asgi_app))),
         "websocket": websocket_routes(),
     }
 )

@@ -1,57 +1,228 @@
-"""Three changes to Daphne and its Twisted layer, each measured on the path of an upload to its first tile.
+"""Request bodies stream through Daphne to the application, which starts as soon as the headers are in.
 
-- Twisted's `Request.requestReceived` parses every multipart POST into `request.args` with the
-  `email` package, on the server's only event-loop thread, before Daphne hands the raw body to
-  Django, which parses it again. Daphne never reads `args`. For a 24 MP photo that parse cost
-  220-320 ms before a run could start, and it blocked every other request and websocket meanwhile.
-- Twisted spools every body over 100 kB to a temporary file, which Daphne then reads back to pass
-  it on. Bodies up to Django's FILE_UPLOAD_MAX_MEMORY_SIZE (which Django keeps in memory anyway)
-  now stay in memory: ~15 ms less for a 10 MB photo.
-- Daphne hands a body to the application in `request_buffer_size` pieces, 8 kB by default: a 10 MB
-  photo became ~1200 queue messages, each awaited by Django's `read_body` on the event loop. The
-  pieces are now at least 1 MB (REQUEST_PIECE): ~3 ms less before a run starts.
+Twisted's `Request` stores the whole body (in memory, or a temporary file past 100 kB) and Daphne calls
+the application only once it is complete: a limit checked by the application came after a 10 GB
+upload was on disk, and a client that declared 100 MB and sent nothing held a request forever. Here,
+for every HTTP request (websocket handshakes keep Daphne's own path):
+
+- the application starts from `allHeadersReceived` (Daphne's own `process()` builds the scope, so its
+  header checks stay), and can answer before one byte of the body is read;
+- each piece Twisted decodes (`handleContentChunk`, Content-Length or chunked) goes to the request's
+  `RequestBody`, the application's ASGI `receive`: `http.request` with `more_body=True` for what has
+  arrived since the last call, then `more_body=False` once the body is complete. Nothing is stored in
+  Twisted: no temporary file, no copy of the whole body;
+- while the application does not read (more than `HIGH_WATER` bytes waiting), the connection stops
+  reading from its socket: TCP slows the client down, memory stays bounded;
+- `Expect: 100-continue` is answered only when the application first reads the body, so a refusal
+  reaches the client before it sends anything;
+- an answer finished before the body is complete closes the connection after it; what the client
+  still sends meanwhile is read and dropped for `LINGER_SECONDS`, so it sees the answer, not a reset.
+
+Batching what has arrived into one message (instead of Daphne's 8 kB pieces) keeps a 10 MB photo at
+a few dozen messages for Django's `read_body`. Twisted's multipart parse of `request.args` (220-320 ms
+per 24 MP photo on the event loop, never read by Daphne) no longer runs: `requestReceived` only ends
+the body.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
-REQUEST_PIECE = 1024 * 1024
+# Bytes received and not yet read by the application before the socket stops being read.
+HIGH_WATER = 4 * 1024 * 1024
+# How long a connection answered before its body ended goes on reading (and dropping) what the client sends.
+LINGER_SECONDS = 2.0
+
+Message = dict[str, Any]
 
 
-def skip_twisted_form_parsing() -> bool:
-    """Turn the parse off for requests Daphne makes from now on; return False when Daphne is absent."""
+class RequestBody:
+    """The ASGI receive channel of one HTTP request: its body as it arrives, then `http.disconnect`."""
+
+    def __init__(
+        self,
+        pause: Callable[[], None],
+        resume: Callable[[], None],
+        on_first_read: Callable[[], None] | None = None,
+    ) -> None:
+        self._pause, self._resume, self._on_first_read = pause, resume, on_first_read
+        self._chunks: list[bytes] = []
+        self._waiting = 0
+        self._paused = False
+        self._complete = False  # the client sent the whole body
+        self._end_delivered = False
+        self._disconnected = False
+        self._wakeup: asyncio.Future | None = None
+        self.received = 0
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    def feed(self, data: bytes) -> None:
+        """Take a piece of the body from the connection."""
+        if self._disconnected or not data:
+            return
+        self._chunks.append(data)
+        self._waiting += len(data)
+        self.received += len(data)
+        if self._waiting >= HIGH_WATER and not self._paused:
+            self._paused = True
+            self._pause()
+        self._wake()
+
+    def end(self) -> None:
+        """Note that the body is complete."""
+        self._complete = True
+        self._wake()
+
+    def put_nowait(self, message: Message) -> None:
+        """Take a message from Daphne: only `http.disconnect` counts (the body comes through `feed`)."""
+        if message["type"] == "http.disconnect":
+            self._disconnected = True
+            self._chunks.clear()
+            self._waiting = 0
+            self._wake()
+
+    async def get(self) -> Message:
+        """Return what arrived since the last call, waiting for something if nothing did."""
+        if self._on_first_read is not None:
+            first_read, self._on_first_read = self._on_first_read, None
+            first_read()
+        while True:
+            if self._disconnected:
+                return {"type": "http.disconnect"}
+            if self._chunks or (self._complete and not self._end_delivered):
+                body = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
+                self._chunks.clear()
+                self._waiting = 0
+                if self._paused:
+                    self._paused = False
+                    self._resume()
+                self._end_delivered = self._complete
+                return {"type": "http.request", "body": body, "more_body": not self._complete}
+            self._wakeup = asyncio.get_running_loop().create_future()
+            try:
+                await self._wakeup
+            finally:
+                self._wakeup = None
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+
+def _is_websocket(request) -> bool:
+    upgrade = request.requestHeaders.getRawHeaders(b"Upgrade")
+    return bool(upgrade) and upgrade[0].lower() == b"websocket"
+
+
+def _drop(data: bytes) -> None:
+    """Read and forget what a client sends after its answer."""
+
+
+def _close_after_answer(channel) -> None:
+    """Stop taking requests from this connection; drop what still arrives; close it after a while."""
+    channel.persistent = False
+    channel.dataReceived = _drop
+    transport = channel.transport
+    if transport is None:
+        return
+    transport.resumeProducing()  # reading may have been paused for back-pressure
+    transport.loseWriteConnection()
+    from twisted.internet import reactor
+
+    reactor.callLater(LINGER_SECONDS, transport.loseConnection)
+
+
+def stream_request_bodies() -> bool:
+    """Make Daphne stream HTTP request bodies from now on (idempotent); return False when Daphne is absent."""
     try:
         from daphne.http_protocol import WebRequest
         from daphne.server import Server
     except ImportError:
         return False
-    if getattr(WebRequest, "_tileflow_no_form_parsing", False):
+    if getattr(WebRequest, "_tileflow_streamed", False):
         return True
-    from django.conf import settings
-
-    original_init = WebRequest.__init__
     original_got_length = WebRequest.gotLength
-    in_memory = settings.FILE_UPLOAD_MAX_MEMORY_SIZE
+    original_request_received = WebRequest.requestReceived
+    original_handle_content_chunk = WebRequest.handleContentChunk
+    original_finish = WebRequest.finish
+    original_handle_reply = WebRequest.handle_reply
+    original_create_application = Server.create_application
 
-    def __init__(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        self._parsePOSTFormSubmission = False
-
-    def gotLength(self, length):
-        if length is not None and length <= in_memory:
-            self.content = io.BytesIO()
-        else:
+    def gotLength(self: WebRequest, length: int | None) -> None:
+        self.request_body = None
+        if _is_websocket(self):
             original_got_length(self, length)
+            return
+        channel = self.channel
+        producer = channel._networkProducer
+        expect = self.requestHeaders.getRawHeaders(b"Expect")
+        expects_continue = bool(expect) and expect[0].lower() == b"100-continue" and channel._version == b"HTTP/1.1"
+        send_continue = channel._send100Continue if expects_continue else None
+        self.request_body = RequestBody(producer.pauseProducing, producer.resumeProducing, send_continue)
+        self.content = io.BytesIO()  # stays empty: Daphne's process() finds no stored body to hand on
+        self.method, self.uri, self.clientproto = channel._command, channel._path, channel._version
+        self.path = self.uri.split(b"?", 1)[0]
+        self.args = {}
+        self.process()
+        if expects_continue:
+            self.requestHeaders.removeHeader(b"Expect")  # or Twisted answers it at once, after this returns
 
-    original_server_init = Server.__init__
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.request_body is None:
+            original_handle_content_chunk(self, data)
+        elif not self.finished:
+            self.request_body.feed(data)
 
-    def server_init(self, *args, **kwargs):
-        original_server_init(self, *args, **kwargs)
-        self.request_buffer_size = max(self.request_buffer_size, REQUEST_PIECE)
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self.request_body is None:
+            original_request_received(self, command, path, version)
+        else:
+            self.request_body.end()
 
-    WebRequest.__init__ = __init__
+    def finish(self) -> None:
+        body = self.request_body
+        if body is None or body.complete or self._disconnected:
+            original_finish(self)
+            return
+        channel = self.channel
+        self.queued = True  # Twisted must not take this unread body for the next request on the connection
+        original_finish(self)
+        _close_after_answer(channel)
+
+    def handle_reply(self, message: Message) -> None:
+        original_handle_reply(self, message)
+        body = self.request_body
+        if message["type"] == "http.response.start" and body is not None and not body.complete:
+            self.responseHeaders.setRawHeaders(b"Connection", [b"close"])  # the headers are written with the body
+
+    def create_application(self: Server, protocol, scope: dict) -> Any:
+        body = getattr(protocol, "request_body", None)
+        if scope["type"] != "http" or body is None:
+            return original_create_application(self, protocol, scope)
+        # Daphne's own create_application, with the request's body as the application's receive.
+        assert "application_instance" not in self.connections[protocol]
+        scope.setdefault("asgi", {"version": "3.0"})
+        instance = self.application(scope=scope, receive=body.get, send=partial(self.handle_reply, protocol))
+        if protocol not in self.connections:
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(
+            instance, loop=asyncio.get_event_loop()
+        )
+        return body
+
+    WebRequest.request_body = None
     WebRequest.gotLength = gotLength
-    Server.__init__ = server_init  # Daphne's command line imports the application before it makes its server
-    WebRequest._tileflow_no_form_parsing = True
+    WebRequest.handleContentChunk = handleContentChunk
+    WebRequest.requestReceived = requestReceived
+    WebRequest.finish = finish
+    WebRequest.handle_reply = handle_reply
+    Server.create_application = create_application
+    WebRequest._tileflow_streamed = True
     return True

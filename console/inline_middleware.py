@@ -28,6 +28,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
+from django.middleware.locale import LocaleMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.deprecation import MiddlewareMixin
 
@@ -60,6 +61,7 @@ STOCK: dict[type[MiddlewareMixin], tuple[RequestCheck, ResponseCheck]] = {
     SecurityMiddleware: (_never, _never),
     SessionMiddleware: (_never, _session_to_save),  # the store is lazy: only saving it reaches the database
     CommonMiddleware: (_never, _never),
+    LocaleMiddleware: (_never, _never),  # the language comes from a cookie or Accept-Language, never the database
     CsrfViewMiddleware: (_csrf_in_session, _csrf_in_session),
     AuthenticationMiddleware: (_never, _never),  # sets the lazy request.user and request.auser
     MessageMiddleware: (_never, _messages_to_store),

@@ -1,11 +1,12 @@
-"""Refuse an oversized request body with 413 before any of it is read or stored.
+"""Refuse an oversized request body with 413 before any of it is read or stored, and a stalled one with 408.
 
 Two layers, because the request reaches Django in two ways. Under Daphne, Django's ASGI handler
-reads the whole body into a temporary file before any Django middleware runs, so
-`UploadLimitASGIMiddleware` wraps the ASGI application: it answers a too-large `Content-Length`
-without reading the body, and stops a chunked body (no length) as soon as it grows past the limit.
-`UploadLimitMiddleware` is the same check as a Django middleware, for WSGI and the test clients,
-where the body is parsed only when a view asks for it.
+gathers the whole body before any Django middleware runs, so `UploadLimitASGIMiddleware` wraps the
+ASGI application, which Daphne starts as soon as the headers are in (`console.daphne_tuning`): it
+answers a too-large `Content-Length` without reading the body, stops a chunked body (no length) as
+soon as it grows past the limit, and gives up a body from which nothing arrived for
+`TILEFLOW["BODY_TIMEOUT_SECONDS"]` (408). `UploadLimitMiddleware` is the same size check as a Django
+middleware, for WSGI and the test clients, where the body is parsed only when a view asks for it.
 
 The limit is `TILEFLOW["MAX_UPLOAD_BYTES"]` for the image plus `MULTIPART_ALLOWANCE` for the
 multipart envelope; the view checks the file's own size exactly.
@@ -13,7 +14,9 @@ multipart envelope; the view checks the file's own size exactly.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,16 +33,26 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def body_limit() -> int:
-    """Return the largest request body accepted, in bytes."""
-    return settings.TILEFLOW["MAX_UPLOAD_BYTES"] + MULTIPART_ALLOWANCE
+# A batch's body holds many images (each still held to MAX_UPLOAD_BYTES by the batch's upload handler).
+BATCH_PATH = re.compile(r"^/api/flows/[^/]+/batches/?$")
 
 
-def too_large_message(size: int | None) -> str:
+def _limit_setting(path: str) -> tuple[int, str]:
+    if BATCH_PATH.match(path):
+        return settings.TILEFLOW["BATCH_MAX_UPLOAD_BYTES"], "TILEFLOW_BATCH_MAX_UPLOAD_BYTES"
+    return settings.TILEFLOW["MAX_UPLOAD_BYTES"], "TILEFLOW_MAX_UPLOAD_BYTES"
+
+
+def body_limit(path: str = "") -> int:
+    """Return the largest request body accepted at `path`, in bytes."""
+    return _limit_setting(path)[0] + MULTIPART_ALLOWANCE
+
+
+def too_large_message(size: int | None, path: str = "") -> str:
     """Say why a body was refused, naming the limit and the setting that raises it."""
-    limit = settings.TILEFLOW["MAX_UPLOAD_BYTES"]
+    limit, setting = _limit_setting(path)
     what = f"the request body is {size} bytes" if size is not None else "the request body is too large"
-    return f"{what}; the upload limit is {limit} bytes (TILEFLOW_MAX_UPLOAD_BYTES)"
+    return f"{what}; the upload limit is {limit} bytes ({setting})"
 
 
 def _declared_length(value: str | bytes | None) -> int | None:
@@ -74,15 +87,15 @@ class UploadLimitMiddleware:
 
     def _refusal(self, request: HttpRequest) -> HttpResponse | None:
         length = _declared_length(request.META.get("CONTENT_LENGTH"))
-        if length is not None and length > body_limit():
-            response = JsonResponse({"error": too_large_message(length)}, status=413)
+        if length is not None and length > body_limit(request.path):
+            response = JsonResponse({"error": too_large_message(length, request.path)}, status=413)
             response["Connection"] = "close"  # the unread body must not be taken for the next request
             return response
         return None
 
 
 class UploadLimitASGIMiddleware:
-    """ASGI middleware: refuse an oversized HTTP body without reading it (declared) or past the limit (chunked)."""
+    """ASGI middleware: refuse an oversized body unread (declared) or past the limit (chunked); end a stalled one."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self.app = app
@@ -91,26 +104,35 @@ class UploadLimitASGIMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = body_limit()
+        path = scope.get("path", "")
+        limit = body_limit(path)
+        idle = settings.TILEFLOW["BODY_TIMEOUT_SECONDS"]
         headers = dict(scope.get("headers") or [])
         length = _declared_length(headers.get(b"content-length"))
         if length is not None and length > limit:
-            await _send_413(send, length)
+            await send_json_refusal(send, 413, too_large_message(length, path))
             return
         received = 0
-        exceeded = False
+        refusal: tuple[int, str] | None = None
+        body_done = False
         started = False
 
-        async def counted_receive() -> Message:
-            nonlocal received, exceeded
-            if exceeded:
+        async def guarded_receive() -> Message:
+            nonlocal received, refusal, body_done
+            if refusal is not None:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            if body_done:  # Django then only listens for a disconnect, for as long as the response takes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), idle)
+            except TimeoutError:
+                refusal = (408, stalled_message(idle))
+                return {"type": "http.disconnect"}  # Django drops what it gathered and answers nothing
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > limit:
-                    # Django sees a client that went away: it drops what it spooled and sends nothing.
-                    exceeded = True
+                    refusal = (413, too_large_message(None, path))
                     return {"type": "http.disconnect"}
             return message
 
@@ -120,17 +142,23 @@ class UploadLimitASGIMiddleware:
                 started = True
             await send(message)
 
-        await self.app(scope, counted_receive, tracked_send)
-        if exceeded and not started:
-            await _send_413(send, None)
+        await self.app(scope, guarded_receive, tracked_send)
+        if refusal is not None and not started:
+            await send_json_refusal(send, *refusal)
 
 
-async def _send_413(send: Send, size: int | None) -> None:
-    body = json.dumps({"error": too_large_message(size)}).encode()
+def stalled_message(seconds: float) -> str:
+    """Say why a body that stopped arriving was given up."""
+    return f"the request body stalled: nothing arrived for {seconds:g} seconds (TILEFLOW_BODY_TIMEOUT_SECONDS)"
+
+
+async def send_json_refusal(send: Send, status: int, message: str) -> None:
+    """Answer `{"error": message}` and close the connection: the body, if any, stays unread."""
+    body = json.dumps({"error": message}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -8,8 +8,13 @@ from channels.security.websocket import AllowedHostsOriginValidator
 def websocket_routes():
     from django.urls import path
 
-    from console.consumers import ExecutionConsumer
+    from console.consumers import BatchConsumer, ExecutionConsumer
     from console.middleware import BearerTokenMiddleware
 
-    routes = URLRouter([path("ws/executions/<uuid:execution_id>/", ExecutionConsumer.as_asgi())])
+    routes = URLRouter(
+        [
+            path("ws/executions/<uuid:execution_id>/", ExecutionConsumer.as_asgi()),
+            path("ws/batches/<uuid:batch_id>/", BatchConsumer.as_asgi()),
+        ]
+    )
     return AllowedHostsOriginValidator(AuthMiddlewareStack(BearerTokenMiddleware(routes)))

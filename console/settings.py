@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "console.limits.UploadLimitMiddleware",  # 413 before any body is parsed
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the language cookie, else Accept-Language
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -76,6 +77,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
             ],
         },
     },
@@ -128,7 +130,11 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# Compiled (.mo) by `make run`/`make test` (manage.py compilemessages); only the .po files are committed.
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600  # the switcher's choice is remembered for a year
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -169,10 +175,15 @@ LOGGING = {
 # Tileflow's own limits and knobs; every one is listed in the README with its default.
 TILEFLOW = {
     "MAX_UPLOAD_BYTES": env.int("TILEFLOW_MAX_UPLOAD_BYTES", default=64 * 1024 * 1024),
+    # A request body from which nothing arrives for this long is given up (408).
+    "BODY_TIMEOUT_SECONDS": env.float("TILEFLOW_BODY_TIMEOUT_SECONDS", default=30.0),
     "MAX_PIXELS": env.int("TILEFLOW_MAX_PIXELS", default=150_000_000),
     "MAX_NODES": env.int("TILEFLOW_MAX_NODES", default=200),
     "MAX_WATERMARK_TEXT": env.int("TILEFLOW_MAX_WATERMARK_TEXT", default=500),
     "MAX_CONCURRENT_RUNS_PER_USER": env.int("TILEFLOW_MAX_CONCURRENT_RUNS_PER_USER", default=4),
+    # Decoded bytes all runs of a process may hold at once (runtime/admission.py); 0: a quarter of memory.
+    "MEMORY_BUDGET_BYTES": env.int("TILEFLOW_MEMORY_BUDGET_BYTES", default=0),
+    "MAX_QUEUED_RUNS": env.int("TILEFLOW_MAX_QUEUED_RUNS", default=32),
     "TILE_SIZE": env.int("TILEFLOW_TILE_SIZE", default=512),
     "MAX_TILES_IN_FLIGHT": env.int("TILEFLOW_MAX_TILES_IN_FLIGHT", default=8),
     "TILE_LEASE_SECONDS": env.float("TILEFLOW_TILE_LEASE_SECONDS", default=30.0),
@@ -190,8 +201,17 @@ TILEFLOW = {
     "STEP_MODULES": env.list("TILEFLOW_STEP_MODULES", default=[]),
     "PRUNE_AFTER_DAYS": env.int("TILEFLOW_PRUNE_AFTER_DAYS", default=30),
     "LOGIN_ATTEMPTS_PER_MINUTE": env.int("TILEFLOW_LOGIN_ATTEMPTS_PER_MINUTE", default=10),
+    # Batches (flows/batches.py): what one batch may hold, and how many of its items run at once.
+    "BATCH_MAX_ITEMS": env.int("TILEFLOW_BATCH_MAX_ITEMS", default=2000),
+    "BATCH_MAX_UPLOAD_BYTES": env.int("TILEFLOW_BATCH_MAX_UPLOAD_BYTES", default=2 * 1024**3),
+    "BATCH_CONCURRENCY": env.int("TILEFLOW_BATCH_CONCURRENCY", default=2),
+    "ARCHIVE_MAX_BYTES": env.int("TILEFLOW_ARCHIVE_MAX_BYTES", default=4 * 1024**3),
+    "ARCHIVE_MAX_RATIO": env.int("TILEFLOW_ARCHIVE_MAX_RATIO", default=200),
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# A batch sends its images as files of one request (and a path field for each, from a dropped folder).
+DATA_UPLOAD_MAX_NUMBER_FILES = TILEFLOW["BATCH_MAX_ITEMS"] + 1
+DATA_UPLOAD_MAX_NUMBER_FIELDS = max(1000, TILEFLOW["BATCH_MAX_ITEMS"] + 100)
 # Uploads up to this size stay in memory until they are stored once under MEDIA_ROOT; spooling
 # them to temporary files first cost three disk writes of the image before its first tile.
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("TILEFLOW_UPLOAD_MEMORY_BYTES", default=16 * 1024 * 1024)

@@ -6,6 +6,9 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import formats
+from django.utils.translation import gettext as _
 
 from flows.models import Execution, Flow
 
@@ -18,7 +21,9 @@ def _seconds_label(start, end) -> str:
     if not start or not end:
         return "—"
     seconds = (end - start).total_seconds()
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+    if seconds < 1:
+        return _("%(ms)s ms") % {"ms": formats.number_format(round(seconds * 1000))}
+    return _("%(s)s s") % {"s": formats.number_format(seconds, 2)}
 
 
 def _labelled(executions) -> list[Execution]:
@@ -39,6 +44,10 @@ def home(request: HttpRequest) -> HttpResponse:
         last_status=Subquery(last_runs.values("status")[:1]),
     )
     executions = Execution.objects.filter(owner=request.user).select_related("owner")[:RECENT_EXECUTIONS]
+    labels = dict(Execution.Status.choices)
+    flows = list(flows)
+    for flow in flows:
+        flow.last_status_label = labels.get(flow.last_status, flow.last_status)
     return render(request, "console/home.html", {"flows": flows, "executions": _labelled(executions), "nav": "home"})
 
 
@@ -70,7 +79,8 @@ def execution_list(request: HttpRequest) -> HttpResponse:
             "executions": _labelled(executions[:EXECUTIONS_PER_PAGE]),
             "flow": flow,
             "status": status,
-            "statuses": Execution.Status.values,
+            "statuses": Execution.Status.choices,
+            "flow_url": reverse("flow-edit", args=[flow.id]) if flow else "",
             "nav": "executions",
         },
     )

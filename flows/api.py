@@ -11,10 +11,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from flows.api_batches import router as batches_router
 from flows.api_cluster import router as cluster_router
 from flows.api_executions import router as executions_router
 from flows.api_flows import router as flows_router
-from flows.auth import api_auth
+from flows.auth import MISSING_CREDENTIAL, api_auth
 from flows.validation import describe_error
 
 logger = logging.getLogger("tileflow.api")
@@ -30,6 +31,7 @@ api = NinjaAPI(
 )
 api.add_router("", flows_router)
 api.add_router("", executions_router)
+api.add_router("", batches_router)
 api.add_router("", cluster_router)
 
 # Where ninja says a parameter came from; the client thinks in field names, not in these.
@@ -45,7 +47,7 @@ def on_unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpRe
     message = exc.message if exc.message != "Unauthorized" else None
     return _error(
         request,
-        message or "authentication required: log in, or send 'Authorization: Bearer <token>'",
+        message or MISSING_CREDENTIAL,
         exc.status_code,
     )
 

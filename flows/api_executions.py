@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import mimetypes
 import re
 import uuid
@@ -11,10 +12,11 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import FileResponse, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
-from ninja import File, Router, Status
+from ninja import File, Form, Router, Status
 from ninja.files import UploadedFile
 
 from flows import executions as service
+from flows.api_flows import graph_errors
 from flows.models import Execution, Flow
 from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut
 from runtime import api as runtime
@@ -25,7 +27,7 @@ FINISHED = {s.value for s in Execution.FINISHED}
 
 # Every call may answer these; a 400 from a malformed parameter names it ({"errors"}), others say why ({"error"}).
 ERRORS = {400: ErrorOut | ErrorsOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
-UPLOAD_ERRORS = {**ERRORS, 413: ErrorOut}
+UPLOAD_ERRORS = {**ERRORS, 413: ErrorOut, 429: ErrorOut}
 OUTPUT_TYPES = ("image/png", "image/jpeg", "image/webp")
 INPUT_TYPES = (*OUTPUT_TYPES, "image/gif", "image/bmp", "image/tiff", "application/octet-stream")
 
@@ -70,8 +72,32 @@ def _safe_filename(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "output"
 
 
+# A run from the editor sends the graph on its canvas (multipart field `graph`, JSON): a draft run of the
+# flow that leaves the saved flow as it is.
+GRAPH_FIELD = Form(None, description="optional: a draft graph (JSON) to run instead of the saved one")
+
+
+def _draft_graph(flow: Flow, graph_text: str | None) -> dict | JsonResponse | None:
+    """Return the draft graph sent with a run (validated), None when there is none, or the 400 refusing it."""
+    if graph_text is None or graph_text == "":
+        return None
+    try:
+        graph = json.loads(graph_text)
+    except ValueError as error:
+        return _error(400, f"graph: not valid JSON ({error})")
+    errors = graph_errors(graph)
+    if errors:
+        return JsonResponse({"errors": [error.as_dict() for error in errors]}, status=400)
+    return graph
+
+
 async def _start(
-    request: HttpRequest, flow: Flow, image: UploadedFile | None, *, defer_store: bool = False
+    request: HttpRequest,
+    flow: Flow,
+    image: UploadedFile | None,
+    *,
+    defer_store: bool = False,
+    draft: dict | None = None,
 ) -> tuple[Execution, Any, asyncio.Task | None] | JsonResponse:
     """Create and launch an execution; return it, its conductor and the task storing its upload, if any.
 
@@ -81,14 +107,16 @@ async def _start(
     try:
         service.check_upload(image)
         header = await asyncio.to_thread(service.probe_upload, image)
+        await service.admit_run(flow.graph, header)
     except service.UploadRejected as rejected:
-        return _error(rejected.status, str(rejected))
+        return _error(rejected.status, str(rejected), **rejected.headers)
     execution = await sync_to_async(service.create_execution)(
         owner=request.auth,
         flow=flow,
-        graph=flow.graph,
+        graph=draft if draft is not None else flow.graph,
         flow_name=flow.name,
         flow_version=flow.version,
+        draft=draft is not None,
         upload=image,
         header=header,
     )
@@ -107,11 +135,14 @@ async def _start(
     response={201: ExecutionOut, **UPLOAD_ERRORS},
     summary="Start a run in the background",
 )
-async def start_execution(request, flow_id: str, image: File[UploadedFile] = None):
+async def start_execution(request, flow_id: str, image: File[UploadedFile] = None, graph: str | None = GRAPH_FIELD):
     flow = await _owned(Flow, request.auth, flow_id)
     if flow is None:
         return _error(404, "no such flow")
-    started = await _start(request, flow, image)
+    draft = await sync_to_async(_draft_graph)(flow, graph)
+    if isinstance(draft, JsonResponse):
+        return draft
+    started = await _start(request, flow, image, draft=draft)
     if isinstance(started, JsonResponse):
         return started
     execution, _, _ = started
@@ -127,15 +158,25 @@ async def start_execution(request, flow_id: str, image: File[UploadedFile] = Non
     response={**UPLOAD_ERRORS, 422: ErrorOut, 499: ErrorOut},
     openapi_extra=_binary("the result image, streamed (header X-Execution-Id)", OUTPUT_TYPES),
 )
-async def run_flow(request, flow_id: str, image: File[UploadedFile] = None, output: str | None = None):
+async def run_flow(
+    request,
+    flow_id: str,
+    image: File[UploadedFile] = None,
+    output: str | None = None,
+    graph: str | None = GRAPH_FIELD,
+):
     flow = await _owned(Flow, request.auth, flow_id)
     if flow is None:
         return _error(404, "no such flow")
-    outputs = [node["id"] for node in flow.graph.get("nodes", []) if node.get("type") == "output"]
+    draft = await sync_to_async(_draft_graph)(flow, graph)
+    if isinstance(draft, JsonResponse):
+        return draft
+    ran = draft if draft is not None else flow.graph
+    outputs = [node["id"] for node in ran.get("nodes", []) if node.get("type") == "output"]
     if output is not None and output not in outputs:
         return _error(400, f"node '{output}' is not an output of this flow; its outputs are: {', '.join(outputs)}")
     node = output or outputs[0]
-    started = await _start(request, flow, image, defer_store=True)
+    started = await _start(request, flow, image, defer_store=True, draft=draft)
     if isinstance(started, JsonResponse):
         return started
     execution, conductor, stored = started
@@ -317,7 +358,7 @@ async def _await_end_or_mark_cancelled(execution: Execution) -> None:
 
 @router.post(
     "/executions/{execution_id}/rerun",
-    response={201: ExecutionOut, **ERRORS, 409: ErrorOut},
+    response={201: ExecutionOut, **ERRORS, 409: ErrorOut, 413: ErrorOut, 429: ErrorOut},
     summary="Run again with the same input",
     description="Runs the flow's current version on the same input (the execution's own frozen graph "
     "when the flow was deleted, or with `?graph=original`).",
@@ -337,6 +378,10 @@ async def rerun_execution(request, execution_id: str, graph: str = "current"):
         header = await asyncio.to_thread(runtime.probe, execution.input_file.path, runtime.limits().max_pixels)
     except runtime.ImageRejected as rejected:
         return _error(400, str(rejected))
+    try:
+        await service.admit_run(flow.graph if use_flow else execution.graph, header)
+    except service.UploadRejected as rejected:
+        return _error(rejected.status, str(rejected), **rejected.headers)
     new = await sync_to_async(service.create_execution)(
         owner=request.auth,
         flow=flow,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -24,6 +25,9 @@ from flows.models import ApiToken
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 M = TypeVar("M", bound=Model)
+
+MISSING_CREDENTIAL = "authentication required: log in, or send 'Authorization: Bearer <token>'"
+BAD_TOKEN = "invalid, revoked or malformed token: send 'Authorization: Bearer <token>'"
 
 
 def authenticate_bearer(header_value: str | None) -> AbstractBaseUser | None:
@@ -50,6 +54,20 @@ def authenticate_bearer(header_value: str | None) -> AbstractBaseUser | None:
     return row.owner
 
 
+def authenticate_session(session_key: str | None) -> AbstractBaseUser | None:
+    """Return the active user logged in with the session `session_key` (the session cookie), or None."""
+    if not session_key:
+        return None
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import get_user
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = get_user(SimpleNamespace(session=store))  # checks the password hash the session was made with
+    return user if user.is_authenticated and user.is_active else None
+
+
 class BearerTokenAuth(HttpBearer):
     """`Authorization: Bearer <token>`; a header that is present but wrong is refused outright."""
 
@@ -62,7 +80,7 @@ class BearerTokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Any:
         user = authenticate_bearer(token)
         if user is None:
-            raise AuthenticationError(401, "invalid, revoked or malformed token: send 'Authorization: Bearer <token>'")
+            raise AuthenticationError(401, BAD_TOKEN)
         request.user = user
         return user
 

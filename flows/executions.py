@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from flows import media
 from flows.models import Execution, ExecutionOutput, Flow
 from runtime import api as runtime
 
@@ -32,9 +33,10 @@ RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 class UploadRejected(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
 
 
 def check_upload(upload: UploadedFile | None) -> None:
@@ -59,6 +61,16 @@ def probe_upload(upload: UploadedFile) -> runtime.SourceHeader:
         upload.seek(0)
 
 
+async def admit_run(graph: dict, header: runtime.SourceHeader) -> None:
+    """Refuse a run the memory budget could never start (413) or that would wait past the queue's limit (429)."""
+    try:
+        await runtime.admit(graph, header)
+    except runtime.RunTooLarge as refused:
+        raise UploadRejected(str(refused), status=413) from refused
+    except runtime.QueueFull as full:
+        raise UploadRejected(str(full), status=429, headers={"Retry-After": str(full.retry_after)}) from full
+
+
 def create_execution(
     *,
     owner,
@@ -66,6 +78,7 @@ def create_execution(
     graph: dict,
     flow_name: str,
     flow_version: int,
+    draft: bool = False,
     upload: UploadedFile | None = None,
     input_from: Execution | None = None,
     header: runtime.SourceHeader,
@@ -82,6 +95,7 @@ def create_execution(
             graph=graph,
             flow_name=flow_name,
             flow_version=flow_version,
+            draft=draft,
             input_width=header.size.width,
             input_height=header.size.height,
             input_format=header.format,
@@ -261,14 +275,18 @@ def mark_interrupted(*, older_than: float | None = None) -> int:
         if str(execution.id) in live:
             continue
         last_sign = execution.heartbeat_at or execution.created_at
-        if last_sign >= cutoff and not _runner_gone(execution.runner):
+        gone = _runner_gone(execution.runner)
+        if last_sign >= cutoff and not gone:
             continue
-        count += Execution.objects.filter(pk=execution.pk, status__in=unfinished).update(
+        marked = Execution.objects.filter(pk=execution.pk, status__in=unfinished).update(
             status=Execution.Status.FAILED,
             finished_at=timezone.now(),
             error="interrupted: the server running this execution stopped before it finished",
         )
+        count += marked
         ExecutionOutput.objects.filter(execution=execution).delete()
+        if marked and gone:  # its partial files: nobody will finish them (a silent runner elsewhere may, once
+            media.remove_outputs(execution.pk)  # it is back: `media.remove_orphans` takes those after a grace)
     if count:
         log.warning("marked %d interrupted execution(s) as failed", count)
     return count
@@ -311,6 +329,7 @@ def execution_payload(execution: Execution, outputs: list[ExecutionOutput] | Non
         "flow": str(execution.flow_id) if execution.flow_id else None,
         "flow_name": execution.flow_name,
         "flow_version": execution.flow_version,
+        "draft": execution.draft,
         "owner": execution.owner.get_username(),
         "status": snapshot.get("status") or execution.status,
         "created_at": execution.created_at.isoformat(),

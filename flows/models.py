@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Flow(models.Model):
@@ -28,13 +29,32 @@ class Flow(models.Model):
         return f"{self.name} (v{self.version})"
 
 
+class FlowVersion(models.Model):
+    """A saved state of a flow: one row per create, replace, rename and restore, never changed after."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    graph = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    restored_from = models.PositiveIntegerField(null=True, blank=True, help_text="the version this one restored")
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [models.UniqueConstraint(fields=["flow", "version"], name="one_row_per_flow_version")]
+
+    def __str__(self) -> str:
+        return f"{self.flow_id} v{self.version}"
+
+
 class Execution(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
@@ -44,6 +64,7 @@ class Execution(models.Model):
     flow_name = models.CharField(max_length=200, blank=True, default="")
     flow_version = models.PositiveIntegerField(default=0)
     graph = models.JSONField(help_text="the graph as it ran, frozen at start")
+    draft = models.BooleanField(default=False, help_text="ran an unsaved graph from the editor, not a saved version")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -121,3 +142,60 @@ class ApiToken(models.Model):
         token = "tf_" + secrets.token_urlsafe(32)
         row = cls.objects.create(owner=owner, name=name, prefix=token[:10], digest=cls.hash(token))
         return row, token
+
+
+class Batch(models.Model):
+    """One flow over many images: each item becomes one execution, admitted a few at a time."""
+
+    Status = Execution.Status
+    FINISHED = Execution.FINISHED
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
+    flow = models.ForeignKey(Flow, on_delete=models.SET_NULL, null=True, blank=True, related_name="batches")
+    flow_name = models.CharField(max_length=200, blank=True, default="")
+    flow_version = models.PositiveIntegerField(default=0)
+    graph = models.JSONField(help_text="the graph every item runs, frozen at creation")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    runner = models.CharField(max_length=255, blank=True, default="", help_text="host:pid driving the batch")
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="last sign of life of its driver")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"batch of {self.flow_name or 'flow'} · {self.status} · {self.id}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class BatchItem(models.Model):
+    """One input of a batch: its name (path kept), its stored file and, once admitted, its execution."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
+    index = models.PositiveIntegerField()
+    name = models.CharField(max_length=1024)
+    input_file = models.CharField(max_length=300, blank=True, default="", help_text="path under MEDIA_ROOT")
+    size = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Execution.Status.choices, default=Execution.Status.QUEUED)
+    error = models.TextField(null=True, blank=True)  # noqa: DJ001 - null is "no error", as for executions
+    execution = models.ForeignKey(
+        Execution, on_delete=models.SET_NULL, null=True, blank=True, related_name="batch_items"
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="executions started for it (restarts)")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "index"]
+        constraints = [models.UniqueConstraint(fields=["batch", "index"], name="batch_item_index_unique")]
+        indexes = [models.Index(fields=["batch", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}/{self.index} {self.name} · {self.status}"

@@ -43,6 +43,8 @@ class StepOut(Schema):
     category: str
     description: str
     params_schema: dict[str, Any] = Field(description="JSON Schema of the step's params")
+    category_key: str = Field("", description="the category's untranslated name (stable across languages)")
+    aliases: list[str] = Field(default_factory=list, description="label, description, category in other languages")
 
 
 class StepsOut(Schema):
@@ -77,6 +79,44 @@ class FlowOut(Schema):
 
 class FlowsOut(Schema):
     flows: list[FlowOut]
+
+
+class FlowPatch(Schema):
+    """Rename a flow or change its description."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
+    description: str | None = Field(None, max_length=10_000)
+
+
+class DuplicateIn(Schema):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
+
+
+class FlowVersionOut(Schema):
+    """One saved version of a flow."""
+
+    version: int
+    name: str
+    description: str
+    graph: dict[str, Any]
+    created_at: datetime
+    restored_from: int | None
+
+
+class FlowVersionEntry(Schema):
+    version: int
+    name: str
+    created_at: datetime
+    restored_from: int | None = Field(description="the version this save restored, if it was a restore")
+    current: bool
+    changes: dict[str, Any] = Field(
+        description="from the version before: nodes_added, nodes_removed, nodes_changed (type, params_added, "
+        "params_removed, params_changed), edges_added, edges_removed, renamed, description_changed"
+    )
+
+
+class FlowVersionsOut(Schema):
+    versions: list[FlowVersionEntry]
 
 
 # An ISO-8601 moment as the execution payload writes it (`datetime.isoformat()`), kept a string so the REST
@@ -118,6 +158,7 @@ class ExecutionOut(Schema):
     flow: str | None = Field(description="the flow's id; null once the flow is deleted")
     flow_name: str
     flow_version: int
+    draft: bool = Field(False, description="ran the editor's unsaved graph (`graph`), not the saved version")
     owner: str
     status: ExecutionStatus
     created_at: Moment
@@ -139,3 +180,41 @@ class ExecutionOut(Schema):
 
 class ExecutionsOut(Schema):
     executions: list[ExecutionOut]
+
+
+class BatchItemOut(Schema):
+    index: int = Field(description="its place in the batch, from 0")
+    name: str = Field(description="the input's name, with its folders inside an archive or a dropped folder")
+    execution: str | None = Field(description="its execution; null when it never ran (not an image, unsafe, ...)")
+    status: ExecutionStatus
+    error: str | None
+    size: int = Field(description="bytes of the stored input")
+    started_at: Moment | None
+    finished_at: Moment | None
+    duration_ms: int | None
+    input_url: str | None
+
+
+class BatchOut(Schema):
+    """A batch (CONTRACT §7): one flow over many images, each item one execution."""
+
+    id: str
+    flow: str | None
+    flow_name: str
+    flow_version: int
+    status: ExecutionStatus
+    created_at: Moment
+    finished_at: Moment | None
+    total: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    queued: int = Field(description="items not started yet")
+    running: int
+    outputs: list[str] = Field(description="the flow's output nodes")
+    results_url: str
+    items: list[BatchItemOut] | None = Field(None, description="left out of lists")
+
+
+class BatchesOut(Schema):
+    batches: list[BatchOut]

@@ -9,6 +9,7 @@ lane workers: inside this process for the embedded default, `manage.py runworker
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import weakref
 from collections.abc import AsyncIterator
@@ -18,7 +19,8 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from runtime import events, roster
+from runtime import admission, events, roster
+from runtime.admission import MemoryBudget, QueueFull, RunCost, RunTooLarge
 from runtime.blobs import BlobStore
 from runtime.bridge import TRANSIENT_ERRORS, is_local
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
@@ -31,16 +33,22 @@ from runtime.worker import TaskRunner, serve_lane
 __all__ = [
     "Conductor",
     "ImageRejected",
+    "MemoryBudget",
+    "QueueFull",
+    "RunCost",
     "RunFailed",
     "RunLimits",
     "RunRecorder",
     "RunSpec",
+    "RunTooLarge",
     "SourceHeader",
+    "admit",
     "cancel",
     "catalog",
     "follow_output",
     "limits",
     "local_run",
+    "memory_budget",
     "probe",
     "start",
     "wait_prepared",
@@ -79,6 +87,45 @@ class LocalRun:
 _runs: dict[str, LocalRun] = {}
 _user_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> {owner: Semaphore}
 _embedded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> (runner, worker task)
+_budget: MemoryBudget | None = None
+
+
+def memory_budget() -> MemoryBudget:
+    """Return this process's memory budget (TILEFLOW_MEMORY_BUDGET_BYTES, TILEFLOW_MAX_QUEUED_RUNS)."""
+    global _budget
+    config = settings.TILEFLOW
+    capacity = config["MEMORY_BUDGET_BYTES"] or admission.default_capacity()
+    if _budget is None or (_budget.capacity, _budget.max_queued) != (capacity, config["MAX_QUEUED_RUNS"]):
+        if _budget is not None and (_budget.in_use or _budget.waiting):
+            return _budget  # settings changed under running work (tests): keep the budget they hold
+        _budget = MemoryBudget(capacity, config["MAX_QUEUED_RUNS"])
+    return _budget
+
+
+def run_cost(graph: dict[str, Any], header: SourceHeader) -> RunCost:
+    """Return the memory a run of `graph` on an image with `header` is expected to hold at its peak."""
+    run_limits = limits()
+    return admission.estimate(graph, header, tile_size=run_limits.tile_size, max_in_flight=run_limits.max_in_flight)
+
+
+def queued_runs() -> int:
+    """Return how many runs of this process wait to start (for a per-user slot or for memory)."""
+    return sum(1 for run in _runs.values() if run.conductor.status == "queued")
+
+
+async def admit(graph: dict[str, Any], header: SourceHeader) -> RunCost | None:
+    """Refuse, before anything is stored, a run that could never start or would queue past the limit.
+
+    Raises RunTooLarge (the run alone exceeds the budget) or QueueFull (`retry_after` seconds); returns
+    the run's cost. `start` applies the budget itself: this only answers early, for callers that can
+    still say no (an HTTP request).
+    """
+    try:
+        cost = await asyncio.to_thread(run_cost, graph, header)  # plans the run: ~10-40 ms for 144 MP
+    except ValueError:
+        return None  # a graph that cannot be planned: its run fails with the reason before any pixel
+    memory_budget().check(cost.total, queued=queued_runs())
+    return cost
 
 
 def _slot(owner: str) -> asyncio.Semaphore:
@@ -110,7 +157,11 @@ async def start(
     observers: tuple[RunObserver, ...] = (),
     layer=None,
 ) -> Run:
-    """Start a run in the background; return its conductor (status "queued" until a slot frees).
+    """Start a run in the background; return its conductor.
+
+    The run is "queued" until its owner has a free slot (MAX_CONCURRENT_RUNS_PER_USER) and then until
+    its memory fits in the server's budget, first come first served; one that alone exceeds the
+    budget fails with the figures. Cancelling a queued run ends it at once.
 
     With the Redis layer (and TILEFLOW_PLACEMENT "worker") the run is conducted on a worker and
     the returned stand-in follows it: the same status, outputs, events and cancel.
@@ -132,14 +183,23 @@ async def start(
         publisher = GroupPublisher(layer, spec.execution)
         conductor = Conductor(spec, layer, recorder=recorder, observers=(publisher, *observers))
     slot = _slot(owner)
+    budget = memory_budget()
 
     async def run() -> None:
         try:
             async with slot:
-                await conductor.run()
+                cost = await asyncio.to_thread(_spec_cost, spec)
+                grant = await budget.acquire(cost.total) if cost is not None else None
+                try:
+                    await conductor.run()
+                finally:
+                    if grant is not None:
+                        grant.release()
         except asyncio.CancelledError:
-            if conductor.status == "queued":  # cancelled while waiting for a slot
+            if conductor.status == "queued":  # cancelled while waiting for a slot or for memory
                 await conductor.cancel_queued()
+        except RunTooLarge as refused:
+            await conductor.fail_queued(str(refused))
         finally:
             _runs.pop(spec.execution, None)
 
@@ -150,6 +210,23 @@ async def start(
 def runs_layer(layer):
     """Return the layer of the runs lane: its own alias when configured (a longer expiry), else `layer`."""
     return get_channel_layer("runs") if "runs" in settings.CHANNEL_LAYERS else layer
+
+
+def _spec_cost(spec: RunSpec) -> RunCost | None:
+    """Return a run's cost from its header (probed here if the caller had none); None if it cannot be read.
+
+    A run whose input cannot be probed or planned fails in the conductor with the reason, before any
+    pixel: it holds nothing worth budgeting.
+    """
+    try:
+        header = spec.header or probe(
+            io.BytesIO(spec.input_data) if spec.input_data else spec.input_path, spec.limits.max_pixels
+        )
+        return admission.estimate(
+            spec.graph, header, tile_size=spec.limits.tile_size, max_in_flight=spec.limits.max_in_flight
+        )
+    except (ImageRejected, OSError, ValueError):
+        return None
 
 
 def local_run(execution_id: str) -> Run | None:

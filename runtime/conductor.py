@@ -106,6 +106,11 @@ class Conductor:
         self.record.status = "cancelled"
         await self._close()
 
+    async def fail_queued(self, reason: str) -> None:
+        """End a run that can never start (it alone exceeds the memory budget), saying why."""
+        self.record.status, self.record.error = "failed", reason
+        await self._close()
+
     async def _prepare(self) -> None:
         header = await self.reader.probe()
         self.record.input = {

@@ -21,10 +21,20 @@ wrong guess writes outside the band) and a `ysize` that ends at the band, after 
 `jpeg_finish_decompress` with rows still pending and fails. Pillow stores RGB at 4 bytes a pixel anyway,
 so the RGBX target costs no more than Pillow's own `load()` (96 MP → 384 MB).
 
-Everything else (progressive JPEG, CMYK JPEG, any orientation but 1, PNG, GIF, WebP, TIFF, BMP) is decoded
-whole, transposed as `ImageOps.exif_transpose` does, and cut into bands; each band is normalised on its own.
-The orientation is read once, by `probe`; for PNG from an eXIf chunk (the rare EXIF hidden in a
-"Raw profile type exif" text chunk is ignored).
+Everything else (progressive and CMYK JPEG, PNG, GIF, WebP, TIFF, BMP, HEIC/HEIF, AVIF) is decoded whole,
+transposed as `ImageOps.exif_transpose` does, and cut into bands; each band is normalised on its own. A
+baseline JPEG with an orientation other than 1 is decoded by the streaming decoder, then transposed.
+The orientation is read once, by `probe`, where `ImageOps.exif_transpose` finds it: EXIF (JPEG, MPO,
+WebP, AVIF's irot/imir, which Pillow reports as EXIF), a PNG's eXIf chunk, "Raw profile type exif" text
+or XMP (`runtime.headers`). TIFF (Pillow 13) and HEIC (libheif) apply theirs while they decode, so
+their header says 1 and their size is already the oriented one.
+
+Truncation. A sequential JPEG's decoder is fed its data up to its end-of-image marker, then a few
+filler bytes (skipped as junk by a decoder that has finished the scan, read as more data by one that
+has not), and only then the marker: if the last row is not done by then, the scan ended early and
+libjpeg would fill the rest with grey ("premature end of data segment"), so the image is refused.
+Progressive JPEGs are checked at upload only (`runtime.headers.check_jpeg_data`): libjpeg outputs
+their rows only after the marker.
 """
 
 from __future__ import annotations
@@ -34,19 +44,27 @@ import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+import pillow_heif
 from PIL import Image, ImageFile, features
 
+from runtime.headers import ImageRejected, check_jpeg_data, exif_orientation, jpeg_layout, png_facts
 from runtime.images import normalize, working_mode
 from runtime.targets import TARGETS
 from runtime.tiles import Size
 
-# Multi-picture JPEGs from cameras open through the JPEG plugin as "MPO"; only the first picture is used.
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# HEIC/HEIF through libheif (the primary image; no thumbnails, depth or auxiliary images); AVIF is Pillow's.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
-_ORIENTATION_TAG = 0x0112
+# Multi-picture JPEGs from cameras open through the JPEG plugin as "MPO"; only the first picture is used.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF")
+# Formats whose opener applies the orientation itself while decoding (and reports the oriented size).
+_ORIENTED_BY_DECODER = ("TIFF", "HEIF")
+
 _READ_BLOCK = 65536
+# Given to a JPEG decoder before its end-of-image marker: more than libjpeg's 25-bit look-ahead.
+_FILLER = bytes(8)
 _ROW_DONE = 255
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -59,12 +77,7 @@ _TRANSPOSE = {
 }
 
 
-class ImageRejected(ValueError):
-    """The upload is not an image Tileflow accepts; `reason` says why, for the person who sent it."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+__all__ = ["ACCEPTED_FORMATS", "ImageRejected", "SourceHeader", "decode_bands", "decode_rows", "probe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +88,11 @@ class SourceHeader:
     orientation: int
     mode: str
     streamable: bool
+    sequential: bool = False  # a baseline RGB or gray JPEG, read by the streaming decoder (then transposed)
+    scan_start: int = 0  # JPEG: offset of the first scan's data
+    icc_profile: bytes | None = None  # the embedded ICC profile, as stored
+    exif: bytes | None = None  # the EXIF block, as stored (PNG: from eXIf or a raw profile text chunk)
+    xmp: bytes | None = None
 
 
 def probe(source: str | os.PathLike[str] | BinaryIO, max_pixels: int) -> SourceHeader:
@@ -158,9 +176,20 @@ def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
             mode = working_mode(image)
         except ValueError as error:
             raise ImageRejected(f"unsupported pixel format {image.mode}") from error
-        orientation = _png_orientation(file) if image.format == "PNG" else _orientation(image)
-        if image.format in ("JPEG", "MPO") and not _jpeg_has_end(file, image.tile[0][2] if image.tile else 0):
-            raise ImageRejected("the JPEG file is truncated (it has no end-of-image marker)")
+        exif = image.info.get("exif") or None
+        xmp = image.info.get("xmp") or None
+        scan_start = 0
+        if image.format == "PNG":
+            facts = png_facts(file)
+            orientation, exif, xmp = facts.orientation, facts.exif, facts.xmp
+        elif image.format in _ORIENTED_BY_DECODER:
+            orientation = 1
+        else:
+            orientation = exif_orientation(image)
+        if image.format in ("JPEG", "MPO"):
+            layout = jpeg_layout(file)
+            check_jpeg_data(file, layout, image.size)
+            scan_start = layout.scan_start
         stored = Size(width, height)
         oriented = Size(height, width) if orientation >= 5 else stored
         return SourceHeader(
@@ -169,74 +198,18 @@ def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
             size=oriented,
             orientation=orientation,
             mode=mode,
-            streamable=_can_stream(image, orientation),
+            streamable=_sequential(image) and orientation == 1,
+            sequential=_sequential(image),
+            scan_start=scan_start,
+            icc_profile=image.info.get("icc_profile") or None,
+            exif=exif if isinstance(exif, bytes) else None,
+            xmp=xmp if isinstance(xmp, bytes) else None,
         )
 
 
-def _jpeg_has_end(file: BinaryIO, scan_start: int) -> bool:
-    """Tell whether an end-of-image marker (FF D9) follows the first scan: a cut file has none.
-
-    Entropy-coded data never holds FF D9 (an FF there is followed by 00 or a restart marker), so
-    only truncation removes it. A whole file has it in its last bytes: the common case reads 64 KB.
-    """
-    end = file.seek(0, os.SEEK_END)
-    position = end
-    while position > scan_start:
-        start = max(scan_start, position - (64 << 10 if position == end else 1 << 20))
-        file.seek(start)
-        if b"\xff\xd9" in file.read(position - start + (1 if position < end else 0)):
-            return True
-        position = start
-    return False
-
-
-def _orientation(image: Image.Image) -> int:
-    """Return the EXIF orientation as `ImageOps.exif_transpose` honours it: 1 unless a value 2..8."""
-    try:
-        value = image.getexif().get(_ORIENTATION_TAG, 1)
-    except (OSError, SyntaxError, ValueError, TypeError, KeyError, EOFError):
-        return 1
-    return _valid_orientation(value)
-
-
-def _valid_orientation(value: object) -> int:
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-def _png_orientation(file: BinaryIO) -> int:
-    """Walk the PNG's chunks up to IEND: finds truncation, and an eXIf chunk even after the pixel data.
-
-    Pillow's own `getexif()` on a PNG decodes the whole image to reach a late eXIf chunk.
-    """
-    end = file.seek(0, os.SEEK_END)
-    file.seek(8)
-    orientation = 1
-    while True:
-        head = file.read(8)
-        if len(head) < 8:
-            raise ImageRejected("the PNG file is truncated (no IEND chunk)")
-        length, kind = int.from_bytes(head[:4], "big"), head[4:]
-        chunk_end = file.tell() + length + 4
-        if chunk_end > end:
-            raise ImageRejected(f"the PNG file is truncated (inside a {kind.decode('latin-1')} chunk)")
-        if kind == b"IEND":
-            return orientation
-        if kind == b"eXIf":
-            orientation = _exif_orientation(file.read(length))
-        file.seek(chunk_end)
-
-
-def _exif_orientation(data: bytes) -> int:
-    exif = Image.Exif()
-    try:
-        exif.load(data)
-        return _valid_orientation(exif.get(_ORIENTATION_TAG, 1))
-    except (OSError, SyntaxError, ValueError, TypeError, KeyError, EOFError):
-        return 1
-
-
-def _can_stream(image: Image.Image, orientation: int) -> bool:
-    if image.format not in ("JPEG", "MPO") or orientation != 1 or len(image.tile) != 1:
+def _sequential(image: Image.Image) -> bool:
+    """Tell whether the streaming decoder reads `image`: a sequential (baseline) RGB or gray JPEG."""
+    if image.format not in ("JPEG", "MPO") or len(image.tile) != 1:
         return False
     if image.info.get("progressive") or image.info.get("progression"):
         return False
@@ -247,7 +220,24 @@ def _can_stream(image: Image.Image, orientation: int) -> bool:
 def _stream_jpeg(
     file: BinaryIO, header: SourceHeader, bounds: list[int], shrink: int = 1
 ) -> Iterator[tuple[int, int, Image.Image, int]]:
-    width, height = -(-header.size.width // shrink), -(-header.size.height // shrink)
+    target, feed = _jpeg_target(file, header, shrink)
+    width = target.width
+    band = 0  # the next band to yield: rows [bounds[band], bounds[band + 1])
+    for finished in feed:
+        while band < len(bounds) - 1:
+            y0, y1 = bounds[band], bounds[band + 1]
+            if not finished and not _row_done(target, width - 1, y1 - 1):
+                break
+            if target.mode == header.mode:
+                yield y0, y1, target, 0
+            else:
+                yield y0, y1, normalize(target.crop((0, y0, width, y1)), header.mode), y0
+            band += 1
+
+
+def _jpeg_target(file: BinaryIO, header: SourceHeader, shrink: int) -> tuple[Image.Image, Iterator[bool]]:
+    """Return a sequential JPEG's decode target (as stored, not oriented) and the feed that fills it."""
+    width, height = -(-header.stored_size.width // shrink), -(-header.stored_size.height // shrink)
     with Image.open(file, formats=ACCEPTED_FORMATS) as opened:
         (tile,) = opened.tile
         jpegmode = tile.args[1]
@@ -257,36 +247,71 @@ def _stream_jpeg(
     target = zeroed_image(target_mode, width, height)
     decoder = Image._getdecoder(target_mode, "jpeg", ("RGBX", jpegmode), (shrink, 0))
     decoder.setimage(target.im, (0, 0, width, height))
-    file.seek(tile.offset)
+    return target, _feed_jpeg(decoder, file, header.scan_start, target)
+
+
+def _feed_jpeg(decoder: Any, file: BinaryIO, scan_start: int, target: Image.Image) -> Iterator[bool]:
+    """Feed the file to `decoder` in blocks; yield after each whether it has finished.
+
+    Before the end-of-image marker comes filler: if the last row is not done then, the data ended early.
+    """
     pending = b""
-    band = 0  # the next band to yield: rows [bounds[band], bounds[band + 1])
     finished = False
     try:
-        while band < len(bounds) - 1:
-            if not finished:
-                block = file.read(_READ_BLOCK)
-                if not block:
-                    raise ImageRejected("the JPEG file is truncated")
-                pending += block
-                consumed, error_code = decoder.decode(pending)
-                if consumed < 0:
-                    finished = True
-                    if error_code < 0:
-                        raise ImageRejected(f"the JPEG data is broken ({ImageFile.ERRORS.get(error_code, error_code)})")
-                else:
-                    pending = pending[consumed:]
-            while band < len(bounds) - 1:
-                y0, y1 = bounds[band], bounds[band + 1]
-                if not finished and not _row_done(target, width - 1, y1 - 1):
-                    break
-                if target_mode == header.mode:
-                    yield y0, y1, target, 0
-                else:
-                    yield y0, y1, normalize(target.crop((0, y0, width, y1)), header.mode), y0
-                band += 1
+        for block in _jpeg_blocks(file, scan_start):
+            pending += _FILLER if block is None else block
+            consumed, error_code = decoder.decode(pending)
+            if consumed < 0:
+                finished = True
+                if error_code < 0:
+                    raise ImageRejected(f"the JPEG data is broken ({ImageFile.ERRORS.get(error_code, error_code)})")
+                yield True
+                return
+            pending = pending[consumed:]
+            if block is None and not _row_done(target, target.width - 1, target.height - 1):
+                row = _first_row_not_done(target)
+                raise ImageRejected(
+                    f"the JPEG file is truncated: its pixel data ends at row {row} of {target.height} "
+                    "(premature end of data)"
+                )
+            yield False
+        raise ImageRejected("the JPEG file is truncated")
     finally:
         if not finished:
             decoder.cleanup()
+
+
+def _jpeg_blocks(file: BinaryIO, scan_start: int) -> Iterator[bytes | None]:
+    """Yield the file from its start in blocks, and None once, where its first end-of-image marker begins."""
+    file.seek(0)
+    offset = 0  # file position of data[0]
+    carried = b""  # the last byte of the previous block, so that no marker is split
+    found = False
+    while block := file.read(_READ_BLOCK):
+        data = carried + block
+        if not found:
+            at = data.find(b"\xff\xd9", max(0, scan_start - offset))
+            if at >= 0:
+                found = True
+                yield data[:at]
+                yield None
+                data, offset = data[at:], offset + at
+        yield data[:-1]
+        carried, offset = data[-1:], offset + len(data) - 1
+    if carried:
+        yield carried
+
+
+def _first_row_not_done(target: Image.Image) -> int:
+    """Return the first row the decoder has not written (rows are written top to bottom)."""
+    low, high = 0, target.height - 1
+    while low < high:
+        middle = (low + high) // 2
+        if _row_done(target, target.width - 1, middle):
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def zeroed_image(mode: str, width: int, height: int) -> Image.Image:
@@ -306,7 +331,14 @@ def _row_done(target: Image.Image, x: int, y: int) -> bool:
 
 
 def _bands_of_whole(file: BinaryIO, header: SourceHeader, bounds: list[int]) -> Iterator[tuple[int, Image.Image]]:
-    image = _load_oriented(file, header.orientation)
+    if header.sequential:
+        target, feed = _jpeg_target(file, header, 1)
+        for _ in feed:
+            pass
+        method = _TRANSPOSE.get(header.orientation)
+        image = target.transpose(method) if method is not None else target
+    else:
+        image = _load_oriented(file, header.orientation)
     width, height = image.size
     if (width, height) != (header.size.width, header.size.height):
         raise ImageRejected("the image changed since its header was read")

@@ -57,3 +57,13 @@ def execution_group(execution_id: str) -> str:
 def run_control_group(execution_id: str) -> str:
     """Return the group the conductor of one execution listens to for control messages."""
     return f"tileflow.run.{execution_id}"
+
+
+# Batch driver → websocket consumers of one batch (through the batch's group).
+BATCH_PROGRESS = "batch.progress"
+BATCH_STATUS = "batch.status"
+
+
+def batch_group(batch_id: str) -> str:
+    """Return the group that websocket consumers of one batch join."""
+    return f"tileflow.batch.{batch_id}"

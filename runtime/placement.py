@@ -136,6 +136,11 @@ class PlacedRun:
         self.status = "cancelled"
         await self._end()
 
+    async def fail_queued(self, reason: str) -> None:
+        """End a run that can never start (it alone exceeds the memory budget), saying why."""
+        self.status, self.error = "failed", reason
+        await self._end()
+
     # -- the run --------------------------------------------------------------------------------
 
     async def run(self) -> str:

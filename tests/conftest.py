@@ -73,3 +73,15 @@ def http(token):
     from tests.support.runs import TokenClient
 
     return TokenClient(token)
+
+
+@pytest.fixture(scope="session")
+def hostile_console(tmp_path_factory):
+    """One real console (Daphne) for raw-socket tests of limits and errors: a 2 s body timeout, its own TMPDIR."""
+    from tests.support.services import live_console
+
+    workdir = tmp_path_factory.mktemp("hostile")
+    (workdir / "tmp").mkdir()
+    with live_console(workdir, TMPDIR=str(workdir / "tmp"), TILEFLOW_BODY_TIMEOUT_SECONDS="2") as console:
+        console.tmp = workdir / "tmp"
+        yield console

@@ -4,6 +4,7 @@
 // file or another user. We never call it: every node is added from our flow document, with an empty HTML
 // string, and its content is built with createElement/textContent.
 import { el } from "../format.js";
+import { categoryClass } from "./palette.js";
 
 const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const COLUMN_WIDTH = 250;
@@ -124,8 +125,7 @@ export class FlowCanvas {
   addNode(type, x, y, params = {}, id = null) {
     const nodeId = id || this.newId(type);
     const [inputs, outputs] = this.ports(type);
-    const category = this.step(type).category.toLowerCase().replace(/[^a-z0-9]+/g, "-");
-    const dfId = this.editor.addNode(type, inputs, outputs, x, y, `tf-node cat-${category}`, {}, "", false);
+    const dfId = this.editor.addNode(type, inputs, outputs, x, y, `tf-node ${categoryClass(this.step(type))}`, {}, "", false);
     const element = this.container.querySelector(`#node-${dfId}`);
     const node = { id: nodeId, type, params: { ...params }, dfId: String(dfId), element };
     element.dataset.nodeId = nodeId;

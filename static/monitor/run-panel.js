@@ -1,12 +1,13 @@
 // Run a flow from the editor: choose or drop an image, start an execution, watch it on the canvas, cancel it.
 import { api, watchExecution } from "../api.js";
 import { between, el, formatBytes, formatMs } from "../format.js";
+import { gettext, interpolate } from "../i18n.js";
 import { OutputPreviews } from "./preview.js";
 import { ExecutionState } from "./state.js";
 
 export function nodeTiming(node) {
   if (!node || node.busy_ms === undefined) return "";
-  const parts = [`busy ${formatMs(node.busy_ms)}`];
+  const parts = [interpolate(gettext("busy %(time)s"), { time: formatMs(node.busy_ms) })];
   if (node.started_ms !== undefined && node.finished_ms !== undefined) {
     parts.push(`${formatMs(node.started_ms)} → ${formatMs(node.finished_ms)}`);
   }
@@ -22,11 +23,11 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
   let previews = null;
 
   const fileInput = el("input", { id: "run-file", class: "visually-hidden", type: "file", accept: "image/*" });
-  const dropText = el("span", { text: "Drop an image here, or choose one…" });
+  const dropText = el("span", { text: gettext("Drop an image here, or choose one…") });
   const dropZone = el("label", { class: "drop-zone", for: "run-file", tabindex: "0" }, dropText);
-  const thumb = el("img", { class: "run-thumb", alt: "Chosen image", hidden: true });
-  const runButton = el("button", { class: "btn btn-primary", id: "run", type: "button", disabled: true, text: "Run" });
-  const cancelButton = el("button", { class: "btn btn-danger", id: "run-cancel", type: "button", hidden: true, text: "Cancel" });
+  const thumb = el("img", { class: "run-thumb", alt: gettext("Chosen image"), hidden: true });
+  const runButton = el("button", { class: "btn btn-primary", id: "run", type: "button", disabled: true, text: gettext("Run") });
+  const cancelButton = el("button", { class: "btn btn-danger", id: "run-cancel", type: "button", hidden: true, text: gettext("Cancel") });
   const badge = el("span", { class: "badge", id: "run-status", hidden: true });
   const elapsed = el("span", { class: "muted small", id: "run-elapsed" });
   const message = el("p", { class: "alert alert-error", id: "run-error", role: "alert", hidden: true });
@@ -40,10 +41,10 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
   );
   const results = el("div", { class: "run-results", id: "run-results" });
   const stats = el("dl", { class: "run-stats", id: "run-stats" });
-  const pageLink = el("a", { id: "run-link", hidden: true, text: "Open the execution page →" });
+  const pageLink = el("a", { id: "run-link", hidden: true, text: gettext("Open the execution page →") });
 
   root.append(
-    el("h2", { class: "panel-title", text: "Run this flow" }),
+    el("h2", { class: "panel-title", text: gettext("Run this flow") }),
     dropZone,
     fileInput,
     thumb,
@@ -116,14 +117,14 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
     const total = outputs.reduce((sum, n) => sum + (n.total || 0), 0);
     outputProgress.hidden = state.finished;
     outputFill.style.height = `${total ? (100 * done) / total : 0}%`;
-    outputCount.textContent = total ? `Output: ${done} of ${total} tiles encoded` : "Waiting for the first tile…";
+    outputCount.textContent = total ? interpolate(gettext("Output: %(done)s of %(total)s tiles encoded"), { done, total }) : gettext("Waiting for the first tile…");
     // The status frame carries the reason a run failed: show it now, not after the final REST read.
     if (state.finished && execution.error) {
       message.textContent = execution.error;
       message.hidden = false;
     }
     const ttfo = between(execution.started_at || execution.created_at, execution.first_output_at);
-    if (ttfo !== null) setStat("ttfo", "Time to first output", formatMs(ttfo));
+    if (ttfo !== null) setStat("ttfo", gettext("Time to first output"), formatMs(ttfo));
   };
 
   const finish = async () => {
@@ -133,14 +134,14 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
     try {
       state.execution = { ...state.execution, ...(await api.execution(state.execution.id)) };
     } catch (error) {
-      message.textContent = `Could not read the final state: ${error.message}`;
+      message.textContent = interpolate(gettext("Could not read the final state: %(reason)s"), { reason: error.message });
       message.hidden = false;
     }
     const execution = state.execution;
     render();
     const start = execution.started_at || execution.created_at;
-    setStat("ttfo", "Time to first output", formatMs(between(start, execution.first_output_at)));
-    setStat("total", "Total time", formatMs(between(start, execution.finished_at) ?? performance.now() - localStart));
+    setStat("ttfo", gettext("Time to first output"), formatMs(between(start, execution.first_output_at)));
+    setStat("total", gettext("Total time"), formatMs(between(start, execution.finished_at) ?? performance.now() - localStart));
     elapsed.textContent = "";
     previews.finish(execution);
   };
@@ -149,7 +150,7 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
     if (!file) return;
     message.hidden = true;
     if (!(await ensureSaved())) {
-      message.textContent = "Save the flow without errors before running it.";
+      message.textContent = gettext("Save the flow without errors before running it.");
       message.hidden = false;
       return;
     }
@@ -163,7 +164,7 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
     try {
       execution = await api.startExecution(flowId(), file);
     } catch (error) {
-      message.textContent = `Could not start the run: ${error.message}`;
+      message.textContent = interpolate(gettext("Could not start the run: %(reason)s"), { reason: error.message });
       message.hidden = false;
       runButton.disabled = false;
       return;
@@ -196,7 +197,7 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
     try {
       await api.cancel(state.execution.id);
     } catch (error) {
-      message.textContent = `Could not cancel: ${error.message}`;
+      message.textContent = interpolate(gettext("Could not cancel: %(reason)s"), { reason: error.message });
       message.hidden = false;
       cancelButton.disabled = false;
     }

@@ -106,3 +106,41 @@ async def test_strangers_bad_origins_and_anonymous_are_refused(flow, token, othe
         assert not connected
         assert await socket.receive_nothing()
     await wait_finished(http, execution)
+
+
+def batch_socket(batch_id: str, token: str | None) -> WebsocketCommunicator:
+    headers = [ORIGIN] + ([(b"authorization", f"Bearer {token}".encode())] if token else [])
+    return WebsocketCommunicator(websocket_routes(), f"/ws/batches/{batch_id}/", headers=headers)
+
+
+async def test_batch_socket_sends_snapshot_counts_that_never_decrease_and_the_status(flow, token, other_user):
+    http = TokenClient(token)
+    images = [upload(image_bytes(300, 200, seed=seed), f"{seed}.jpg") for seed in range(6)]
+    response = await http.post(f"/api/flows/{flow.id}/batches", {"image": [*images, upload(b"junk", "junk.jpg")]})
+    assert response.status_code == 201, response.content
+    batch_id = response.json()["id"]
+    socket = batch_socket(batch_id, token)
+    connected, _ = await socket.connect()
+    assert connected
+    messages = await messages_until_status(socket)
+    await socket.disconnect()
+    assert messages[0]["type"] == "snapshot" and messages[0]["batch"]["id"] == batch_id
+    assert messages[-1] == {"type": "status", "status": "failed"}
+    counts = {key: messages[0]["batch"][key] for key in ("succeeded", "failed", "cancelled")}
+    for message in messages[1:-1]:
+        assert message["type"] == "progress" and message["total"] == 7
+        for key, value in counts.items():
+            assert message[key] >= value, "a count decreased"
+        counts = {key: message[key] for key in counts}
+    assert counts == {"succeeded": 6, "failed": 1, "cancelled": 0}
+
+    late = batch_socket(batch_id, token)
+    assert (await late.connect())[0]
+    snapshot, status = await messages_until_status(late)
+    assert snapshot["batch"]["succeeded"] == 6 and status["status"] == "failed"
+    await late.disconnect()
+
+    _, their_token = await sync_to_async(ApiToken.issue)(other_user)
+    theirs = batch_socket(batch_id, their_token)
+    connected, _ = await theirs.connect()
+    assert not connected

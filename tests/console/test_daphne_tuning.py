@@ -1,51 +1,187 @@
-"""Daphne must not parse multipart bodies again (Django parses them), nor feed Django bodies 8 kB at a time."""
+"""Daphne starts the application when the headers are in and streams the body to it, storing none of it.
 
-import io
+First on Twisted's own HTTP channel fed by hand (what reaches the application, and when), then through a real
+Daphne with raw sockets (chunked uploads, `Expect: 100-continue`, connections kept alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
 from types import SimpleNamespace
 
+import pytest
 from daphne.http_protocol import WebRequest
+from daphne.server import Server
 from twisted.internet.testing import StringTransport
 from twisted.web.http import HTTPChannel
 
-from console.daphne_tuning import skip_twisted_form_parsing
+from console.daphne_tuning import HIGH_WATER, RequestBody, stream_request_bodies
+from tests.support import raw
+from tests.support.http import multipart
+from tests.support.runs import image_bytes
 
 
-class Server:
-    """The one call Daphne's request makes on its server when it is created."""
+class RecordingApp:
+    """An ASGI application that reads the body only when told to, recording what it got."""
 
-    def protocol_connected(self, protocol) -> None:
-        self.protocol = protocol
+    def __init__(self) -> None:
+        self.scope: dict | None = None
+        self.messages: list[dict] = []
+        self.read = asyncio.Event()
+        self.receive = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.scope, self.receive = scope, receive
+        await asyncio.Event().wait()  # the test drives receive() itself
+
+    async def next_message(self) -> dict:
+        message = await asyncio.wait_for(self.receive(), 5)
+        self.messages.append(message)
+        return message
 
 
-def new_request() -> WebRequest:
+def new_channel(app) -> tuple[HTTPChannel, StringTransport]:
+    stream_request_bodies()
+    server = Server(application=app, endpoints=["tcp:port=0"])
+    server.connections = {}
     channel = HTTPChannel()
-    channel.factory = SimpleNamespace(server=Server())
-    channel.makeConnection(StringTransport())
-    return WebRequest(channel)
+    channel.requestFactory = WebRequest
+    channel.factory = SimpleNamespace(server=server, log=lambda request: None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    return channel, transport
 
 
-def test_requests_made_after_the_tuning_skip_the_form_parse():
-    assert skip_twisted_form_parsing() is True
-    assert skip_twisted_form_parsing() is True  # idempotent: wrapped once
-    assert new_request()._parsePOSTFormSubmission is False
+HEAD = b"POST /api/flows/x/run?output=out HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n"
 
 
-def test_bodies_django_keeps_in_memory_are_not_spooled_to_disk(settings):
-    skip_twisted_form_parsing()
-    small, large = new_request(), new_request()
-    small.gotLength(settings.FILE_UPLOAD_MAX_MEMORY_SIZE)
-    large.gotLength(settings.FILE_UPLOAD_MAX_MEMORY_SIZE + 1)
-    assert isinstance(small.content, io.BytesIO)
-    assert not isinstance(large.content, io.BytesIO)  # a temporary file, as Twisted does
+async def started(app: RecordingApp) -> None:
+    for _ in range(100):
+        if app.receive is not None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the application did not start")
 
 
-def test_servers_hand_bodies_to_django_in_pieces_of_a_megabyte_or_more():
-    from daphne.server import Server
+def test_installing_twice_wraps_once():
+    assert stream_request_bodies() is True
+    assert stream_request_bodies() is True
+    assert WebRequest._tileflow_streamed is True
 
-    from console.daphne_tuning import REQUEST_PIECE
 
-    skip_twisted_form_parsing()
-    endpoints = ["tcp:port=0"]
-    assert Server(application=None, endpoints=endpoints).request_buffer_size == REQUEST_PIECE
-    larger = Server(application=None, endpoints=endpoints, request_buffer_size=4 * REQUEST_PIECE)
-    assert larger.request_buffer_size == 4 * REQUEST_PIECE  # a larger size asked for is kept
+async def test_the_application_starts_at_the_headers_and_gets_the_body_as_it_arrives():
+    app = RecordingApp()
+    channel, _ = new_channel(app)
+    channel.dataReceived(HEAD % 9)
+    await started(app)
+    assert app.scope["path"] == "/api/flows/x/run" and app.scope["query_string"] == b"output=out"
+    channel.dataReceived(b"abc")
+    assert await app.next_message() == {"type": "http.request", "body": b"abc", "more_body": True}
+    channel.dataReceived(b"de")
+    channel.dataReceived(b"f")  # what arrived since the last read comes as one message
+    assert await app.next_message() == {"type": "http.request", "body": b"def", "more_body": True}
+    channel.dataReceived(b"ghi")
+    assert await app.next_message() == {"type": "http.request", "body": b"ghi", "more_body": False}
+    request = channel.requests[0]
+    assert request.content.tell() == 0  # Twisted stored nothing
+
+
+async def test_a_body_the_application_does_not_read_pauses_the_socket():
+    app = RecordingApp()
+    channel, transport = new_channel(app)
+    channel.dataReceived(HEAD % (3 * HIGH_WATER))
+    await started(app)
+    piece = b"\0" * (256 * 1024)
+    for _ in range(HIGH_WATER // len(piece)):
+        channel.dataReceived(piece)
+    assert transport.producerState == "paused"
+    message = await app.next_message()
+    assert len(message["body"]) == HIGH_WATER and message["more_body"]
+    assert transport.producerState == "producing"
+
+
+async def test_expect_100_continue_is_answered_when_the_body_is_first_read():
+    app = RecordingApp()
+    channel, transport = new_channel(app)
+    channel.dataReceived(b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+    await started(app)
+    assert b"100 Continue" not in transport.value()  # a refusal could still come first
+    assert (b"expect", b"100-continue") in app.scope["headers"]
+    reading = asyncio.ensure_future(app.next_message())
+    await asyncio.sleep(0.01)
+    assert transport.value() == b"HTTP/1.1 100 Continue\r\n\r\n"
+    channel.dataReceived(b"ok")
+    assert (await reading)["body"] == b"ok"
+
+
+async def test_a_disconnect_ends_the_body():
+    body = RequestBody(lambda: None, lambda: None)
+    body.feed(b"abc")
+    body.put_nowait({"type": "http.request", "body": b"", "more_body": False})  # Daphne's own (empty) feed: ignored
+    waiting = asyncio.ensure_future(body.get())
+    assert (await waiting)["body"] == b"abc"
+    waiting = asyncio.ensure_future(body.get())
+    await asyncio.sleep(0)
+    body.put_nowait({"type": "http.disconnect"})
+    assert await waiting == {"type": "http.disconnect"}
+
+
+@pytest.fixture(scope="module")
+def console(hostile_console):
+    return hostile_console
+
+
+@pytest.fixture(scope="module")
+def flow_id(console) -> str:
+    from tests.support.http import Client
+
+    graph = {
+        "nodes": [{"id": "in", "type": "source", "params": {}}, {"id": "out", "type": "output", "params": {}}],
+        "edges": [{"from": "in", "to": "out"}],
+    }
+    status, flow = Client(console.url, console.auth).json("POST", "/api/flows", {"name": "tuning", "graph": graph})
+    assert status == 201, flow
+    return flow["id"]
+
+
+def chunked(data: bytes, piece: int = 65536) -> bytes:
+    frames = [b"%x\r\n" % len(data[i : i + piece]) + data[i : i + piece] + b"\r\n" for i in range(0, len(data), piece)]
+    return b"".join(frames) + b"0\r\n\r\n"
+
+
+def test_a_chunked_upload_runs(console, flow_id):
+    body, content_type = multipart({"image": ("photo.png", image_bytes(640, 480, format="PNG"))})
+    headers = {**console.auth, "Content-Type": content_type, "Transfer-Encoding": "chunked"}
+    answer = raw.request(console.port, "POST", f"/api/flows/{flow_id}/run", headers, chunked(body))
+    assert answer.status == 200, answer.body[:300]
+    assert answer.body.startswith(b"\x89PNG") or b"\x89PNG" in answer.body[:16]
+
+
+def test_expect_100_continue_through_daphne(console, flow_id):
+    body, content_type = multipart({"image": ("photo.png", image_bytes(64, 48, format="PNG"))})
+    headers = {"Content-Type": content_type, "Content-Length": str(len(body)), "Expect": "100-continue"}
+    with raw.connect(console.port) as sock:  # no credential: refused at once, without a 100 first
+        started = raw.time.monotonic()
+        sock.sendall(raw.head("POST", f"/api/flows/{flow_id}/executions", headers))
+        first = sock.recv(12)
+        assert first == b"HTTP/1.1 401", first
+    with raw.connect(console.port) as sock:
+        sock.sendall(raw.head("POST", f"/api/flows/{flow_id}/executions", {**headers, **console.auth}))
+        assert sock.recv(25) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        started = raw.time.monotonic()
+        sock.sendall(body)
+        assert raw.read_answer(sock, started).status == 201
+
+
+def test_a_connection_serves_several_requests(console, flow_id):
+    with raw.connect(console.port) as sock:
+        for _ in range(3):
+            started = raw.time.monotonic()
+            sock.sendall(raw.head("GET", "/api/flows", console.auth))
+            answer = raw.read_answer(sock, started)
+            assert answer.status == 200 and flow_id in [flow["id"] for flow in answer.json()["flows"]]
+        body = b'{"name": "second", "graph": {"nodes": [], "edges": []}}'
+        started = raw.time.monotonic()
+        sock.sendall(raw.head("POST", "/api/flows", {**console.auth, "Content-Length": str(len(body))}) + body[:10])
+        sock.sendall(body[10:])
+        assert raw.read_answer(sock, started).status == 400  # an empty graph: read whole, judged, answered

@@ -234,7 +234,7 @@ def test_steps_catalog(api_client):
     steps = {entry["type"]: entry for entry in response.json()["steps"]}
     assert {"source", "output", "resize", "watermark", "rotate", "grayscale", "blur"} <= set(steps)
     for entry in steps.values():
-        assert set(entry) == {"type", "label", "category", "description", "params_schema"}
+        assert {"type", "label", "category", "description", "params_schema"} <= set(entry)
         assert entry["params_schema"]["type"] == "object"
     watermark = steps["watermark"]["params_schema"]
     assert watermark["title"] == "Text watermark"
@@ -292,3 +292,63 @@ def test_swagger_assets_are_served_locally():
 
     for asset in ("ninja/swagger-ui-bundle.js", "ninja/swagger-ui.css", "ninja/swagger-ui-init.js"):
         assert finders.find(asset), asset
+
+
+def test_rename_keeps_the_graph_and_adds_a_version(api_client):
+    flow = post_flow(api_client, CONTRACT_EXAMPLE).json()
+    renamed = api_client.patch(f"/api/flows/{flow['id']}", {"name": "  thumbs  "}, content_type="application/json")
+    assert renamed.status_code == 200, renamed.content
+    assert renamed.json()["name"] == "thumbs"
+    assert renamed.json()["graph"] == CONTRACT_EXAMPLE["graph"]
+    assert renamed.json()["version"] == 2
+    post_flow(api_client, example_document(name="other"))
+    taken = api_client.patch(f"/api/flows/{flow['id']}", {"name": "other"}, content_type="application/json")
+    assert node_errors(taken) == [(None, "you already have a flow named 'other'; flow names are unique per user")]
+
+
+def test_duplicate_gets_a_free_name_and_its_own_history(api_client):
+    flow = post_flow(api_client, CONTRACT_EXAMPLE).json()
+    first = api_client.post(f"/api/flows/{flow['id']}/duplicate")
+    second = api_client.post(f"/api/flows/{flow['id']}/duplicate")
+    assert first.status_code == second.status_code == 201, first.content
+    assert first.json()["name"] == "compress-and-watermark (copy)"
+    assert second.json()["name"] == "compress-and-watermark (copy) (2)"
+    assert first.json()["graph"] == CONTRACT_EXAMPLE["graph"] and first.json()["version"] == 1
+    named = api_client.post(f"/api/flows/{flow['id']}/duplicate", {"name": "mine"}, content_type="application/json")
+    assert named.json()["name"] == "mine"
+
+
+def test_import_as_a_copy_when_the_name_exists(api_client):
+    post_flow(api_client, CONTRACT_EXAMPLE)
+    assert post_flow(api_client, CONTRACT_EXAMPLE).status_code == 400
+    copy = api_client.post("/api/flows?on_conflict=copy", CONTRACT_EXAMPLE, content_type="application/json")
+    assert copy.status_code == 201
+    assert copy.json()["name"] == "compress-and-watermark (2)"
+
+
+def test_deleting_a_flow_keeps_its_executions_graph(api_client, user):
+    from flows.models import Execution
+
+    flow = post_flow(api_client, CONTRACT_EXAMPLE).json()
+    execution = Execution.objects.create(
+        owner=user, flow_id=flow["id"], flow_name=flow["name"], graph=flow["graph"], status="succeeded"
+    )
+    assert api_client.delete(f"/api/flows/{flow['id']}").status_code == 204
+    execution.refresh_from_db()
+    assert execution.flow_id is None
+    assert execution.graph == CONTRACT_EXAMPLE["graph"] and execution.flow_name == "compress-and-watermark"
+
+
+def test_steps_follow_accept_language_and_carry_the_other_language(api_client):
+    chinese = api_client.get("/api/steps", HTTP_ACCEPT_LANGUAGE="zh-Hans").json()["steps"]
+    blur = next(step for step in chinese if step["type"] == "blur")
+    assert blur["label"] == "高斯模糊"
+    assert blur["category_key"] == "Filter"
+    assert "Gaussian blur" in blur["aliases"]
+    assert blur["params_schema"]["properties"]["radius"]["title"] == "半径"
+    english = api_client.get("/api/steps", HTTP_ACCEPT_LANGUAGE="en").json()["steps"]
+    blur = next(step for step in english if step["type"] == "blur")
+    assert blur["label"] == "Gaussian blur"
+    assert "高斯模糊" in blur["aliases"]
+    watermark = next(step for step in english if step["type"] == "watermark")
+    assert watermark["params_schema"]["properties"]["position"]["x-choice-labels"]["bottom-right"] == "bottom right"

@@ -303,3 +303,44 @@ async def test_run_that_fails_before_its_first_band_and_cannot_store_its_upload_
     assert response.json() == {"error": "the upload could not be stored: No space left on device"}
     finished = await wait_finished(http, response["X-Execution-Id"])
     assert finished["status"] == "failed" and finished["error"] == response.json()["error"]
+
+
+async def test_a_draft_run_uses_the_sent_graph_and_leaves_the_flow_alone(http, flow):
+    import json
+
+    from tests.flows.documents import example_graph
+
+    draft = example_graph()
+    draft["nodes"][1]["params"] = {"scale": 0.25}
+    response = await http.post(
+        f"/api/flows/{flow.id}/executions", {"image": upload(image_bytes(800, 400)), "graph": json.dumps(draft)}
+    )
+    assert response.status_code == 201, response.content
+    finished = await wait_finished(http, response.json()["id"])
+    assert finished["status"] == "succeeded", finished["error"]
+    assert finished["draft"] is True and finished["graph"] == draft
+    assert finished["flow_version"] == 1
+    download = await http.get(finished["outputs"][0]["url"])
+    assert decode(await read_stream(download)).size == (200, 100)
+    await flow.arefresh_from_db()
+    assert flow.graph == COMPRESS_AND_WATERMARK and flow.version == 1
+
+    streamed = await http.post(
+        f"/api/flows/{flow.id}/run", {"image": upload(image_bytes(800, 400)), "graph": json.dumps(draft)}
+    )
+    assert streamed.status_code == 200
+    assert decode(await read_stream(streamed)).size == (200, 100)
+
+
+async def test_an_invalid_draft_graph_is_refused_naming_the_node(http, flow):
+    import json
+
+    bad = {"nodes": [{"id": "in", "type": "source"}, {"id": "out", "type": "output", "params": {"quality": 500}}]}
+    bad["edges"] = [{"from": "in", "to": "out"}]
+    response = await http.post(
+        f"/api/flows/{flow.id}/executions", {"image": upload(image_bytes(64, 64)), "graph": json.dumps(bad)}
+    )
+    assert response.status_code == 400
+    assert [error["node"] for error in response.json()["errors"]] == ["out"]
+    broken = await http.post(f"/api/flows/{flow.id}/run", {"image": upload(image_bytes(64, 64)), "graph": "{nope"})
+    assert broken.status_code == 400 and "graph" in broken.json()["error"]

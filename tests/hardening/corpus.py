@@ -54,6 +54,14 @@ def _png_header_claiming(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
+def _png_with_cut_image_data(png: bytes, fraction: float) -> bytes:
+    """The PNG with its (single) IDAT chunk cut to `fraction` of its data, chunks and IEND intact."""
+    start = png.index(b"IDAT") - 4
+    length = int.from_bytes(png[start : start + 4], "big")
+    data = png[start + 8 : start + 8 + length]
+    return png[:start] + _chunk(b"IDAT", data[: int(length * fraction)]) + _chunk(b"IEND", b"")
+
+
 def _jpeg_header_claiming(width: int, height: int) -> bytes:
     """A real small JPEG with its SOF0 size fields rewritten to `width`x`height`."""
     data = bytearray(_save(photo_like(16, 16, "RGB", 3), "JPEG", quality=80))
@@ -142,6 +150,17 @@ def corpus() -> dict[str, Specimen]:
         ),
         "truncated-jpeg-header": Specimen(jpeg[:300], "cut-header.jpg", "refused", "damaged or truncated"),
         "truncated-png": Specimen(_truncated(png, 0.5), "cut.png", "refused", "truncated"),
+        # Issue 10: 631 bytes declaring 12000x12000, its scan stopping early but closed by an end-of-image marker.
+        "jpeg-144-mp-in-600-bytes": Specimen(_jpeg_header_claiming(12_000, 12_000), "tiny.jpg", "refused", "truncated"),
+        "jpeg-cut-then-end-marker": Specimen(
+            _truncated(jpeg, 0.03) + b"\xff\xd9", "cut-eoi.jpg", "failed", "premature end of data", status=422
+        ),
+        "png-image-data-cut-then-iend": Specimen(
+            _png_with_cut_image_data(png, 0.05), "cut-idat.png", "failed", "truncated"
+        ),
+        "png-10000x10000-in-100-bytes": Specimen(
+            _png_header_claiming(10_000, 10_000), "tiny.png", "refused", "cannot inflate"
+        ),
         "png-claims-100000x100000": Specimen(
             _png_header_claiming(100_000, 100_000), "bomb.png", "refused", "limit of 150000000 pixels"
         ),

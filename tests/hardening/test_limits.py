@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
+from pathlib import Path
 
 import pytest
 from django.core.asgi import get_asgi_application
@@ -11,6 +14,8 @@ from django.core.asgi import get_asgi_application
 from console.limits import MULTIPART_ALLOWANCE, UploadLimitASGIMiddleware
 from flows.models import Execution, Flow
 from runtime.testing import chain
+from tests.support import raw
+from tests.support.http import Client
 from tests.support.runs import COMPRESS_AND_WATERMARK, image_bytes, upload, wait_finished
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
@@ -156,3 +161,89 @@ async def test_runs_beyond_the_per_user_limit_wait_queued(http, flow, settings):
     assert done_first["status"] == done_second["status"] == "succeeded"
     # The second started only once the first had finished.
     assert done_second["started_at"] >= done_first["finished_at"]
+
+
+# Through a real Daphne, with raw sockets: what a hostile client actually sends.
+
+LIMIT = 64 * 1024 * 1024  # the hostile console's TILEFLOW_MAX_UPLOAD_BYTES (the default)
+
+
+@pytest.fixture(scope="module")
+def live_flow(hostile_console) -> str:
+    client = Client(hostile_console.url, hostile_console.auth)
+    status, flow = client.json("POST", "/api/flows", {"name": "limits", "graph": COMPRESS_AND_WATERMARK})
+    assert status == 201, flow
+    return flow["id"]
+
+
+def quiet(console) -> tuple[int, list]:
+    """The server's resident memory and temporary files once its requests have ended."""
+    time.sleep(0.5)
+    return raw.rss_bytes(console.process.pid), raw.files_under(console.tmp) + raw.files_under(console.workdir / "media")
+
+
+def deleted_temp_files(console) -> list[str]:
+    """Files the server holds open in its TMPDIR, named or already unlinked (as Twisted's and Django's are)."""
+    fds = Path(f"/proc/{console.process.pid}/fd")
+    targets = []
+    for fd in fds.iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except FileNotFoundError:
+            continue
+    return [target for target in targets if target.startswith(str(console.tmp))]
+
+
+@pytest.mark.parametrize("credential", ["none", "token"])
+def test_a_declared_10_gb_body_is_answered_at_once(hostile_console, live_flow, credential):
+    headers = {
+        "Content-Length": "10000000000",
+        "Content-Type": "multipart/form-data; boundary=x",
+        **(hostile_console.auth if credential == "token" else {}),
+    }
+    with raw.connect(hostile_console.port) as sock:
+        started = time.monotonic()
+        sock.sendall(raw.head("POST", f"/api/flows/{live_flow}/executions", headers))
+        answer = raw.read_answer(sock, started)
+        assert answer.status == 413, answer
+        assert answer.seconds < 2
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.headers["connection"] == "close"
+        assert "10000000000 bytes" in answer.json()["error"]
+        assert deleted_temp_files(hostile_console) == []  # nothing stored while the connection is still open
+
+
+def test_a_chunked_200_mb_body_is_cut_off_at_the_limit_and_leaves_nothing(hostile_console, live_flow):
+    headers = {
+        **hostile_console.auth,
+        "Transfer-Encoding": "chunked",
+        "Content-Type": "multipart/form-data; boundary=x",
+    }
+    rss_before, files_before = quiet(hostile_console)
+    with raw.connect(hostile_console.port, timeout=60) as sock:
+        started = time.monotonic()
+        sock.sendall(raw.head("POST", f"/api/flows/{live_flow}/executions", headers))
+        sent = raw.send_until_answered(sock, 200 * 1024 * 1024, chunked=True)
+        answer = raw.read_answer(sock, started)
+    assert answer.status == 413, answer
+    assert "TILEFLOW_MAX_UPLOAD_BYTES" in answer.json()["error"]
+    # Cut off at the limit: what was sent past it is at most the server's read-ahead and the socket buffers.
+    assert LIMIT < sent < LIMIT + 24 * 1024 * 1024, sent
+    rss_after, files_after = quiet(hostile_console)
+    assert files_after == files_before == []
+    assert deleted_temp_files(hostile_console) == []
+    assert rss_after - rss_before < 24 * 1024 * 1024, (rss_before, rss_after)
+
+
+def test_a_stalled_body_is_given_up_with_408(hostile_console, live_flow):
+    headers = {**hostile_console.auth, "Content-Length": str(50_000_000), "Content-Type": "image/jpeg"}
+    with raw.connect(hostile_console.port) as sock:
+        started = time.monotonic()
+        sock.sendall(raw.head("POST", f"/api/flows/{live_flow}/run", headers) + b"\xff\xd8" * 1000)
+        answer = raw.read_answer(sock, started)
+    assert answer.status == 408, answer
+    assert 1.5 < answer.seconds < 10
+    assert answer.json()["error"] == (
+        "the request body stalled: nothing arrived for 2 seconds (TILEFLOW_BODY_TIMEOUT_SECONDS)"
+    )
+    assert deleted_temp_files(hostile_console) == []

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from console.routing import websocket_routes
 from flows.api import api
-from flows.models import ApiToken, Execution, ExecutionOutput, Flow
+from flows.models import ApiToken, Batch, BatchItem, Execution, ExecutionOutput, Flow
 from tests.support.runs import image_bytes
 
 # Public on purpose: the API's description and its docs page hold no one's data; login/logout are for everyone.
@@ -80,9 +80,12 @@ def owned(owner, settings) -> dict[str, str]:
     output.file.save("out.png", ContentFile(image_bytes(40, 30, format="PNG")), save=False)
     output.size = output.file.size
     output.save()
+    batch = Batch.objects.create(owner=owner, flow=flow, flow_name=flow.name, graph=GRAPH, status="succeeded")
+    BatchItem.objects.create(batch=batch, index=0, name=HOSTILE_NAME, execution=execution, status="succeeded")
     return {
         "flow_id": str(flow.id),
         "execution_id": str(execution.id),
+        "batch_id": str(batch.id),
         "input": execution.input_file.name,
         "output": output.file.name,
     }
@@ -111,7 +114,8 @@ def call(client: Client, method: str, url: str):
 def test_the_operations_cover_every_api_route():
     routed = {route for route in url_patterns() if route.startswith("api/")} - PUBLIC_API
     operated = {
-        fill(pattern, {"flow_id": "<flow_id>", "execution_id": "<execution_id>"})[1:] for _, pattern in api_operations()
+        fill(pattern, {"flow_id": "<flow_id>", "execution_id": "<execution_id>", "batch_id": "<batch_id>"})[1:]
+        for _, pattern in api_operations()
     }
     assert routed == operated
 
@@ -130,7 +134,7 @@ def test_a_stranger_gets_404_or_nothing_on_every_api_operation(owned, stranger, 
         else:
             assert response.status_code < 500, (method, url, response.status_code)
         body = b"".join(response.streaming_content) if response.streaming else response.content
-        for secret in (owned["flow_id"], owned["execution_id"], b"alert"):
+        for secret in (owned["flow_id"], owned["execution_id"], owned["batch_id"], b"alert"):
             assert (secret if isinstance(secret, bytes) else secret.encode()) not in body, (method, url)
         listed = client.get(f"/api/executions?flow={owned['flow_id']}")
         assert listed.json() == {"executions": []}

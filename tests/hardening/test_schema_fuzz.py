@@ -70,7 +70,11 @@ def test_any_request_gets_a_documented_answer(case, token):
 @pytest.mark.django_db
 # Calls that start a run are left out here: under WSGI each request's event loop ends with it, and the run with
 # it (the server is ASGI). test_hostile_images and test_limits run them on the caller's flow in-process.
-@schema.include(path_regex=r"\{(flow|execution)_id\}").exclude(path_regex=r"/(run|executions|rerun)$").parametrize()
+@(
+    schema.include(path_regex=r"\{(flow|execution)_id\}")
+    .exclude(path_regex=r"/(run|executions|rerun|batches)$")
+    .parametrize()
+)
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
 def test_requests_on_own_objects_get_a_documented_answer(case, token, own_ids):
     for name, value in own_ids.items():

@@ -1,4 +1,5 @@
 import io
+import struct
 
 import pytest
 from PIL import Image
@@ -28,6 +29,20 @@ def _sixteen_bit_gray() -> Image.Image:
     return _reopened(image, "PNG")
 
 
+def _keyed(mode: str, key) -> Image.Image:
+    """A PNG in `mode` with a tRNS key colour that some pixels match."""
+    image = {"1": photo_like(33, 17, "L").convert("1"), "RGB": photo_like(33, 17).quantize(6).convert("RGB")}.get(
+        mode
+    ) or photo_like(33, 17, "L").quantize(6).convert("L")
+    if mode == "I;16":
+        image = image.convert("I").point(lambda v: v * 257).convert("I;16")
+    return _reopened(image, "PNG", transparency=key(image))
+
+
+def _first_pixel(image: Image.Image):
+    return image.getpixel((0, 0))
+
+
 SOURCES = {
     "1": lambda: photo_like(33, 17, "L").convert("1"),
     "L": lambda: photo_like(33, 17, "L"),
@@ -40,6 +55,10 @@ SOURCES = {
     "CMYK JPEG": lambda: _reopened(photo_like(33, 17).convert("CMYK"), "JPEG"),
     "YCbCr": lambda: photo_like(33, 17).convert("YCbCr"),
     "I;16 PNG": _sixteen_bit_gray,
+    "1+tRNS": lambda: _keyed("1", _first_pixel),
+    "L+tRNS": lambda: _keyed("L", _first_pixel),
+    "RGB+tRNS": lambda: _keyed("RGB", _first_pixel),
+    "I;16+tRNS": lambda: _keyed("I;16", _first_pixel),
     "I": lambda: photo_like(33, 17, "L").convert("I").point(lambda v: v * 300 - 2000),
     "F": lambda: photo_like(33, 17, "L").convert("F").point(lambda v: v * 1.5 - 60),
 }
@@ -102,3 +121,25 @@ def test_cmyk_jpeg_is_not_inverted():
 def test_normalize_refuses_a_target_that_is_not_a_working_mode():
     with pytest.raises(ValueError):
         normalize(Image.new("RGB", (1, 1)), "CMYK")
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "RGB"])
+def test_a_trns_key_becomes_alpha_as_pillows_convert(mode):
+    image = _keyed(mode, _first_pixel)
+    assert working_mode(image) == "RGBA"
+    result = normalize(image)
+    assert result.tobytes() == image.convert("RGBA").tobytes()
+    alpha = result.getchannel("A")
+    assert alpha.getextrema() == (0, 255), "some pixels transparent, some opaque"
+
+
+def test_a_trns_key_on_16_bit_gray_compares_all_16_bits():
+    image = Image.frombytes("I;16", (4, 1), struct.pack("<4H", 0x1234, 0x1235, 0x3412, 0xFFFF))
+    image = _reopened(image, "PNG", transparency=0x1234)
+    result = normalize(image)
+    assert list(result.get_flattened_data()) == [
+        (0x12, 0x12, 0x12, 0),
+        (0x12, 0x12, 0x12, 255),
+        (0x34, 0x34, 0x34, 255),
+        (0xFF, 0xFF, 0xFF, 255),
+    ]

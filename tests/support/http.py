@@ -85,3 +85,15 @@ class Client:
                     return
         finally:
             connection.close()
+
+
+def wait_status(client: Client, execution_id: str, wanted: set[str], timeout: float = 60) -> dict:
+    """Poll the API until the execution's status is one of `wanted`; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, execution = client.json("GET", f"/api/executions/{execution_id}")
+        assert status == 200, execution
+        if execution["status"] in wanted:
+            return execution
+        time.sleep(0.05)
+    raise AssertionError(f"execution {execution_id} still {execution['status']}, not one of {sorted(wanted)}")

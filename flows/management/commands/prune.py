@@ -9,7 +9,7 @@ once they are older than the cutoff too.
 
 from __future__ import annotations
 
-import os
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from flows import media as media_files
 from flows.models import Execution, ExecutionOutput
 
 
@@ -91,7 +92,7 @@ class Command(BaseCommand):
         if not dry_run:
             with transaction.atomic():
                 ExecutionOutput.objects.filter(execution_id__in=old_ids).delete()
-        self._orphans(media, cutoff.timestamp(), freed, dry_run=dry_run)
+        self._orphans(cutoff.timestamp(), freed, dry_run=dry_run)
 
         verb = "would free" if dry_run else "freed"
         self.stdout.write(
@@ -99,23 +100,8 @@ class Command(BaseCommand):
             f"of {len(freed.executions)} executions older than {days:g} days"
         )
 
-    def _orphans(self, media: Path, cutoff: float, freed: Freed, *, dry_run: bool) -> None:
-        """Delete old files that no execution refers to, then the folders they leave empty."""
-        referenced = {
-            media / name for name in Execution.objects.exclude(input_file="").values_list("input_file", flat=True)
-        }
-        referenced |= {media / name for name in ExecutionOutput.objects.values_list("file", flat=True) if name}
-        for top in ("inputs", "outputs"):
-            root = media / top
-            if not root.is_dir():
-                continue
-            for folder, _, files in os.walk(root, topdown=False):
-                for name in files:
-                    path = Path(folder) / name
-                    if path in referenced or path.stat().st_mtime >= cutoff:
-                        continue
-                    freed.add(path)
-                    if not dry_run:
-                        path.unlink()
-                if not dry_run and Path(folder) != root and not os.listdir(folder):
-                    os.rmdir(folder)
+    def _orphans(self, cutoff: float, freed: Freed, *, dry_run: bool) -> None:
+        """Delete old files that no execution owns, then the folders they leave empty."""
+        for _, size in media_files.remove_orphans(grace_seconds=time.time() - cutoff, dry_run=dry_run):
+            freed.files += 1
+            freed.bytes += size

@@ -1,0 +1,159 @@
+"""A finished batch's results as one zip, streamed while it is written (never whole in memory or on disk).
+
+Entries are named after the inputs (their folders kept) with the output format's extension, plus
+`-{node}` when the flow has several outputs, and `errors.json` lists the items that did not succeed.
+A writer thread builds the zip on an unseekable pipe (zipfile then writes data descriptors); the
+response takes its chunks a few at a time, so a slow client slows the writer instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import posixpath
+import threading
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from flows.models import Batch, ExecutionOutput
+
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/avif": ".avif"}
+CHUNK = 1024 * 1024
+CHUNKS_AHEAD = 4
+ERRORS_NAME = "errors.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ZipEntry:
+    name: str
+    path: Path
+    date_time: tuple[int, int, int, int, int, int]
+
+
+def entry_names(item_name: str, outputs: list[tuple[str, str]], several: bool, taken: set[str]) -> list[str]:
+    """Name an item's outputs ((node, content type) pairs) after the input, unique among `taken`."""
+    stem, _ = posixpath.splitext(item_name)
+    names = []
+    for node, content_type in outputs:
+        extension = EXTENSIONS.get(content_type, "")
+        base = f"{stem}-{node}" if several else stem
+        name, number = f"{base}{extension}", 2
+        while name.lower() in taken or name == ERRORS_NAME:
+            name, number = f"{base}-{number}{extension}", number + 1
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
+def plan_results(batch: Batch) -> tuple[list[ZipEntry], list[dict]]:
+    """Return the zip's image entries and the errors.json list, in item order."""
+    several = sum(1 for node in batch.graph.get("nodes", []) if node.get("type") == "output") > 1
+    outputs: dict = {}
+    for output in ExecutionOutput.objects.filter(execution__batch_items__batch=batch, complete=True).order_by("node"):
+        outputs.setdefault(output.execution_id, []).append(output)
+    entries, errors, taken = [], [], set()
+    media = Path(settings.MEDIA_ROOT)
+    for item in batch.items.all():
+        produced = outputs.get(item.execution_id, []) if item.status == "succeeded" else []
+        missing = [output for output in produced if not (media / output.file.name).is_file()]
+        if item.status != "succeeded" or not produced or missing:
+            error = item.error or ("its output is no longer stored" if item.status == "succeeded" else None)
+            errors.append({"name": item.name, "status": item.status, "error": error, "execution": _id(item)})
+            continue
+        moment = (item.finished_at or batch.created_at).timetuple()[:6]
+        names = entry_names(item.name, [(output.node, output.content_type) for output in produced], several, taken)
+        for name, output in zip(names, produced, strict=True):
+            entries.append(ZipEntry(name, media / output.file.name, moment))
+    return entries, errors
+
+
+def _id(item) -> str | None:
+    return str(item.execution_id) if item.execution_id else None
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only, unseekable file whose bytes go to the event loop in chunks, with back-pressure."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, stop: threading.Event) -> None:
+        self.loop = loop
+        self.queue = queue
+        self.stop = stop
+        self.credits = threading.Semaphore(CHUNKS_AHEAD)
+        self.buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.buffer += data
+        if len(self.buffer) >= CHUNK:
+            self._send()
+        return len(data)
+
+    def _send(self) -> None:
+        while not self.credits.acquire(timeout=0.5):
+            if self.stop.is_set():
+                raise BrokenPipeError("the client went away")
+        if self.stop.is_set():
+            raise BrokenPipeError("the client went away")
+        chunk, self.buffer = bytes(self.buffer), bytearray()
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, chunk)
+
+    def finish(self) -> None:
+        if self.buffer:
+            self._send()
+
+
+def _write_zip(pipe: _Pipe, entries: list[ZipEntry], errors: list[dict]) -> None:
+    with zipfile.ZipFile(pipe, "w", allowZip64=True) as archive:
+        for entry in entries:
+            info = zipfile.ZipInfo(entry.name, date_time=entry.date_time)
+            info.compress_type = zipfile.ZIP_STORED  # images are compressed already
+            info.external_attr = 0o644 << 16
+            size = entry.path.stat().st_size
+            info.file_size = size
+            with open(entry.path, "rb") as source, archive.open(info, "w", force_zip64=size > 2**31) as sink:
+                while chunk := source.read(CHUNK):
+                    sink.write(chunk)
+        if errors:
+            archive.writestr(
+                zipfile.ZipInfo(ERRORS_NAME, date_time=entries[-1].date_time if entries else (1980, 1, 1, 0, 0, 0)),
+                json.dumps(errors, ensure_ascii=False, indent=2),
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
+    pipe.finish()
+
+
+async def stream_results(batch: Batch) -> AsyncIterator[bytes]:
+    """Yield the results zip of a finished batch, chunk by chunk, as its writer thread makes it."""
+    entries, errors = await sync_to_async(plan_results)(batch)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
+    pipe = _Pipe(loop, queue, stop)
+    end = object()
+    failure: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            _write_zip(pipe, entries, errors)
+        except BaseException as error:  # reported to the response, which ends early
+            failure.append(error)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, end)
+
+    threading.Thread(target=write, name=f"batch-results-{batch.pk}", daemon=True).start()
+    try:
+        while (chunk := await queue.get()) is not end:
+            pipe.credits.release()
+            yield chunk
+        if failure and not stop.is_set():
+            raise failure[0]
+    finally:
+        stop.set()

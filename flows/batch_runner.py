@@ -1,0 +1,367 @@
+"""Run a batch's items a few at a time, under the same limits as any run, and survive a restart.
+
+A driver (one asyncio task per batch, in the server process that took it) keeps at most
+`BATCH_CONCURRENCY` items started and unfinished: each is probed, given its execution and started
+through `runtime.api.start` like any run, so the per-user slots and the server-wide admission
+apply to it and a batch of a thousand never holds more than a few decoded images or waiting tasks.
+The driver's heartbeat is the batch row's `heartbeat_at`. When a server dies mid-batch, a
+supervisor (in every server, at start-up and every few seconds) claims batches whose driver is gone:
+items that never started run; items whose run was interrupted run again (once) from their stored
+input; items that ended keep their result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from flows import executions
+from flows.batches import status_counts
+from flows.models import Batch, BatchItem, Execution
+from runtime import api as runtime
+from runtime import events
+from runtime.bridge import TRANSIENT_ERRORS
+
+log = logging.getLogger("tileflow.batches")
+
+# An item whose run was interrupted by a server's death runs again, this many times in all.
+MAX_ATTEMPTS = 2
+INTERRUPTED = "interrupted: the server running this batch stopped before the item finished"
+PUBLISH_INTERVAL = 0.25
+UNFINISHED = ("queued", "running")
+
+_driving: dict[str, asyncio.Task] = {}
+_supervisor: dict[int, asyncio.Task] = {}  # id(loop) -> supervisor task
+
+
+def window() -> int:
+    """Return how many items of one batch may be started and unfinished at once."""
+    config = settings.TILEFLOW
+    return max(1, min(config["BATCH_CONCURRENCY"], config["MAX_CONCURRENT_RUNS_PER_USER"]))
+
+
+def drive(batch_id) -> asyncio.Task:
+    """Drive a batch from this process's event loop (once: a second call returns the same task)."""
+    key = str(batch_id)
+    task = _driving.get(key)
+    if task is None or task.done():
+        task = asyncio.get_running_loop().create_task(BatchDriver(key).run(), name=f"batch-{key}")
+        _driving[key] = task
+        task.add_done_callback(lambda done: _driving.pop(key, None) if _driving.get(key) is done else None)
+    return task
+
+
+def driving(batch_id) -> bool:
+    task = _driving.get(str(batch_id))
+    return task is not None and not task.done()
+
+
+class BatchDriver:
+    """Admit a batch's items a window at a time, record each end, publish counts, end the batch."""
+
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        self.layer = get_channel_layer()
+        self.group = events.batch_group(batch_id)
+        self.active: dict[asyncio.Task, int] = {}
+        self.conductors: dict[int, runtime.Conductor] = {}
+        self.sent: dict[str, int] = {}
+        self.published_at = 0.0
+
+    async def run(self) -> None:
+        batch = await Batch.objects.filter(pk=self.batch_id).afirst()
+        if batch is None or batch.finished:
+            return
+        await self._beat(start=True)
+        beat = max(0.5, settings.TILEFLOW["HEARTBEAT_SECONDS"])
+        cancelling = False
+        try:
+            while True:
+                cancelling = cancelling or await self._cancel_requested()
+                if cancelling:
+                    for conductor in self.conductors.values():
+                        conductor.cancel()
+                while not cancelling and len(self.active) < window():
+                    item = await _claim_next(self.batch_id)
+                    if item is None:
+                        break
+                    self.active[asyncio.create_task(self._run_item(batch, item))] = item.pk
+                if not self.active:
+                    break
+                done, _ = await asyncio.wait(self.active, timeout=beat, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    self.active.pop(task)
+                if not await self._beat():
+                    log.warning("batch %s was taken over by another server; this one stops driving it", self.batch_id)
+                    return
+                await self._publish(final=False)
+        except asyncio.CancelledError:
+            for task in self.active:
+                task.cancel()
+            raise
+        await self._finish(cancelling)
+
+    async def _run_item(self, batch: Batch, item: BatchItem) -> None:
+        """Run one item to its end and record it; never raises for the item's own failure."""
+        try:
+            path = Path(settings.MEDIA_ROOT) / item.input_file
+            try:
+                header = await asyncio.to_thread(runtime.probe, path, settings.TILEFLOW["MAX_PIXELS"])
+            except runtime.ImageRejected as rejected:
+                await _end_item(item.pk, "failed", str(rejected))
+                return
+            except OSError as error:
+                await _end_item(item.pk, "failed", f"the stored input cannot be read: {error.strerror or error}")
+                return
+            execution = await sync_to_async(_create_execution)(batch, item, header)
+            conductor = await executions.launch(execution, header)
+            self.conductors[item.pk] = conductor
+            await conductor.finished.wait()
+            await _end_item(item.pk, conductor.status, conductor.error)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug of ours: the item fails with the reason, the batch goes on
+            log.exception("batch %s item %s failed unexpectedly", self.batch_id, item.pk)
+            await _end_item(item.pk, "failed", f"internal error: {type(error).__name__}: {error}")
+        finally:
+            self.conductors.pop(item.pk, None)
+
+    async def _cancel_requested(self) -> bool:
+        return await Batch.objects.filter(pk=self.batch_id, cancel_requested=True).aexists()
+
+    async def _beat(self, *, start: bool = False) -> bool:
+        """Record that this process drives the batch; False when another server has taken it."""
+        rows = Batch.objects.filter(pk=self.batch_id)
+        fields = {"heartbeat_at": timezone.now()}
+        if start:
+            fields.update(runner=executions.RUNNER)
+            await rows.filter(status="queued").aupdate(status="running")
+        else:
+            rows = rows.filter(runner=executions.RUNNER)
+        return bool(await rows.aupdate(**fields))
+
+    async def _publish(self, *, final: bool) -> dict[str, int]:
+        if not final and time.monotonic() - self.published_at < PUBLISH_INTERVAL:
+            return {}
+        self.published_at = time.monotonic()
+        tally = await sync_to_async(status_counts)(self.batch_id)
+        progress = {key: tally[key] for key in ("succeeded", "failed", "cancelled", "total")}
+        if final or progress != self.sent:
+            self.sent = progress
+            await self._send({"type": events.BATCH_PROGRESS, **progress, "final": final})
+        return tally
+
+    async def _finish(self, cancelled: bool) -> None:
+        status = await sync_to_async(_close_batch)(self.batch_id, cancelled)
+        await self._publish(final=True)
+        if status is not None:
+            await self._send({"type": events.BATCH_STATUS, "status": status})
+
+    async def _send(self, message: dict) -> None:
+        try:
+            await self.layer.group_send(self.group, message)
+        except TRANSIENT_ERRORS as error:
+            log.warning("batch progress not published: %s", error)
+
+
+async def _claim_next(batch_id: str) -> BatchItem | None:
+    """Take the next queued item (the first by index) for this driver; None when none is left."""
+    while True:
+        item = await BatchItem.objects.filter(batch_id=batch_id, status="queued").order_by("index").afirst()
+        if item is None:
+            return None
+        claimed = await BatchItem.objects.filter(pk=item.pk, status="queued").aupdate(
+            status="running", attempts=item.attempts + 1, started_at=timezone.now(), finished_at=None
+        )
+        if claimed:  # else a cancel took it meanwhile
+            item.attempts += 1
+            return item
+
+
+def _create_execution(batch: Batch, item: BatchItem, header: runtime.SourceHeader) -> Execution:
+    """Store the item's execution (its input is the item's stored file) and link it."""
+    with transaction.atomic():
+        execution = Execution.objects.create(
+            owner_id=batch.owner_id,
+            flow_id=batch.flow_id,
+            graph=batch.graph,
+            flow_name=batch.flow_name,
+            flow_version=batch.flow_version,
+            input_file=item.input_file,
+            input_name=os.path.basename(item.name)[:255],
+            input_size=item.size,
+            input_width=header.size.width,
+            input_height=header.size.height,
+            input_format=header.format,
+        )
+        BatchItem.objects.filter(pk=item.pk).update(execution=execution)
+    return Execution.objects.select_related("owner").get(pk=execution.pk)
+
+
+async def _end_item(item_id: int, status: str, error: str | None) -> None:
+    await BatchItem.objects.filter(pk=item_id, status="running").aupdate(
+        status=status, error=error if status == "failed" else None, finished_at=timezone.now()
+    )
+
+
+def _close_batch(batch_id: str, cancelled: bool) -> str | None:
+    """Give the batch its final status once no item is unfinished; return it (None if not over)."""
+    with transaction.atomic():
+        if cancelled:
+            BatchItem.objects.filter(batch_id=batch_id, status="queued").update(
+                status="cancelled", finished_at=timezone.now()
+            )
+        tally = status_counts(batch_id)
+        if tally["queued"] or tally["running"]:
+            return None
+        if cancelled or Batch.objects.filter(pk=batch_id, cancel_requested=True).exists():
+            status = "cancelled"
+        elif tally["failed"]:
+            status = "failed"
+        elif tally["cancelled"]:
+            status = "cancelled"
+        else:
+            status = "succeeded"
+        updated = Batch.objects.filter(pk=batch_id, status__in=UNFINISHED).update(
+            status=status, finished_at=timezone.now()
+        )
+    return status if updated else None
+
+
+# -- cancelling ---------------------------------------------------------------------------------
+
+
+async def cancel(batch: Batch) -> None:
+    """Stop a batch: queued items are cancelled at once, running ones are asked to stop."""
+    await Batch.objects.filter(pk=batch.pk).aupdate(cancel_requested=True)
+    await BatchItem.objects.filter(batch_id=batch.pk, status="queued").aupdate(
+        status="cancelled", finished_at=timezone.now()
+    )
+    running = [
+        str(execution)
+        async for execution in BatchItem.objects.filter(batch_id=batch.pk, status="running")
+        .exclude(execution=None)
+        .values_list("execution_id", flat=True)
+    ]
+    for execution_id in running:
+        await runtime.cancel(execution_id)
+    task = _driving.get(str(batch.pk))
+    if task is not None and not task.done():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await asyncio.shield(task)
+        return
+    await sync_to_async(_cancel_orphan)(batch.pk)
+
+
+def _cancel_orphan(batch_id) -> None:
+    """End a cancelled batch here when nobody drives it any more (its server is gone)."""
+    batch = Batch.objects.filter(pk=batch_id).first()
+    if batch is not None and batch.runner != executions.RUNNER and _orphaned(batch, _cutoff()):
+        requeue_interrupted(batch_id)
+        _close_batch(str(batch_id), True)
+
+
+# -- resuming after a restart -------------------------------------------------------------------
+
+
+def _cutoff():
+    return timezone.now() - timedelta(seconds=max(10.0, settings.TILEFLOW["HEARTBEAT_SECONDS"] * 5))
+
+
+def _orphaned(batch: Batch, cutoff) -> bool:
+    if not batch.runner:
+        return False  # created moments ago; its server starts driving it at once
+    if batch.runner == executions.RUNNER:
+        return not driving(batch.pk)
+    return executions._runner_gone(batch.runner) or (batch.heartbeat_at or batch.created_at) < cutoff
+
+
+def claim_orphans() -> list[str]:
+    """Take over the unfinished batches whose driver is gone; return their ids, ready to drive."""
+    cutoff = _cutoff()
+    claimed = []
+    candidates = Batch.objects.filter(status__in=UNFINISHED).only("id", "runner", "heartbeat_at", "created_at")
+    for batch in candidates:
+        if driving(batch.pk) or not _orphaned(batch, cutoff):
+            continue
+        taken = Batch.objects.filter(pk=batch.pk, runner=batch.runner, heartbeat_at=batch.heartbeat_at).update(
+            runner=executions.RUNNER, heartbeat_at=timezone.now()
+        )
+        if taken:
+            requeue_interrupted(batch.pk)
+            claimed.append(str(batch.pk))
+    if claimed:
+        log.warning("resuming %d batch(es) whose server stopped: %s", len(claimed), ", ".join(claimed))
+    return claimed
+
+
+def requeue_interrupted(batch_id) -> None:
+    """Settle the items a dead driver left running: keep what ended, run the rest again (once)."""
+    now = timezone.now()
+    for item in BatchItem.objects.filter(batch_id=batch_id, status="running").select_related("execution"):
+        execution = item.execution
+        ended = execution is not None and execution.status in Execution.FINISHED
+        interrupted = ended and execution.status == "failed" and (execution.error or "").startswith("interrupted")
+        if ended and not interrupted:
+            BatchItem.objects.filter(pk=item.pk).update(
+                status=execution.status,
+                error=execution.error if execution.status == "failed" else None,
+                finished_at=execution.finished_at or now,
+            )
+            continue
+        if execution is not None and not ended:
+            Execution.objects.filter(pk=execution.pk, status__in=UNFINISHED).update(
+                status="failed", finished_at=now, error=INTERRUPTED
+            )
+        if item.attempts < MAX_ATTEMPTS:
+            BatchItem.objects.filter(pk=item.pk).update(status="queued", started_at=None)
+        else:
+            BatchItem.objects.filter(pk=item.pk).update(status="failed", error=INTERRUPTED, finished_at=now)
+
+
+async def supervise(interval: float | None = None) -> None:
+    """Claim and drive orphaned batches now and every few heartbeats, for as long as the loop runs."""
+    interval = interval or max(2.0, settings.TILEFLOW["HEARTBEAT_SECONDS"] * 2)
+    while True:
+        try:
+            for batch_id in await sync_to_async(_claim_orphans_fresh)():
+                drive(batch_id)
+        except Exception:
+            log.exception("batch supervision failed")
+        await asyncio.sleep(interval)
+
+
+def _claim_orphans_fresh() -> list[str]:
+    close_old_connections()
+    return claim_orphans()
+
+
+def ensure_supervisor() -> None:
+    """Start this event loop's supervisor once."""
+    loop = asyncio.get_running_loop()
+    task = _supervisor.get(id(loop))
+    if task is None or task.done():
+        _supervisor[id(loop)] = loop.create_task(supervise(), name="batch-supervisor")
+
+
+def start_supervisor_with_server() -> bool:
+    """Under Daphne, start the supervisor as soon as its event loop runs (Daphne has no lifespan)."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return False
+    from twisted.internet import reactor
+
+    reactor.callWhenRunning(ensure_supervisor)
+    return True

@@ -1,0 +1,275 @@
+"""Admission: the server-wide budget of decoded bytes that runs draw on, and the queue of runs waiting for it.
+
+A run's cost is estimated from its plan before any pixel is decoded (`estimate`): the decoder's
+full-size image, plus what the plan keeps in its stores and in flight. A run starts only when its
+cost fits in what the budget has left; otherwise it waits, first come first served (a large run at
+the head is not overtaken by small ones, so it cannot starve). A run that alone exceeds the whole
+budget can never start and is refused at once (`RunTooLarge`); when too many runs wait already,
+new ones are turned away with a time to retry after (`QueueFull`).
+
+`MemoryBudget` is plain Python with a lock: one per process, usable from any event loop or thread
+(a console, or a worker process that conducts runs). Nothing here knows Django.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.decode import SourceHeader
+from runtime.plan import Plan, compile_plan
+from runtime.registry import ImageInfo, TileKind
+from runtime.steps.source import shrink_on_load, shrunk_size
+
+MB = 1024 * 1024
+DEFAULT_FRACTION = 0.25  # of physical memory (or of the cgroup's limit, when lower), when no budget is set
+
+# Bytes a pixel takes in memory, as Pillow stores each mode (RGB is padded to 4, two bands take 4 too).
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+
+
+def pixel_bytes(mode: str) -> int:
+    return _PIXEL_BYTES.get(mode, 4)
+
+
+@dataclass(frozen=True, slots=True)
+class RunCost:
+    """What a run is expected to hold at its peak, in bytes: the decoded source, and the work around it."""
+
+    decode: int
+    working: int
+
+    @property
+    def total(self) -> int:
+        return self.decode + self.working
+
+
+def estimate(graph: dict[str, Any], header: SourceHeader, *, tile_size: int, max_in_flight: int) -> RunCost:
+    """Return the memory a run of `graph` on an image described by `header` holds at its peak.
+
+    What the conductor holds, from its plan (see docs/architecture.md, "Decode memory"):
+
+    - The decoder's image: full size, 4 bytes a pixel for colour. A streamed JPEG's target (shrunk
+      on load when the flow allows); Pillow's own image for every other format, twice while an EXIF
+      orientation is applied (the transposed copy is made before the original goes).
+    - The source store: the decoder runs ahead until `max_in_flight + 2` rows of tiles wait, and two
+      more bands are asked of it; a non-streamed source's bands are copies, a streamed JPEG's tiles
+      are parts of its target (nothing more). Every other store: the rows the tasks in flight fill,
+      plus the row an encoder joins. All of a store when a whole-image step reads it.
+    - In flight: each task's region is copied for its worker and every step of its chain makes a
+      tile of its own: the `max_in_flight` largest tasks count.
+    - Encoders: a band joined and encoded in parts (three band-sized buffers; six for PNG, whose
+      rows are filtered and compressed on two threads), and the whole picture for WebP, which buffers it.
+
+    Checked against the peak resident memory of one run (docs/benchmarks.md, figure M): within
+    0.9-1.4 of it for PNG and JPEG sources of 24-144 MP through resize, rotate, blur, fan-out and
+    every encoder; an estimate is rounded up, never tuned to a single case.
+    """
+    shrink, graph = shrink_on_load(graph, header.size) if header.streamable else (1, graph)
+    size = shrunk_size(header.size, shrink)
+    plan = compile_plan(graph, ImageInfo(size, header.mode), tile_size=tile_size)
+    decode = size.width * size.height * pixel_bytes(header.mode)
+    if not header.streamable and header.orientation != 1:
+        decode *= 2
+    return RunCost(decode=decode, working=_working_bytes(plan, max_in_flight, streamed=header.streamable))
+
+
+def _rows_bytes(info: ImageInfo, rows: int, tile_size: int) -> int:
+    return info.size.width * min(rows * tile_size, info.size.height) * pixel_bytes(info.mode)
+
+
+def _working_bytes(plan: Plan, max_in_flight: int, *, streamed: bool) -> int:
+    whole_read = {
+        segment.input_store
+        for segment in plan.segments
+        if plan.nodes[segment.chain[0]].step.kind is TileKind.WHOLE_IMAGE
+    }
+    total = 0
+    for store in plan.stores:
+        info = plan.nodes[store].output
+        if store in whole_read:
+            rows = len(plan.grid(store))
+        elif store == plan.source:
+            rows = 0 if streamed else max_in_flight + 2 + 2
+        else:
+            columns = -(-info.size.width // plan.tile_size)
+            rows = -(-max_in_flight // columns) + 2
+        total += _rows_bytes(info, rows, plan.tile_size)
+    in_flight = []
+    for task in plan.tasks:
+        segment = plan.segments[task.segment]
+        region = task.region.width * task.region.height * pixel_bytes(plan.nodes[segment.input_store].output.mode)
+        made = sum(
+            box.width * box.height * pixel_bytes(plan.nodes[node].output.mode)
+            for node, box in zip(segment.chain, task.boxes, strict=True)
+        )
+        in_flight.append(region + made)
+    total += sum(sorted(in_flight, reverse=True)[:max_in_flight])
+    for output in plan.outputs:
+        node = plan.nodes[output]
+        total += (6 if node.params.format == "png" else 3) * _rows_bytes(node.output, 1, plan.tile_size)
+        if node.params.format == "webp":
+            total += node.output.size.width * node.output.size.height * 4
+    return total
+
+
+class RunTooLarge(Exception):
+    """The run alone needs more than the whole budget: it could never start."""
+
+    def __init__(self, needed: int, capacity: int) -> None:
+        super().__init__(
+            f"this run needs about {math.ceil(needed / MB)} MB of memory to decode and process the image, "
+            f"more than the server's whole budget of {capacity // MB} MB (TILEFLOW_MEMORY_BUDGET_BYTES): "
+            "send a smaller image"
+        )
+        self.needed = needed
+        self.capacity = capacity
+
+
+class QueueFull(Exception):
+    """Too many runs wait for memory already; `retry_after` is a guess, in whole seconds, of when to try again."""
+
+    def __init__(self, waiting: int, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"the server is busy: {waiting} runs are waiting for memory (at most {limit} may wait); "
+            f"try again in {retry_after} s"
+        )
+        self.waiting = waiting
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+@dataclass(slots=True)
+class _Waiter:
+    cost: int
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+    granted: bool = False
+
+
+class Grant:
+    """Memory held by one run; `release()` gives it back (once, whatever calls it twice)."""
+
+    def __init__(self, budget: MemoryBudget, cost: int) -> None:
+        self.budget = budget
+        self.cost = cost
+        self.since = time.monotonic()
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.budget._release(self)
+
+
+class MemoryBudget:
+    """A number of bytes that runs hold while they run, handed out first come first served."""
+
+    def __init__(self, capacity: int, max_queued: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"a memory budget must be at least one byte, not {capacity}")
+        self.capacity = capacity
+        self.max_queued = max_queued
+        self.in_use = 0
+        self.running = 0
+        self._lock = threading.Lock()
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._mean_hold = 5.0  # seconds a grant is held, a moving average (for Retry-After)
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiters)
+
+    def check(self, cost: int, *, queued: int | None = None) -> None:
+        """Refuse now what `acquire` would refuse or make wait too long: RunTooLarge, QueueFull.
+
+        `queued`: the runs waiting before this one, when the caller counts more than this budget's own
+        waiters (runs waiting for a per-user slot too).
+        """
+        if cost > self.capacity:
+            raise RunTooLarge(cost, self.capacity)
+        with self._lock:
+            waiting = len(self._waiters) if queued is None else queued
+            fits_now = not self._waiters and self.in_use + cost <= self.capacity
+            if waiting >= self.max_queued and not fits_now:
+                raise QueueFull(waiting, self.max_queued, self._retry_after(waiting))
+
+    async def acquire(self, cost: int) -> Grant:
+        """Wait until `cost` bytes fit after every run that waited before; cancellable while it waits."""
+        if cost > self.capacity:
+            raise RunTooLarge(cost, self.capacity)
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if not self._waiters and self.in_use + cost <= self.capacity:
+                return self._grant(cost)
+            waiter = _Waiter(cost, loop, loop.create_future())
+            self._waiters.append(waiter)
+        try:
+            await waiter.future
+        except asyncio.CancelledError:
+            with self._lock:
+                if waiter.granted:  # granted as the cancellation came: give it back
+                    self._ungrant(cost)
+                    self._wake()
+                else:
+                    self._waiters.remove(waiter)
+                    self._wake()  # a large head leaving may let the next ones in
+            raise
+        return waiter.future.result()
+
+    def _grant(self, cost: int) -> Grant:
+        self.in_use += cost
+        self.running += 1
+        return Grant(self, cost)
+
+    def _ungrant(self, cost: int) -> None:
+        self.in_use -= cost
+        self.running -= 1
+
+    def _release(self, grant: Grant) -> None:
+        with self._lock:
+            self._ungrant(grant.cost)
+            self._mean_hold = 0.8 * self._mean_hold + 0.2 * (time.monotonic() - grant.since)
+            self._wake()
+
+    def _wake(self) -> None:
+        """Grant the waiters at the head that fit now, in order (called with the lock held)."""
+        while self._waiters and self.in_use + self._waiters[0].cost <= self.capacity:
+            waiter = self._waiters.popleft()
+            waiter.granted = True
+            grant = self._grant(waiter.cost)
+            waiter.loop.call_soon_threadsafe(_resolve, waiter.future, grant)
+
+    def _retry_after(self, waiting: int) -> int:
+        """Guess when a place in the queue frees: the runs ahead, drained by those running at a time."""
+        return max(1, min(300, math.ceil(self._mean_hold * (waiting + 1) / max(1, self.running))))
+
+
+def _resolve(future: asyncio.Future, grant: Grant) -> None:
+    if not future.done():  # else its task was cancelled meanwhile, and `acquire` gave the grant back
+        future.set_result(grant)
+
+
+def physical_memory() -> int:
+    """Return the bytes of memory this process may use: physical memory, or its cgroup's limit when lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(limit_file) as file:
+                text = file.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < total:
+            total = int(text)
+    return total
+
+
+def default_capacity() -> int:
+    return int(physical_memory() * DEFAULT_FRACTION)

@@ -1,0 +1,256 @@
+"""What a file tells before any pixel is decoded, beyond what Pillow reports when it opens it.
+
+- JPEG: the layout up to the first scan (where its entropy-coded data starts, progressive or not, how
+  many 8x8 blocks it codes). A Huffman-coded scan spends at least 1 bit a block on its DC coefficient
+  (2 with the end-of-block code of a sequential scan), so a file whose data after its first scan is
+  shorter than that is truncated, whatever markers it ends with: a 631-byte file declaring
+  12000x12000 is refused here instead of decoding 144 MP of grey filler. A cut that leaves more bytes
+  than that bound is caught while decoding (`runtime.decode`).
+- PNG: every chunk up to IEND is walked, which finds a cut file, an image stream too short to inflate
+  to the declared rows (deflate never expands more than 1032:1), and the EXIF and XMP that
+  `ImageOps.exif_transpose` reads: an `eXIf` chunk, a "Raw profile type exif" text chunk
+  (ImageMagick), or XMP `tiff:Orientation` (exiftool), wherever they are (Pillow reads chunks after
+  the image data only when it decodes).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image, PngImagePlugin
+
+ORIENTATION_TAG = 0x0112
+_XMP_KEY = "XML:com.adobe.xmp"
+_RAW_EXIF_KEY = "Raw profile type exif"
+_XMP_ORIENTATION = re.compile(r'tiff:Orientation(="|>)([0-9])')
+_DEFLATE_MAX_RATIO = 1032
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+# Markers without a length: TEM, RST0-7, SOI, EOI.
+_STANDALONE = {0x01, *range(0xD0, 0xDA)}
+_SOS = 0xDA
+
+
+class ImageRejected(ValueError):
+    """The upload is not an image Tileflow accepts; `reason` says why, for the person who sent it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class JpegLayout:
+    scan_start: int  # offset of the first scan's entropy-coded data
+    progressive: bool
+    arithmetic: bool
+    blocks: int  # 8x8 blocks of all components (without MCU padding)
+
+
+def jpeg_layout(file: BinaryIO) -> JpegLayout:
+    """Walk a JPEG's marker segments from SOI to its first scan."""
+    file.seek(2)
+    frame: tuple[int, int, int, list[tuple[int, int]]] | None = None
+    while True:
+        marker = _next_marker(file)
+        if marker in _STANDALONE:
+            continue
+        length_bytes = file.read(2)
+        if len(length_bytes) < 2:
+            raise ImageRejected("the image header is damaged or truncated (no scan)")
+        length = int.from_bytes(length_bytes, "big")
+        segment_end = file.tell() + length - 2
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and frame is None:
+            data = file.read(length - 2)
+            if len(data) < 6:
+                raise ImageRejected("the image header is damaged or truncated (short frame header)")
+            height, width, count = struct.unpack(">HHB", data[1:6])
+            sampling = [(data[7 + 3 * i] >> 4, data[7 + 3 * i] & 15) for i in range(count) if 8 + 3 * i < len(data)]
+            frame = (marker, width, height, sampling)
+        if marker == _SOS:
+            if frame is None:
+                raise ImageRejected("the image header is damaged or truncated (a scan before its frame)")
+            kind, width, height, sampling = frame
+            progressive = kind in (0xC2, 0xC6, 0xCA, 0xCE)
+            return JpegLayout(segment_end, progressive, kind >= 0xC9, _blocks(width, height, sampling))
+        file.seek(segment_end)
+
+
+def _next_marker(file: BinaryIO) -> int:
+    byte = file.read(1)
+    while byte and byte != b"\xff":
+        byte = file.read(1)
+    while byte == b"\xff":
+        byte = file.read(1)
+    if not byte:
+        raise ImageRejected("the image header is damaged or truncated (no scan)")
+    return byte[0]
+
+
+def _blocks(width: int, height: int, sampling: list[tuple[int, int]]) -> int:
+    if not sampling:
+        return 0
+    h_max = max(h for h, _ in sampling) or 1
+    v_max = max(v for _, v in sampling) or 1
+    total = 0
+    for h, v in sampling:
+        component_width, component_height = -(-width * h // h_max), -(-height * v // v_max)
+        total += -(-component_width // 8) * -(-component_height // 8)
+    return total
+
+
+def check_jpeg_data(file: BinaryIO, layout: JpegLayout, size: tuple[int, int]) -> None:
+    """Refuse a JPEG whose data after its first scan header is too short for its blocks, or has no end."""
+    end = file.seek(0, os.SEEK_END)
+    if not _has_end_marker(file, layout.scan_start, end):
+        raise ImageRejected("the JPEG file is truncated (it has no end-of-image marker)")
+    if layout.arithmetic:
+        return  # arithmetic coding has no per-block minimum
+    needed_bits = layout.blocks * (1 if layout.progressive else 2)
+    available = end - layout.scan_start
+    if available * 8 < needed_bits:
+        width, height = size
+        raise ImageRejected(
+            f"the JPEG file is truncated: its {available} bytes of pixel data cannot hold {width}x{height} "
+            f"pixels (at least {-(-needed_bits // 8)} bytes are needed)"
+        )
+
+
+def _has_end_marker(file: BinaryIO, scan_start: int, end: int) -> bool:
+    """Tell whether an end-of-image marker (FF D9) follows the first scan: a cut file has none.
+
+    Entropy-coded data never holds FF D9 (an FF there is followed by 00 or a restart marker), so
+    only truncation removes it. A whole file has it in its last bytes: the common case reads 64 KB.
+    """
+    position = end
+    while position > scan_start:
+        start = max(scan_start, position - (64 << 10 if position == end else 1 << 20))
+        file.seek(start)
+        if b"\xff\xd9" in file.read(position - start + (1 if position < end else 0)):
+            return True
+        position = start
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class PngFacts:
+    orientation: int
+    exif: bytes | None  # the EXIF block (eXIf chunk, else the raw profile's), "Exif\0\0" prefix removed
+    xmp: bytes | None
+
+
+def png_facts(file: BinaryIO) -> PngFacts:
+    """Walk the PNG's chunks up to IEND: truncation, and the EXIF and XMP `exif_transpose` would read."""
+    end = file.seek(0, os.SEEK_END)
+    file.seek(8)
+    exif: bytes | None = None
+    raw_exif: str | None = None
+    xmp: str | None = None
+    image_data = 0
+    ihdr = b""
+    while True:
+        head = file.read(8)
+        if len(head) < 8:
+            raise ImageRejected("the PNG file is truncated (no IEND chunk)")
+        length, kind = int.from_bytes(head[:4], "big"), head[4:]
+        chunk_end = file.tell() + length + 4
+        if chunk_end > end:
+            raise ImageRejected(f"the PNG file is truncated (inside a {kind.decode('latin-1')} chunk)")
+        if kind == b"IEND":
+            break
+        if kind == b"IDAT":
+            image_data += length
+        elif kind == b"IHDR":
+            ihdr = file.read(length)
+        elif kind == b"eXIf":
+            exif = file.read(length)
+        elif kind in (b"tEXt", b"zTXt", b"iTXt"):
+            key, text = _png_text(kind, file.read(length))
+            if key == _RAW_EXIF_KEY:
+                raw_exif = text
+            elif key == _XMP_KEY:
+                xmp = text
+        file.seek(chunk_end)
+    _check_png_data(ihdr, image_data)
+    if exif is None and raw_exif is not None:
+        try:
+            exif = bytes.fromhex("".join(raw_exif.split("\n")[3:]))
+        except ValueError:
+            exif = None
+    if exif is not None and exif.startswith(b"Exif\x00\x00"):
+        exif = exif[6:]
+    return PngFacts(_orientation_of(exif, xmp), exif, xmp.encode("utf-8") if xmp is not None else None)
+
+
+def _png_text(kind: bytes, data: bytes) -> tuple[str, str | None]:
+    """Return (key, text) of a text chunk; text None when it cannot be read as Pillow would."""
+    key, _, rest = data.partition(b"\x00")
+    name = key.decode("latin-1")
+    if name not in (_RAW_EXIF_KEY, _XMP_KEY):
+        return name, None
+    try:
+        if kind == b"tEXt":
+            return name, rest.decode("latin-1")
+        if kind == b"zTXt":
+            return name, _inflate_text(rest[1:]).decode("latin-1", "replace")
+        compressed, rest = rest[0], rest[2:]
+        _language, _translated, text = rest.split(b"\x00", 2)
+        return name, (_inflate_text(text) if compressed else text).decode("utf-8")
+    except (ValueError, zlib.error, UnicodeError, IndexError):
+        return name, None
+
+
+def _inflate_text(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    text = inflater.decompress(data, PngImagePlugin.MAX_TEXT_CHUNK)
+    if inflater.unconsumed_tail:
+        raise ImageRejected("the image header is damaged or truncated (Decompressed data too large for a text chunk)")
+    return text
+
+
+def _check_png_data(ihdr: bytes, image_data: int) -> None:
+    """Refuse a PNG whose image data cannot inflate to its rows, however its chunks end."""
+    if len(ihdr) < 10:
+        return  # Pillow has read this header already; nothing more to learn
+    width, height, depth, color_type = struct.unpack(">IIBB", ihdr[:10])
+    pixel_bits = depth * _PNG_CHANNELS.get(color_type, 1)
+    # Filter bytes and pixels: a lower bound of the inflated size, interlaced or not.
+    inflated = height + width * height * pixel_bits // 8
+    if image_data * _DEFLATE_MAX_RATIO < inflated:
+        raise ImageRejected(
+            f"the PNG file is truncated: its {image_data} bytes of image data cannot inflate to {width}x{height} pixels"
+        )
+
+
+def _orientation_of(exif_data: bytes | None, xmp: str | None) -> int:
+    """Return the orientation `ImageOps.exif_transpose` honours: EXIF's, else XMP's, 1 unless 2..8."""
+    exif = Image.Exif()
+    if exif_data:
+        try:
+            exif.load(exif_data)
+        except (OSError, SyntaxError, ValueError, TypeError, KeyError, EOFError, struct.error):
+            return 1
+    if ORIENTATION_TAG in exif:
+        return valid_orientation(exif[ORIENTATION_TAG])
+    if xmp:
+        match = _XMP_ORIENTATION.search(xmp)
+        if match:
+            return valid_orientation(int(match[2]))
+    return 1
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """Return the EXIF (or XMP) orientation of an opened image as `ImageOps.exif_transpose` honours it."""
+    try:
+        value = image.getexif().get(ORIENTATION_TAG, 1)
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, EOFError, struct.error):
+        return 1
+    return valid_orientation(value)
+
+
+def valid_orientation(value: object) -> int:
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1

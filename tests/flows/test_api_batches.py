@@ -1,0 +1,271 @@
+"""The batch calls of CONTRACT §7 through the HTTP API: images and archives in, items run, results zipped."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import stat
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from PIL import Image
+
+from flows.models import Batch, BatchItem, Flow
+from runtime import api as runtime
+from runtime.testing import chain
+from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, decode, image_bytes, read_stream, upload
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
+
+TWO_OUTPUTS = {
+    "nodes": [
+        {"id": "in", "type": "source", "params": {}},
+        {"id": "small", "type": "resize", "params": {"scale": 0.5}},
+        {"id": "jpeg", "type": "output", "params": {"format": "jpeg"}},
+        {"id": "png", "type": "output", "params": {"format": "png"}},
+    ],
+    "edges": [{"from": "in", "to": "small"}, {"from": "small", "to": "jpeg"}, {"from": "small", "to": "png"}],
+}
+
+
+@pytest.fixture
+def flow(user) -> Flow:
+    return Flow.objects.create(owner=user, name="compress-and-watermark", graph=COMPRESS_AND_WATERMARK)
+
+
+def zip_bytes(
+    entries: dict[str, bytes], *, links: dict[str, str] | None = None, compression=zipfile.ZIP_STORED
+) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, target)
+    return buffer.getvalue()
+
+
+async def wait_batch(http: TokenClient, batch_id: str, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = (await http.get(f"/api/batches/{batch_id}")).json()
+        if body["status"] in ("succeeded", "failed", "cancelled"):
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"batch {batch_id} still {body['status']} after {timeout} s")
+
+
+def files_under(folder: Path) -> set[str]:
+    return {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
+
+
+async def test_images_and_an_archive_run_as_items_and_zip_their_results(http, flow, settings, tmp_path):
+    archive = zip_bytes(
+        {
+            "trip/day1/a.jpg": image_bytes(320, 240, seed=1),
+            "trip/b.png": image_bytes(200, 160, "PNG", seed=2),
+            "notes.txt": b"not an image at all",
+            "../escape.jpg": image_bytes(64, 64),
+            "/etc/absolute.jpg": image_bytes(64, 64),
+            "inner.zip": zip_bytes({"x.jpg": image_bytes(64, 64)}),
+            "__MACOSX/trip/._a.jpg": b"resource fork",
+            "trip/": b"",
+        },
+        links={"trip/link.jpg": "/etc/passwd"},
+    )
+    response = await http.post(
+        f"/api/flows/{flow.id}/batches",
+        {
+            "image": [
+                upload(image_bytes(400, 300, seed=3), "one.jpg"),
+                upload(image_bytes(300, 200, seed=4), "two.jpg"),
+            ],
+            "path": ["holiday/one.jpg", ""],
+            "archive": upload(archive, "photos.zip"),
+        },
+    )
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert created["flow"] == str(flow.id) and created["total"] == 9
+    by_name = {item["name"]: item for item in created["items"]}
+    assert set(by_name) == {
+        "holiday/one.jpg",
+        "two.jpg",
+        "trip/day1/a.jpg",
+        "trip/b.png",
+        "notes.txt",
+        "../escape.jpg",
+        "/etc/absolute.jpg",
+        "inner.zip",
+        "trip/link.jpg",
+    }
+    for unsafe in ("../escape.jpg", "/etc/absolute.jpg"):
+        assert "unsafe name" in by_name[unsafe]["error"] and by_name[unsafe]["execution"] is None
+    assert "symbolic link" in by_name["trip/link.jpg"]["error"]
+    assert "nested archives" in by_name["inner.zip"]["error"]
+
+    done = await wait_batch(http, created["id"])
+    assert done["status"] == "failed"
+    assert (done["succeeded"], done["failed"], done["cancelled"]) == (4, 5, 0)
+    items = {item["name"]: item for item in done["items"]}
+    assert "not an image" in items["notes.txt"]["error"].lower() and items["notes.txt"]["execution"] is None
+    for name in ("holiday/one.jpg", "two.jpg", "trip/day1/a.jpg", "trip/b.png"):
+        assert items[name]["status"] == "succeeded" and items[name]["execution"]
+        assert items[name]["duration_ms"] is not None
+
+    results = await http.get(f"/api/batches/{created['id']}/results")
+    assert results.status_code == 200 and results["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(await read_stream(results))) as zipped:
+        names = set(zipped.namelist())
+        assert names == {"holiday/one.jpg", "two.jpg", "trip/day1/a.jpg", "trip/b.jpg", "errors.json"}
+        assert decode(zipped.read("trip/day1/a.jpg")).size == (160, 120)
+        assert decode(zipped.read("trip/b.jpg")).format == "JPEG"
+        errors = {entry["name"]: entry for entry in json.loads(zipped.read("errors.json"))}
+    assert set(errors) == {"notes.txt", "../escape.jpg", "/etc/absolute.jpg", "inner.zip", "trip/link.jpg"}
+    assert all(entry["status"] == "failed" and entry["error"] for entry in errors.values())
+
+    media = Path(settings.MEDIA_ROOT)
+    assert not (tmp_path / "escape.jpg").exists() and not (media.parent / "escape.jpg").exists()
+    written = files_under(media)
+    assert all(name.startswith(("batches/", "outputs/")) for name in written), written
+    assert not any("escape" in name or "passwd" in name or name.endswith(".zip") for name in written)
+
+
+async def test_several_outputs_are_named_by_node_and_clashing_names_kept_apart(http, user):
+    flow = await Flow.objects.acreate(owner=user, name="two", graph=TWO_OUTPUTS)
+    response = await http.post(
+        f"/api/flows/{flow.id}/batches",
+        {
+            "image": [
+                upload(image_bytes(100, 80, seed=1), "a.jpg"),
+                upload(image_bytes(100, 80, "PNG", seed=2), "a.png"),
+            ]
+        },
+    )
+    assert response.status_code == 201, response.content
+    assert (await wait_batch(http, response.json()["id"]))["status"] == "succeeded"
+    results = await http.get(f"/api/batches/{response.json()['id']}/results")
+    with zipfile.ZipFile(io.BytesIO(await read_stream(results))) as zipped:
+        assert sorted(zipped.namelist()) == ["a-jpeg-2.jpg", "a-jpeg.jpg", "a-png-2.png", "a-png.png"]
+        assert "errors.json" not in zipped.namelist()
+        assert decode(zipped.read("a-png.png")).size == (50, 40)
+
+
+async def test_items_are_admitted_a_few_at_a_time_and_cancel_stops_the_rest(http, flow, settings):
+    settings.TILEFLOW = {**settings.TILEFLOW, "BATCH_CONCURRENCY": 2}
+    images = [upload(image_bytes(700, 500, seed=seed), f"p{seed:02d}.jpg") for seed in range(12)]
+    response = await http.post(f"/api/flows/{flow.id}/batches", {"image": images})
+    assert response.status_code == 201, response.content
+    batch_id = response.json()["id"]
+    assert (await http.get(f"/api/batches/{batch_id}/results")).status_code == 409
+
+    most_running = 0
+    while (await sync_to_async(BatchItem.objects.filter(batch_id=batch_id, status="succeeded").count)()) < 3:
+        running = await sync_to_async(BatchItem.objects.filter(batch_id=batch_id, status="running").count)()
+        most_running = max(most_running, running, len(runtime.local_run_ids()))
+        await asyncio.sleep(0.01)
+    assert 1 <= most_running <= 2
+    # Items not yet admitted have no execution: nothing waits for them in the runtime.
+    assert await sync_to_async(BatchItem.objects.filter(batch_id=batch_id, execution=None).count)() >= 6
+
+    cancelled = await http.post(f"/api/batches/{batch_id}/cancel")
+    assert cancelled.status_code == 202
+    body = await wait_batch(http, batch_id, timeout=30)
+    assert body["status"] == "cancelled"
+    assert body["cancelled"] >= 5 and body["succeeded"] >= 3
+    assert body["succeeded"] + body["failed"] + body["cancelled"] == 12
+    assert not runtime.local_run_ids()
+    results = await http.get(f"/api/batches/{batch_id}/results")
+    with zipfile.ZipFile(io.BytesIO(await read_stream(results))) as zipped:
+        errors = json.loads(zipped.read("errors.json"))
+    assert len(errors) == 12 - body["succeeded"]
+    assert {entry["status"] for entry in errors} <= {"cancelled", "failed"}
+
+
+def bomb() -> bytes:
+    return zip_bytes({"flat.bmp": b"\0" * (30 * 1024 * 1024)}, compression=zipfile.ZIP_DEFLATED)
+
+
+@pytest.mark.parametrize(
+    ("archive", "tileflow", "reason"),
+    [
+        (b"PK\x03\x04 this is no zip", {}, "not a zip"),
+        (bomb(), {}, "zip bomb"),
+        (zip_bytes({f"{n}.jpg": image_bytes(32, 32) for n in range(6)}), {"ARCHIVE_MAX_BYTES": 4000}, "expands to"),
+        (zip_bytes({f"tiny/{n}.jpg": b"x" for n in range(2500)}), {}, "2500 entries"),
+    ],
+    ids=["not-a-zip", "ratio-bomb", "total-beyond-limit", "thousands-of-tiny-entries"],
+)
+async def test_bad_archives_are_refused_with_400_and_leave_nothing(http, flow, settings, archive, tileflow, reason):
+    settings.TILEFLOW = {**settings.TILEFLOW, **tileflow}
+    response = await http.post(f"/api/flows/{flow.id}/batches", {"archive": upload(archive, "photos.zip")})
+    assert response.status_code == 400, response.content
+    assert reason in response.json()["error"]
+    assert not await Batch.objects.aexists()
+    assert not files_under(Path(settings.MEDIA_ROOT))
+
+
+async def test_an_oversized_image_is_a_failed_item_not_a_refusal(http, flow, settings):
+    settings.TILEFLOW = {**settings.TILEFLOW, "MAX_UPLOAD_BYTES": 20_000}
+    big, small = image_bytes(900, 900, seed=1), image_bytes(120, 90, seed=2)
+    assert len(big) > 20_000 > len(small)
+    response = await http.post(
+        f"/api/flows/{flow.id}/batches", {"image": [upload(big, "big.jpg"), upload(small, "small.jpg")]}
+    )
+    assert response.status_code == 201, response.content
+    done = await wait_batch(http, response.json()["id"])
+    items = {item["name"]: item for item in done["items"]}
+    assert items["small.jpg"]["status"] == "succeeded"
+    assert items["big.jpg"]["status"] == "failed" and "upload limit" in items["big.jpg"]["error"]
+    assert not any(name.endswith(".jpg") and "00000" in name for name in files_under(Path(settings.MEDIA_ROOT)))
+
+
+async def test_refusals_keep_nothing(http, flow, other_user, settings):
+    anonymous = TokenClient(None)
+    response = await anonymous.post(f"/api/flows/{flow.id}/batches", {"image": upload(image_bytes(50, 50))})
+    assert response.status_code == 401
+    stranger = await Flow.objects.acreate(owner=other_user, name="theirs", graph=chain(("grayscale", {})))
+    response = await http.post(f"/api/flows/{stranger.id}/batches", {"image": upload(image_bytes(50, 50))})
+    assert response.status_code == 404
+    response = await http.post(f"/api/flows/{flow.id}/batches", {"other": "field"})
+    assert response.status_code == 400 and "no images" in response.json()["error"]
+    response = await http.post(f"/api/flows/{flow.id}/batches", b"{}", content_type="application/json")
+    assert response.status_code == 400
+    assert not await Batch.objects.aexists()
+    assert not files_under(Path(settings.MEDIA_ROOT))
+
+
+async def test_other_users_batches_are_not_found(http, flow, other_user):
+    response = await http.post(f"/api/flows/{flow.id}/batches", {"image": upload(image_bytes(60, 40))})
+    batch_id = response.json()["id"]
+    await wait_batch(http, batch_id)
+    from flows.models import ApiToken
+
+    _, their_token = await sync_to_async(ApiToken.issue)(other_user)
+    theirs = TokenClient(their_token)
+    for call in (theirs.get(f"/api/batches/{batch_id}"), theirs.get(f"/api/batches/{batch_id}/results")):
+        assert (await call).status_code == 404
+    assert (await theirs.post(f"/api/batches/{batch_id}/cancel")).status_code == 404
+    assert (await theirs.get("/api/batches")).json() == {"batches": []}
+    mine = (await http.get(f"/api/batches?flow={flow.id}")).json()["batches"]
+    assert [batch["id"] for batch in mine] == [batch_id]
+    assert mine[0].get("items") is None
+
+
+async def test_the_flow_is_frozen_at_creation(http, flow):
+    response = await http.post(
+        f"/api/flows/{flow.id}/batches", {"image": [upload(image_bytes(200, 100, seed=n)) for n in range(3)]}
+    )
+    flow.graph = chain(("grayscale", {}), output={"format": "png"})
+    await flow.asave()
+    done = await wait_batch(http, response.json()["id"])
+    assert done["status"] == "succeeded"
+    results = await http.get(f"/api/batches/{done['id']}/results")
+    with zipfile.ZipFile(io.BytesIO(await read_stream(results))) as zipped:
+        assert {Image.open(zipped.open(name)).format for name in zipped.namelist()} == {"JPEG"}

@@ -1,0 +1,142 @@
+"""The memory budget: what a run is expected to cost, and runs waiting for memory in order."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+
+import pytest
+from PIL import Image
+
+from runtime.admission import (
+    MB,
+    MemoryBudget,
+    QueueFull,
+    RunTooLarge,
+    default_capacity,
+    estimate,
+    physical_memory,
+)
+from runtime.decode import probe
+from runtime.testing import chain
+
+
+def header_of(width: int, height: int, format: str = "PNG", **save):
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 20, 30)).save(buffer, format=format, **save)
+    return probe(buffer, 10**9)
+
+
+def cost(graph, header):
+    return estimate(graph, header, tile_size=512, max_in_flight=8)
+
+
+def test_the_decoded_image_counts_four_bytes_a_pixel_and_the_work_around_it_on_top():
+    header = header_of(3000, 2000)
+    result = cost(chain(("resize", {"scale": 0.5})), header)
+    assert result.decode == 3000 * 2000 * 4
+    assert result.working > 0
+    assert result.total == result.decode + result.working
+
+
+def test_bigger_pictures_cost_more_and_a_buffering_encoder_holds_its_output():
+    small, large = header_of(1000, 1000), header_of(4000, 3000)
+    graph = chain(("resize", {"scale": 0.5}), output={"format": "jpeg"})
+    assert cost(graph, large).total > 10 * cost(graph, small).decode
+    webp = chain(("resize", {"scale": 0.5}), output={"format": "webp"})
+    assert cost(webp, large).working - cost(graph, large).working >= 2000 * 1500 * 4
+
+
+def test_shrink_on_load_and_orientation_change_the_decode_cost():
+    jpeg = header_of(4000, 3000, "JPEG")
+    assert jpeg.streamable
+    plain = chain(("resize", {"scale": 0.25}))
+    fast = {**plain, "nodes": [{**plain["nodes"][0], "params": {"fast_decode": True}}, *plain["nodes"][1:]]}
+    assert cost(fast, jpeg).decode == 1000 * 750 * 4
+    assert cost(plain, jpeg).decode == 4000 * 3000 * 4
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = header_of(4000, 3000, "JPEG", exif=exif)  # decoded whole, then transposed: two images at once
+    assert not rotated.streamable
+    assert cost(plain, rotated).decode == 2 * 4000 * 3000 * 4
+
+
+def test_the_default_budget_is_a_quarter_of_memory():
+    assert physical_memory() > 64 * MB
+    assert default_capacity() == int(physical_memory() * 0.25)
+
+
+async def test_runs_that_fit_start_at_once_and_others_wait_first_come_first_served():
+    budget = MemoryBudget(100, max_queued=10)
+    first = await budget.acquire(60)
+    order: list[str] = []
+
+    async def run(name: str, size: int) -> None:
+        grant = await budget.acquire(size)
+        order.append(name)
+        await asyncio.sleep(0.01)
+        grant.release()
+
+    large = asyncio.create_task(run("large", 90))
+    await asyncio.sleep(0)
+    small = asyncio.create_task(run("small", 10))  # fits now, but must not overtake the large one
+    await asyncio.sleep(0.02)
+    assert order == [] and budget.waiting == 2 and budget.in_use == 60
+    first.release()
+    await asyncio.gather(large, small)
+    assert order == ["large", "small"]
+    assert budget.in_use == 0 and budget.running == 0
+
+
+async def test_a_run_cancelled_while_it_waits_leaves_the_queue_and_lets_the_next_in():
+    budget = MemoryBudget(100, max_queued=10)
+    held = await budget.acquire(50)
+    blocked = asyncio.create_task(budget.acquire(80))
+    await asyncio.sleep(0)
+    behind = asyncio.create_task(budget.acquire(40))
+    await asyncio.sleep(0)
+    assert budget.waiting == 2
+    blocked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+    grant = await asyncio.wait_for(behind, 1)
+    assert budget.waiting == 0 and budget.in_use == 90
+    grant.release()
+    held.release()
+    held.release()  # a second release gives nothing back twice
+    assert budget.in_use == 0
+
+
+async def test_a_grant_released_from_another_thread_wakes_a_waiter_on_the_loop():
+    budget = MemoryBudget(100, max_queued=10)
+    held = await budget.acquire(100)
+    waiter = asyncio.create_task(budget.acquire(100))
+    await asyncio.sleep(0)
+    threading.Thread(target=held.release).start()
+    grant = await asyncio.wait_for(waiter, 2)
+    assert budget.in_use == 100
+    grant.release()
+
+
+async def test_a_run_larger_than_the_whole_budget_is_refused_with_the_figures():
+    budget = MemoryBudget(200 * MB, max_queued=10)
+    with pytest.raises(RunTooLarge) as refused:
+        await budget.acquire(450 * MB)
+    assert "needs about 450 MB" in str(refused.value) and "budget of 200 MB" in str(refused.value)
+    with pytest.raises(RunTooLarge):
+        budget.check(450 * MB)
+
+
+async def test_a_full_queue_refuses_new_runs_with_a_time_to_retry():
+    budget = MemoryBudget(100, max_queued=1)
+    held = await budget.acquire(100)
+    budget.check(10)  # nobody waits yet: this one may queue
+    waiting = asyncio.create_task(budget.acquire(10))
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFull) as full:
+        budget.check(10)
+    assert full.value.retry_after >= 1 and "1 runs are waiting" in str(full.value)
+    held.release()
+    (await waiting).release()
+    budget.check(10)
