@@ -28,7 +28,7 @@ from runtime.decode import ImageRejected, SourceHeader, probe
 from runtime.placement import PlacedRun
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.registry import registry
-from runtime.worker import TaskRunner, serve_lane
+from runtime.worker import TaskRunner, default_threads, serve_lane
 
 __all__ = [
     "Conductor",
@@ -274,11 +274,11 @@ async def workers(*, layer=None) -> list[dict[str, Any]]:
     Embedded: this process's own lane worker. Redis: every worker's roster entry (runtime.roster).
     """
     layer = layer or get_channel_layer()
-    if is_local(layer):
-        runner = ensure_embedded_workers(layer)
-        if runner is None:
+    if is_local(layer):  # the embedded worker (started with the first run, always there to start)
+        if not settings.TILEFLOW["EMBEDDED_WORKERS"]:
             return []
-        return [roster.entry(threads=runner.threads, runs=len(_runs), capacity=len(_runs), embedded=True)]
+        threads = settings.TILEFLOW["WORKER_THREADS"] or default_threads()
+        return [roster.entry(threads=threads, runs=len(_runs), capacity=len(_runs), embedded=True)]
     blobs = BlobStore.of_layer(layer)
     try:
         return await roster.listed(blobs)
