@@ -3,6 +3,8 @@
 - `pillow_chain`: a plain sequential Pillow script (decode, resize 0.5 Lanczos, text on an RGBA overlay,
   alpha composite, encode);
 - `vips_chain`: the same with libvips through pyvips, as a user who cares about speed would;
+  `vips_thumbnail_chain` with libvips' `thumbnail` (shrink-on-load), `vips_blur_png` (`gaussblur` to PNG),
+  `vips_chains_in_threads` (many chains at once);
 - Thumbor runs as its own server (see `thumbor_server.py`): it needs Pillow < 13, so it lives in its own venv.
 
 Run as a script (`python bench/baselines.py pillow SRC --format jpeg`) it does one Pillow chain in a fresh
@@ -63,12 +65,10 @@ def pillow_chain(source: Path, output_format: str = "jpeg", scale: float = 0.5) 
     return buffer.getvalue()
 
 
-def vips_chain(source: Path, scale: float = 0.5) -> bytes:
-    """Do `pillow_chain`'s JPEG work with libvips: lanczos3 resize, pyvips text composited over, jpegsave q85."""
+def vips_watermark(image):
+    """Return pyvips image `image` with the watermark text composited over its bottom-right corner."""
     import pyvips
 
-    image = pyvips.Image.new_from_file(str(source), access="sequential")
-    image = image.resize(scale, kernel="lanczos3")
     mask = pyvips.Image.text(WATERMARK_TEXT, font=f"sans {WATERMARK_FONT_SIZE}px", dpi=72)
     alpha = (mask * WATERMARK_OPACITY).cast("uchar")
     overlay = (mask.new_from_image([255, 255, 255]).copy(interpretation="srgb")).bandjoin(alpha)
@@ -76,7 +76,40 @@ def vips_chain(source: Path, scale: float = 0.5) -> bytes:
     image = image.composite2(
         overlay, "over", x=image.width - mask.width - margin, y=image.height - mask.height - margin
     )
-    return image.flatten().cast("uchar").jpegsave_buffer(Q=JPEG_QUALITY)
+    return image.flatten().cast("uchar")
+
+
+def vips_chain(source: Path, scale: float = 0.5) -> bytes:
+    """Do `pillow_chain`'s JPEG work with libvips: lanczos3 resize, pyvips text composited over, jpegsave q85."""
+    import pyvips
+
+    image = pyvips.Image.new_from_file(str(source), access="sequential")
+    image = image.resize(scale, kernel="lanczos3")
+    return vips_watermark(image).jpegsave_buffer(Q=JPEG_QUALITY)
+
+
+def vips_thumbnail_chain(source: Path, width: int = 3000, height: int = 2000) -> bytes:
+    """Fit `source` inside width x height with libvips' `thumbnail` (JPEG shrink-on-load), watermark, jpegsave q85."""
+    import pyvips
+
+    image = pyvips.Image.thumbnail(str(source), width, height=height)
+    return vips_watermark(image).jpegsave_buffer(Q=JPEG_QUALITY)
+
+
+def vips_blur_png(source: Path, radius: float = 8.0) -> bytes:
+    """Blur `source` with libvips' `gaussblur(radius)` (its defaults) and save it as PNG (its defaults)."""
+    import pyvips
+
+    image = pyvips.Image.new_from_file(str(source), access="sequential")
+    return image.gaussblur(radius).pngsave_buffer()
+
+
+def vips_chains_in_threads(source: Path, count: int) -> list[bytes]:
+    """Run `vips_chain` on `source` `count` times at once, one thread each (as a Python service would)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: vips_chain(source), range(count)))
 
 
 def vips_ready() -> bool:

@@ -65,7 +65,7 @@ def measure(session: BenchSession) -> list[Figure]:
             "5",
             "peak working memory of the server ÷ sequential Pillow's (96 MP, resize 0.5, watermark, JPEG q85)",
             tileflow_work / pillow_work,
-            "<= 0.6",
+            "<= 0.45",
             f"Tileflow +{tileflow_work:.0f} MiB (process peak {tileflow_abs:.0f} MiB); "
             f"Pillow +{pillow_work:.0f} MiB (process peak {pillow_abs:.0f} MiB)",
             session.runs,

@@ -57,7 +57,7 @@ def measure(session: BenchSession) -> list[Figure]:
             "1",
             "first byte of /run ÷ sequential Pillow total (24 MP, resize 0.5, watermark, JPEG q85)",
             median(first_bytes) / base,
-            "<= 0.15",
+            "<= 0.10",
             f"Tileflow first byte {fmt_seconds(median(first_bytes))}; Pillow {fmt_seconds(base)}",
             session.runs,
         ),

@@ -16,10 +16,12 @@ import sys
 import time
 import traceback
 
+import figure_blur
 import figure_bridge
 import figure_concurrency
 import figure_libvips
 import figure_memory
+import figure_memory_budget
 import figure_placement
 import figure_png
 import figure_progress
@@ -39,12 +41,14 @@ DEFAULT_RUNS = 9
 # (figure numbers a script produces, the script): each script measures its own rounds.
 FIGURES = [
     (("1", "2"), figure_streaming),
-    (("3",), figure_libvips),
+    (("3", "3t"), figure_libvips),
     (("4", "4a", "4b"), figure_thumbor),
     (("5",), figure_memory),
+    (("M",), figure_memory_budget),
     (("6",), figure_bridge),
     (("7",), figure_progress),
-    (("8",), figure_concurrency),
+    (("8", "8v"), figure_concurrency),
+    (("B",), figure_blur),
     (("9", "9a", "9b"), figure_png),
     (("R", "redis"), figure_redis),
     (("S", "S1", "S2"), figure_scale_out),

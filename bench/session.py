@@ -42,6 +42,7 @@ FLOWS: dict[str, dict] = {
         JPEG,
         source={"fast_decode": True},
     ),
+    "blur-png": flow_document("bench-blur-png", [("soften", "blur", {"radius": 8})], {"format": "png"}),
     "gray-1": flow_document("bench-gray-1", [("gray1", "grayscale", {})], JPEG),
     "gray-8": flow_document("bench-gray-8", [(f"gray{index}", "grayscale", {}) for index in range(1, 9)], JPEG),
     # CONTRACT §1's example flow, with the watermark's automatic font size.

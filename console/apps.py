@@ -6,7 +6,10 @@ class ConsoleConfig(AppConfig):
     verbose_name = "Tileflow console"
 
     def ready(self) -> None:
+        from console.handler import stream_body_of
         from console.inline_middleware import run_stock_middleware_inline
 
         # Before any handler loads its middleware (Daphne's ASGI app, the test suite's live servers).
         run_stock_middleware_inline()
+        # /run decodes its upload while it arrives and answers before it ends (flows.streamed_run).
+        stream_body_of("api-1:run_flow")

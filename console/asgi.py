@@ -20,6 +20,7 @@ from console.routing import websocket_routes  # noqa: E402
 from console.upload_gate import UploadGateASGIMiddleware  # noqa: E402
 from flows.batch_runner import start_supervisor_with_server  # noqa: E402
 from flows.sweeper import start_sweeper  # noqa: E402
+from flows.trigger_loop import start_embedded_triggers  # noqa: E402
 
 # Daphne starts the application when the headers are in and streams the body: limits apply before it.
 stream_request_bodies()
@@ -27,6 +28,8 @@ stream_request_bodies()
 start_sweeper()
 # Batches whose server stopped mid-way are taken over as soon as this server's event loop runs.
 start_supervisor_with_server()
+# Triggers poll their folders and buckets from this server unless TILEFLOW_EMBEDDED_TRIGGERS is off.
+start_embedded_triggers()
 
 application = ProtocolTypeRouter(
     {

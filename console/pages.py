@@ -12,6 +12,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("flows/new/", views.editor, name="flow-new"),
     path("flows/<uuid:flow_id>/", views.editor, name="flow-edit"),
+    path("flows/<uuid:flow_id>/triggers/", views.flow_triggers, name="flow-triggers"),
     path("executions/", views.execution_list, name="execution-list"),
     path("executions/<uuid:execution_id>/", views.execution_detail, name="execution-detail"),
+    path("batches/<uuid:batch_id>/", views.batch_detail, name="batch-detail"),
 ]

@@ -184,6 +184,8 @@ TILEFLOW = {
     # Decoded bytes all runs of a process may hold at once (runtime/admission.py); 0: a quarter of memory.
     "MEMORY_BUDGET_BYTES": env.int("TILEFLOW_MEMORY_BUDGET_BYTES", default=0),
     "MAX_QUEUED_RUNS": env.int("TILEFLOW_MAX_QUEUED_RUNS", default=32),
+    # How long a run (or a websocket's handshake, a few s of it) waits for an unreachable channel layer.
+    "LAYER_PATIENCE_SECONDS": env.float("TILEFLOW_LAYER_PATIENCE_SECONDS", default=30.0),
     "TILE_SIZE": env.int("TILEFLOW_TILE_SIZE", default=512),
     "MAX_TILES_IN_FLIGHT": env.int("TILEFLOW_MAX_TILES_IN_FLIGHT", default=8),
     "TILE_LEASE_SECONDS": env.float("TILEFLOW_TILE_LEASE_SECONDS", default=30.0),
@@ -207,6 +209,15 @@ TILEFLOW = {
     "BATCH_CONCURRENCY": env.int("TILEFLOW_BATCH_CONCURRENCY", default=2),
     "ARCHIVE_MAX_BYTES": env.int("TILEFLOW_ARCHIVE_MAX_BYTES", default=4 * 1024**3),
     "ARCHIVE_MAX_RATIO": env.int("TILEFLOW_ARCHIVE_MAX_RATIO", default=200),
+    # Triggers (CONTRACT §8): named sources and destinations, and how their pollers behave.
+    "FOLDER_ROOTS": env.str("TILEFLOW_FOLDER_ROOTS", default=""),
+    "S3_CONNECTIONS": env.str("TILEFLOW_S3_CONNECTIONS", default=""),
+    "S3_TIMEOUT_SECONDS": env.float("TILEFLOW_S3_TIMEOUT_SECONDS", default=10.0),
+    "EMBEDDED_TRIGGERS": env.bool("TILEFLOW_EMBEDDED_TRIGGERS", default=True),
+    "TRIGGER_POLL_SECONDS": env.float("TILEFLOW_TRIGGER_POLL_SECONDS", default=2.0),
+    "TRIGGER_LEASE_SECONDS": env.float("TILEFLOW_TRIGGER_LEASE_SECONDS", default=15.0),
+    "TRIGGER_SETTLE_SECONDS": env.float("TILEFLOW_TRIGGER_SETTLE_SECONDS", default=1.0),
+    "TRIGGER_MAX_ATTEMPTS": env.int("TILEFLOW_TRIGGER_MAX_ATTEMPTS", default=6),
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # A batch sends its images as files of one request (and a path field for each, from a dropped folder).

@@ -11,7 +11,8 @@ from django.urls import reverse
 from django.utils import formats
 from django.utils.translation import gettext as _
 
-from flows.models import Execution, Flow
+from flows.models import Batch, Execution, Flow
+from flows.trigger_stores import configured_names
 from runtime import api as runtime
 
 RECENT_EXECUTIONS = 10
@@ -64,6 +65,13 @@ def editor(request: HttpRequest, flow_id=None) -> HttpResponse:
 
 
 @login_required
+def flow_triggers(request: HttpRequest, flow_id) -> HttpResponse:
+    """Show a flow's triggers, and a form offering the folder roots and S3 connections configured."""
+    flow = get_object_or_404(Flow, id=flow_id, owner=request.user)
+    return render(request, "console/triggers.html", {"flow": flow, "locations": configured_names(), "nav": "home"})
+
+
+@login_required
 def execution_list(request: HttpRequest) -> HttpResponse:
     """List the user's executions, optionally for one flow and one status."""
     executions = Execution.objects.filter(owner=request.user).select_related("owner")
@@ -96,3 +104,10 @@ def execution_detail(request: HttpRequest, execution_id) -> HttpResponse:
     """Show one execution: its frozen graph, timings and results, live while it runs."""
     execution = get_object_or_404(Execution.objects.select_related("flow"), id=execution_id, owner=request.user)
     return render(request, "console/execution.html", {"execution": execution, "nav": "executions"})
+
+
+@login_required
+def batch_detail(request: HttpRequest, batch_id) -> HttpResponse:
+    """Show one batch: its items filling in as they run, the overall progress, the results zip."""
+    batch = get_object_or_404(Batch.objects.select_related("flow"), id=batch_id, owner=request.user)
+    return render(request, "batch/batch.html", {"batch": batch, "nav": "executions"})

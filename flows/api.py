@@ -15,6 +15,7 @@ from flows.api_batches import router as batches_router
 from flows.api_cluster import router as cluster_router
 from flows.api_executions import router as executions_router
 from flows.api_flows import router as flows_router
+from flows.api_triggers import router as triggers_router
 from flows.auth import MISSING_CREDENTIAL, api_auth
 from flows.validation import describe_error
 
@@ -32,6 +33,7 @@ api = NinjaAPI(
 api.add_router("", flows_router)
 api.add_router("", executions_router)
 api.add_router("", batches_router)
+api.add_router("", triggers_router)
 api.add_router("", cluster_router)
 
 # Where ninja says a parameter came from; the client thinks in field names, not in these.

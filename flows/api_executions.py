@@ -19,6 +19,7 @@ from flows import executions as service
 from flows.api_flows import graph_errors
 from flows.models import Execution, Flow
 from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut
+from flows.streamed_run import receive_streamed, start_streamed
 from runtime import api as runtime
 
 router = Router(tags=["executions"])
@@ -168,15 +169,31 @@ async def run_flow(
     flow = await _owned(Flow, request.auth, flow_id)
     if flow is None:
         return _error(404, "no such flow")
+    streamed = None
+    if getattr(request, "body_stream", None) is not None:  # the body still arrives: the run starts on it
+        try:
+            streamed = await receive_streamed(request)
+        except service.UploadRejected as rejected:
+            return _error(rejected.status, str(rejected), **rejected.headers)
+        graph = streamed.fields.get("graph", graph)
     draft = await sync_to_async(_draft_graph)(flow, graph)
-    if isinstance(draft, JsonResponse):
-        return draft
-    ran = draft if draft is not None else flow.graph
+    ran = draft if draft is not None and not isinstance(draft, JsonResponse) else flow.graph
     outputs = [node["id"] for node in ran.get("nodes", []) if node.get("type") == "output"]
-    if output is not None and output not in outputs:
-        return _error(400, f"node '{output}' is not an output of this flow; its outputs are: {', '.join(outputs)}")
+    refusal = draft if isinstance(draft, JsonResponse) else None
+    if refusal is None and output is not None and output not in outputs:
+        refusal = _error(400, f"node '{output}' is not an output of this flow; its outputs are: {', '.join(outputs)}")
+    if refusal is not None:
+        if streamed is not None:
+            streamed.discard()
+        return refusal
     node = output or outputs[0]
-    started = await _start(request, flow, image, defer_store=True, draft=draft)
+    if streamed is not None:
+        try:
+            started = await start_streamed(request, flow, streamed, draft)
+        except service.UploadRejected as rejected:
+            return _error(rejected.status, str(rejected), **rejected.headers)
+    else:
+        started = await _start(request, flow, image, defer_store=True, draft=draft)
     if isinstance(started, JsonResponse):
         return started
     execution, conductor, stored = started

@@ -37,11 +37,10 @@ class ZipEntry:
 
 
 def entry_names(item_name: str, outputs: list[tuple[str, str]], several: bool, taken: set[str]) -> list[str]:
-    """Name an item's outputs ((node, content type) pairs) after the input, unique among `taken`."""
+    """Name an item's outputs ((node, extension) pairs) after the input, unique among `taken` (lowercase)."""
     stem, _ = posixpath.splitext(item_name)
     names = []
-    for node, content_type in outputs:
-        extension = EXTENSIONS.get(content_type, "")
+    for node, extension in outputs:
         base = f"{stem}-{node}" if several else stem
         name, number = f"{base}{extension}", 2
         while name.lower() in taken or name == ERRORS_NAME:
@@ -67,7 +66,8 @@ def plan_results(batch: Batch) -> tuple[list[ZipEntry], list[dict]]:
             errors.append({"name": item.name, "status": item.status, "error": error, "execution": _id(item)})
             continue
         moment = (item.finished_at or batch.created_at).timetuple()[:6]
-        names = entry_names(item.name, [(output.node, output.content_type) for output in produced], several, taken)
+        extensions = [(output.node, EXTENSIONS.get(output.content_type, "")) for output in produced]
+        names = entry_names(item.name, extensions, several, taken)
         for name, output in zip(names, produced, strict=True):
             entries.append(ZipEntry(name, media / output.file.name, moment))
     return entries, errors

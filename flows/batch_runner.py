@@ -363,5 +363,6 @@ def start_supervisor_with_server() -> bool:
         return False
     from twisted.internet import reactor
 
-    reactor.callWhenRunning(ensure_supervisor)
+    # Startup triggers fire before the asyncio loop runs; callLater lands in the running loop.
+    reactor.callWhenRunning(reactor.callLater, 0, ensure_supervisor)
     return True

@@ -14,7 +14,7 @@ import os
 import socket
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -81,12 +81,14 @@ def create_execution(
     draft: bool = False,
     upload: UploadedFile | None = None,
     input_from: Execution | None = None,
+    streamed_name: str | None = None,
     header: runtime.SourceHeader,
 ) -> Execution:
     """Store a queued execution with its frozen graph and its input file.
 
     An upload held in memory is only given its name here: `store_input` writes it while the run,
     started from the same bytes, decodes them (writing 10 MB took ~20 ms before the first tile).
+    So is an upload still arriving (`streamed_name`: the client's file name), written once it is whole.
     """
     with transaction.atomic():
         execution = Execution(
@@ -100,12 +102,12 @@ def create_execution(
             input_height=header.size.height,
             input_format=header.format,
         )
-        if upload is not None:
-            execution.input_name = os.path.basename(upload.name or "")[:255]
-            execution.input_size = upload.size
+        if upload is not None or streamed_name is not None:
+            execution.input_name = os.path.basename((upload.name if upload else streamed_name) or "")[:255]
+            execution.input_size = upload.size if upload else 0  # a streamed upload's, once it is whole
             field = execution.input_file
             name = field.field.generate_filename(execution, f"{execution.id}.{header.format.lower()}")
-            if in_memory(upload):
+            if upload is None or in_memory(upload):
                 field.name = field.storage.get_available_name(name)
             else:  # a large upload Django spooled to a temporary file: the storage moves it
                 field.name = field.storage.save(name, upload)
@@ -173,7 +175,10 @@ async def input_stored(execution: Execution) -> None:
 
 
 def run_spec(
-    execution: Execution, header: runtime.SourceHeader | None = None, input_data: bytes | None = None
+    execution: Execution,
+    header: runtime.SourceHeader | None = None,
+    input_data: bytes | None = None,
+    input_stream: BinaryIO | None = None,
 ) -> runtime.RunSpec:
     return runtime.RunSpec(
         execution=str(execution.id),
@@ -183,6 +188,7 @@ def run_spec(
         limits=runtime.limits(),
         header=header,
         input_data=input_data,
+        input_stream=input_stream,
     )
 
 
@@ -190,11 +196,13 @@ async def launch(
     execution: Execution,
     header: runtime.SourceHeader | None = None,
     input_data: bytes | None = None,
+    input_stream: BinaryIO | None = None,
     **start_options,
 ) -> runtime.Conductor:
-    """Start the run of an execution in this process (`header`, `input_data`: its input's, if at hand)."""
+    """Start the run of an execution in this process (`header`, `input_data`: its input's, if at hand;
+    `input_stream`: its input while it still arrives)."""
     return await runtime.start(
-        run_spec(execution, header, input_data),
+        run_spec(execution, header, input_data, input_stream),
         owner=str(execution.owner_id),
         recorder=ExecutionRecorder(execution.id),
         **start_options,

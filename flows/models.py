@@ -199,3 +199,75 @@ class BatchItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.batch_id}/{self.index} {self.name} · {self.status}"
+
+
+def _trigger_secret() -> str:
+    return "tfs_" + secrets.token_urlsafe(24)
+
+
+class Trigger(models.Model):
+    """A flow run on every new object under a source, its outputs written to a destination (CONTRACT §8)."""
+
+    class Kind(models.TextChoices):
+        FOLDER = "folder"
+        S3 = "s3"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="triggers")
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="triggers")
+    type = models.CharField(max_length=16, choices=Kind.choices)
+    source = models.JSONField(help_text="a location: {root, path} or {connection, bucket, prefix}")
+    destination = models.JSONField()
+    enabled = models.BooleanField(default=True)
+    secret = models.CharField(max_length=64, default=_trigger_secret, help_text="authenticates event notifications")
+    process_existing = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    watch_from = models.DateTimeField(help_text="objects older than this, seen by the first scan, are left alone")
+    primed = models.BooleanField(default=False, help_text="the first scan of the source has recorded what was there")
+    last_error = models.TextField(null=True, blank=True)  # noqa: DJ001 - null: no error
+    last_scan_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=255, blank=True, default="", help_text="host:pid:nonce of its poller")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} trigger of {self.flow_id}"
+
+
+class TriggerEvent(models.Model):
+    """One object a trigger saw, and what it did with it; (trigger, key, version) is seen once."""
+
+    class Status(models.TextChoices):
+        EXISTING = "existing"  # there before the trigger: left alone, not listed
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)
+
+    trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="events")
+    key = models.CharField(max_length=1024, help_text="the object's name relative to the source")
+    version = models.CharField(max_length=255, help_text="ETag, or size:mtime_ns for a file")
+    size = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    execution = models.ForeignKey(Execution, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    error = models.TextField(null=True, blank=True)  # noqa: DJ001 - null: no error
+    attempts = models.PositiveIntegerField(default=0, help_text="reads or deliveries that failed for the store")
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="a failed read or delivery is tried again then")
+    outputs = models.JSONField(default=list, blank=True, help_text="where the outputs were written")
+    seen_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-seen_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["trigger", "key", "version"], name="trigger_object_seen_once"),
+        ]
+        indexes = [models.Index(fields=["trigger", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.key} · {self.status}"

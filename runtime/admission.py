@@ -68,7 +68,7 @@ def estimate(graph: dict[str, Any], header: SourceHeader, *, tile_size: int, max
       rows are filtered and compressed on two threads), and the whole picture for WebP, which buffers it.
 
     Checked against the peak resident memory of one run (docs/benchmarks.md, figure M): within
-    0.9-1.4 of it for PNG and JPEG sources of 24-144 MP through resize, rotate, blur, fan-out and
+    0.94-1.4 of it for PNG and JPEG sources of 24-144 MP through resize, rotate, blur, fan-out and
     every encoder; an estimate is rounded up, never tuned to a single case.
     """
     shrink, graph = shrink_on_load(graph, header.size) if header.streamable else (1, graph)

@@ -26,8 +26,11 @@ from runtime.bridge import TRANSIENT_ERRORS, is_local
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
 from runtime.decode import ImageRejected, SourceHeader, probe
 from runtime.placement import PlacedRun
+from runtime.memory import give_back_free_memory
 from runtime.progress import GroupPublisher, RunObserver
+from runtime.reconnect import LayerUnreachable, retry_layer
 from runtime.registry import registry
+from runtime.upload import UploadBroken, UploadStream
 from runtime.worker import TaskRunner, default_threads, serve_lane
 
 __all__ = [
@@ -42,6 +45,8 @@ __all__ = [
     "RunSpec",
     "RunTooLarge",
     "SourceHeader",
+    "UploadBroken",
+    "UploadStream",
     "admit",
     "cancel",
     "catalog",
@@ -55,6 +60,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("tileflow.runtime")
+
+CANCEL_PATIENCE_SECONDS = 2.0  # the caller records the cancel itself when no conductor answers
 
 
 def catalog() -> list[dict[str, Any]]:
@@ -186,15 +193,12 @@ async def start(
     budget = memory_budget()
 
     async def run() -> None:
+        grant = None
         try:
             async with slot:
                 cost = await asyncio.to_thread(_spec_cost, spec)
                 grant = await budget.acquire(cost.total) if cost is not None else None
-                try:
-                    await conductor.run()
-                finally:
-                    if grant is not None:
-                        grant.release()
+                await conductor.run()
         except asyncio.CancelledError:
             if conductor.status == "queued":  # cancelled while waiting for a slot or for memory
                 await conductor.cancel_queued()
@@ -202,6 +206,11 @@ async def start(
             await conductor.fail_queued(str(refused))
         finally:
             _runs.pop(spec.execution, None)
+            if grant is not None:
+                try:
+                    await _give_back(conductor)
+                finally:
+                    grant.release()
 
     _runs[spec.execution] = LocalRun(conductor, asyncio.get_running_loop().create_task(run()))
     return conductor
@@ -210,6 +219,14 @@ async def start(
 def runs_layer(layer):
     """Return the layer of the runs lane: its own alias when configured (a longer expiry), else `layer`."""
     return get_channel_layer("runs") if "runs" in settings.CHANNEL_LAYERS else layer
+
+
+async def _give_back(conductor: Run) -> None:
+    """Wait until the run's decoder let go of its image, then return what the run freed to the kernel."""
+    closed = conductor.reader.closed if isinstance(conductor, Conductor) else None  # placed: decoded elsewhere
+    if closed is not None:
+        await asyncio.wrap_future(closed)
+    await asyncio.to_thread(give_back_free_memory)
 
 
 def _spec_cost(spec: RunSpec) -> RunCost | None:
@@ -249,7 +266,16 @@ async def cancel(execution_id: str, *, layer=None) -> bool:
             run.conductor.cancel()
         await run.conductor.finished.wait()
         return True
-    await (layer or get_channel_layer()).group_send(events.run_control_group(execution_id), {"type": events.RUN_CANCEL})
+    layer = layer or get_channel_layer()
+    try:  # the run's conductor is elsewhere: tell it through the layer, if the layer answers soon
+        await retry_layer(
+            lambda: layer.group_send(events.run_control_group(execution_id), {"type": events.RUN_CANCEL}),
+            layer=layer,
+            patience=CANCEL_PATIENCE_SECONDS,
+            what="a cancel",
+        )
+    except LayerUnreachable as unreachable:
+        log.warning("execution %s: cancel not sent: %s", execution_id, unreachable)
     return False
 
 

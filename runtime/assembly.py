@@ -16,12 +16,15 @@ from typing import Any
 
 from PIL import Image
 
+from runtime.colour import UNTAGGED, WorkingSpace
 from runtime.control import RunFailed
+from runtime.decode import SourceHeader
 from runtime.encoders import make_encoder
 from runtime.outputs import OutputWriter
 from runtime.plan import Plan
 from runtime.recording import RunRecord
 from runtime.spec import RunSpec
+from runtime.steps.output import encode_options
 from runtime.store import TileStore
 from runtime.tiles import Box, Tile
 
@@ -66,8 +69,13 @@ class OutputAssembly:
         stores: dict[str, TileStore],
         record: RunRecord,
         post: Callable[[str, Any], None],
+        *,
+        source: SourceHeader | None = None,
+        space: WorkingSpace = UNTAGGED,
     ) -> None:
         self._spec = spec
+        self._source = source  # its profile, EXIF and XMP go into the outputs as their params say
+        self._space = space
         self._stores = stores
         self._record = record
         self._post = post
@@ -103,7 +111,10 @@ class OutputAssembly:
         node_plan = plan.nodes[node]
         store = self._stores[node_plan.inputs[0]]
         params = node_plan.params
-        encoder = make_encoder(params.format, store.info.size, store.info.mode, quality=params.quality)
+        source = self._source
+        exif, xmp = (source.exif, source.xmp) if source is not None else (None, None)
+        options = encode_options(params, store.info.mode, self._space, exif=exif, xmp=xmp)
+        encoder = make_encoder(params.format, store.info.size, store.info.mode, options=options)
         writer = OutputWriter(node, self._spec.output_dir / f"{node}.{encoder.extension}", encoder)
         store.retain(range(store.count))
         self.outputs[node] = writer

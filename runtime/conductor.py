@@ -17,6 +17,7 @@ from typing import Any
 from runtime import events
 from runtime.assembly import OutputAssembly, assemble_tile
 from runtime.bridge import LOCAL, is_local, tile_from_wire
+from runtime.colour import working_space
 from runtime.control import RunCancelled, RunControl, RunFailed
 from runtime.decode import SourceHeader
 from runtime.dispatch import Dispatcher
@@ -24,6 +25,7 @@ from runtime.outputs import OutputWriter
 from runtime.plan import Plan, compile_plan
 from runtime.progress import RunObserver
 from runtime.reading import SourceReader
+from runtime.reconnect import LAYER_ERRORS, unreachable_reason
 from runtime.recording import RunRecord
 from runtime.registry import ImageInfo
 from runtime.spec import RunLimits, RunRecorder, RunSpec
@@ -94,6 +96,9 @@ class Conductor:
             record.status, record.error = "failed", str(failure)
             if failure.node is not None:
                 record.failed_at(failure.node)
+        except LAYER_ERRORS as error:  # the layer stayed unreachable past every retry (Redis is down)
+            log.warning("execution %s failed: %s", self.spec.execution, error)
+            record.status, record.error = "failed", unreachable_reason(self.layer, error)
         except Exception as error:  # a bug of ours: the run fails with the reason, the server lives on
             log.exception("execution %s failed unexpectedly", self.spec.execution)
             record.status, record.error = "failed", f"internal error: {type(error).__name__}: {error}"
@@ -128,8 +133,12 @@ class Conductor:
         self._dispatcher = Dispatcher(
             self.spec.execution, plan, self._stores, limits, self.layer, self.record, codec=codec
         )
-        self._assembly = OutputAssembly(self.spec, plan, self._stores, self.record, self.control.post)
-        await self.reader.open(header, self._stores[plan.source], shrink)
+        # The colour space the run works in (runtime.colour): decided by the source's profile and the outputs.
+        space = working_space(self.spec.graph, header.icc_profile, header.source_mode, header.mode)
+        self._assembly = OutputAssembly(
+            self.spec, plan, self._stores, self.record, self.control.post, source=header, space=space
+        )
+        await self.reader.open(header, self._stores[plan.source], shrink, space)
         self.prepared.set()
 
     def _compile(self, header: SourceHeader) -> tuple[Plan, int]:

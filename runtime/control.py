@@ -13,6 +13,7 @@ from typing import Any
 
 from runtime import events
 from runtime.bridge import TRANSIENT_ERRORS
+from runtime.reconnect import LayerUnreachable, retry_layer
 
 log = logging.getLogger("tileflow.control")
 
@@ -46,8 +47,16 @@ class RunControl:
 
     async def open(self) -> None:
         """Make the run's channel, join its control group and start receiving."""
-        self.channel = await self.layer.new_channel("tileflow.conductor.")
-        await self.layer.group_add(events.run_control_group(self.execution), self.channel)
+        group = events.run_control_group(self.execution)
+        try:  # a run started while Redis is down waits for it, for a while
+            self.channel = await retry_layer(
+                lambda: self.layer.new_channel("tileflow.conductor."), layer=self.layer, what="a run's channel"
+            )
+            await retry_layer(
+                lambda: self.layer.group_add(group, self.channel), layer=self.layer, what="a run's control group"
+            )
+        except LayerUnreachable as unreachable:
+            raise RunFailed(str(unreachable)) from unreachable
         self._receiver = asyncio.create_task(self._receive())
 
     async def rejoin(self) -> None:

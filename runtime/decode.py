@@ -39,6 +39,7 @@ their rows only after the marker.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
@@ -49,7 +50,9 @@ from typing import Any, BinaryIO
 import pillow_heif
 from PIL import Image, ImageFile, features
 
-from runtime.headers import ImageRejected, check_jpeg_data, exif_orientation, jpeg_layout, png_facts
+from runtime.colour import UNTAGGED, WorkingSpace, to_srgb
+from runtime.headers import ImageRejected, check_jpeg_data, exif_orientation, isobmff_nclx, jpeg_layout, png_facts
+from runtime.icc import nclx_profile
 from runtime.images import normalize, working_mode
 from runtime.targets import TARGETS
 from runtime.tiles import Size
@@ -88,6 +91,7 @@ class SourceHeader:
     orientation: int
     mode: str
     streamable: bool
+    source_mode: str = ""  # the mode Pillow opens it in (before normalisation)
     sequential: bool = False  # a baseline RGB or gray JPEG, read by the streaming decoder (then transposed)
     scan_start: int = 0  # JPEG: offset of the first scan's data
     icc_profile: bytes | None = None  # the embedded ICC profile, as stored
@@ -95,20 +99,24 @@ class SourceHeader:
     xmp: bytes | None = None
 
 
-def probe(source: str | os.PathLike[str] | BinaryIO, max_pixels: int) -> SourceHeader:
-    """Read the header of `source` and refuse what Tileflow cannot or will not decode, before any pixel."""
+def probe(source: str | os.PathLike[str] | BinaryIO, max_pixels: int, *, complete: bool = True) -> SourceHeader:
+    """Read the header of `source` and refuse what Tileflow cannot or will not decode, before any pixel.
+
+    `complete=False`: `source` is still arriving (`runtime.upload`); a streamable JPEG is not read to its
+    end to find truncation (the decoder finds it, and fails the run), everything else is.
+    """
     if isinstance(source, str | os.PathLike):
         with open(source, "rb") as file:
-            return _probe_open_file(file, max_pixels)
+            return _probe_open_file(file, max_pixels, complete)
     source.seek(0)
-    return _probe_open_file(source, max_pixels)
+    return _probe_open_file(source, max_pixels, complete)
 
 
 def decode_bands(
-    path: str | os.PathLike[str], header: SourceHeader, bands: int | Sequence[int]
+    path: str | os.PathLike[str], header: SourceHeader, bands: int | Sequence[int], space: WorkingSpace = UNTAGGED
 ) -> Iterator[tuple[int, Image.Image]]:
     """Yield (y0, band) top to bottom: full-width bands (see `decode_rows`), oriented, in `header.mode`."""
-    for y0, y1, image, top in decode_rows(path, header, bands):
+    for y0, y1, image, top in decode_rows(path, header, bands, space=space):
         if top == y0 and image.height == y1 - y0:
             yield y0, image
         else:
@@ -116,7 +124,11 @@ def decode_bands(
 
 
 def decode_rows(
-    source: str | os.PathLike[str] | bytes, header: SourceHeader, bands: int | Sequence[int], shrink: int = 1
+    source: str | os.PathLike[str] | bytes | BinaryIO,
+    header: SourceHeader,
+    bands: int | Sequence[int],
+    shrink: int = 1,
+    space: WorkingSpace = UNTAGGED,
 ) -> Iterator[tuple[int, int, Image.Image, int]]:
     """Yield (y0, y1, image, top) top to bottom, one per band, oriented, in `header.mode`.
 
@@ -127,17 +139,25 @@ def decode_rows(
     again: a streamed JPEG yields its full-size target (top 0) each time, with more rows final, so a
     reader cuts what it needs straight out of it; otherwise `image` is the band itself (top = y0).
     `shrink` (1, 2, 4 or 8; streamable JPEGs only) decodes at that fraction of the size, rounded up,
-    by libjpeg's scaled inverse DCT. `source` is a file's path, or the file's bytes already in memory.
+    by libjpeg's scaled inverse DCT. `source` is a file's path, its bytes already in memory, or an open
+    binary file (such as an upload still arriving, whose reads wait for its bytes).
+    Bands come in the working colour `space` (`runtime.colour`): converted band by band when it asks.
     """
     if shrink not in (1, 2, 4, 8) or (shrink > 1 and not header.streamable):
         raise ValueError(f"cannot decode this image at 1/{shrink} size")
     height = -(-header.size.height // shrink)
     bounds = _band_bounds(bands, height)
-    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as file:
+    if isinstance(source, bytes):
+        opened = io.BytesIO(source)
+    elif isinstance(source, str | os.PathLike):
+        opened = open(source, "rb")
+    else:
+        opened = contextlib.nullcontext(source)  # an open file (an upload still arriving): the caller's to close
+    with opened as file:
         if header.streamable:
-            yield from _stream_jpeg(file, header, bounds, shrink)
+            yield from _stream_jpeg(file, header, bounds, shrink, space)
         else:
-            for y0, band in _bands_of_whole(file, header, bounds):
+            for y0, band in _bands_of_whole(file, header, bounds, space):
                 yield y0, y0 + band.height, band, y0
 
 
@@ -153,7 +173,7 @@ def _band_bounds(bands: int | Sequence[int], height: int) -> list[int]:
     return bounds
 
 
-def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
+def _probe_open_file(file: BinaryIO, max_pixels: int, complete: bool = True) -> SourceHeader:
     if not file.read(1):
         raise ImageRejected("the file is empty")
     file.seek(0)
@@ -188,7 +208,8 @@ def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
             orientation = exif_orientation(image)
         if image.format in ("JPEG", "MPO"):
             layout = jpeg_layout(file)
-            check_jpeg_data(file, layout, image.size)
+            if complete or not (_sequential(image) and orientation == 1):
+                check_jpeg_data(file, layout, image.size)  # a streamed one: the decoder finds truncation
             scan_start = layout.scan_start
         stored = Size(width, height)
         oriented = Size(height, width) if orientation >= 5 else stored
@@ -199,12 +220,21 @@ def _probe_open_file(file: BinaryIO, max_pixels: int) -> SourceHeader:
             orientation=orientation,
             mode=mode,
             streamable=_sequential(image) and orientation == 1,
+            source_mode=image.mode,
             sequential=_sequential(image),
             scan_start=scan_start,
-            icc_profile=image.info.get("icc_profile") or None,
+            icc_profile=image.info.get("icc_profile") or _nclx_icc(file, image.format),
             exif=exif if isinstance(exif, bytes) else None,
             xmp=xmp if isinstance(xmp, bytes) else None,
         )
+
+
+def _nclx_icc(file: BinaryIO, format: str) -> bytes | None:
+    """Return a profile for a HEIC/AVIF file's nclx colour box (Display P3, BT.2020, ...), or None."""
+    if format not in ("HEIF", "AVIF"):
+        return None
+    nclx = isobmff_nclx(file)
+    return nclx_profile(*nclx) if nclx is not None else None
 
 
 def _sequential(image: Image.Image) -> bool:
@@ -218,7 +248,7 @@ def _sequential(image: Image.Image) -> bool:
 
 
 def _stream_jpeg(
-    file: BinaryIO, header: SourceHeader, bounds: list[int], shrink: int = 1
+    file: BinaryIO, header: SourceHeader, bounds: list[int], shrink: int, space: WorkingSpace
 ) -> Iterator[tuple[int, int, Image.Image, int]]:
     target, feed = _jpeg_target(file, header, shrink)
     width = target.width
@@ -228,7 +258,9 @@ def _stream_jpeg(
             y0, y1 = bounds[band], bounds[band + 1]
             if not finished and not _row_done(target, width - 1, y1 - 1):
                 break
-            if target.mode == header.mode:
+            if space.converted:
+                yield y0, y1, _in_space(target.crop((0, y0, width, y1)), header.mode, space), y0
+            elif target.mode == header.mode:
                 yield y0, y1, target, 0
             else:
                 yield y0, y1, normalize(target.crop((0, y0, width, y1)), header.mode), y0
@@ -330,7 +362,18 @@ def _row_done(target: Image.Image, x: int, y: int) -> bool:
     return target.crop((x, y, x + 1, y + 1)).tobytes("raw", "RGBX")[3] == _ROW_DONE
 
 
-def _bands_of_whole(file: BinaryIO, header: SourceHeader, bounds: list[int]) -> Iterator[tuple[int, Image.Image]]:
+def _in_space(band: Image.Image, mode: str, space: WorkingSpace) -> Image.Image:
+    """Return a decoded band in the working mode and colour space."""
+    if space.decoded_from is None:
+        return normalize(band, mode)
+    if band.mode == "CMYK":
+        return to_srgb(band, space.decoded_from)
+    return to_srgb(normalize(band, mode), space.decoded_from)
+
+
+def _bands_of_whole(
+    file: BinaryIO, header: SourceHeader, bounds: list[int], space: WorkingSpace
+) -> Iterator[tuple[int, Image.Image]]:
     if header.sequential:
         target, feed = _jpeg_target(file, header, 1)
         for _ in feed:
@@ -343,7 +386,7 @@ def _bands_of_whole(file: BinaryIO, header: SourceHeader, bounds: list[int]) -> 
     if (width, height) != (header.size.width, header.size.height):
         raise ImageRejected("the image changed since its header was read")
     for y0, y1 in itertools.pairwise(bounds):
-        yield y0, normalize(image.crop((0, y0, width, y1)), header.mode)
+        yield y0, _in_space(image.crop((0, y0, width, y1)), header.mode, space)
 
 
 def _load_oriented(file: BinaryIO, orientation: int) -> Image.Image:

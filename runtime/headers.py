@@ -6,6 +6,7 @@
   shorter than that is truncated, whatever markers it ends with: a 631-byte file declaring
   12000x12000 is refused here instead of decoding 144 MP of grey filler. A cut that leaves more bytes
   than that bound is caught while decoding (`runtime.decode`).
+- HEIC and AVIF: the nclx colour box (H.273 primaries and transfer), for files without an ICC profile.
 - PNG: every chunk up to IEND is walked, which finds a cut file, an image stream too short to inflate
   to the declared rows (deflate never expands more than 1032:1), and the EXIF and XMP that
   `ImageOps.exif_transpose` reads: an `eXIf` chunk, a "Raw profile type exif" text chunk
@@ -254,3 +255,37 @@ def exif_orientation(image: Image.Image) -> int:
 
 def valid_orientation(value: object) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+_CONTAINERS = {b"meta": 4, b"iprp": 0, b"ipco": 0}  # boxes to descend into, and the bytes before their children
+
+
+def isobmff_nclx(file: BinaryIO) -> tuple[int, int] | None:
+    """Return (colour primaries, transfer characteristics) of the first nclx `colr` box of a HEIF/AVIF file."""
+    end = file.seek(0, os.SEEK_END)
+    return _find_nclx(file, 0, end, depth=0)
+
+
+def _find_nclx(file: BinaryIO, start: int, end: int, depth: int) -> tuple[int, int] | None:
+    position = start
+    while position + 8 <= end and depth < 4:
+        file.seek(position)
+        size, kind = struct.unpack(">I4s", file.read(8))
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", file.read(8))[0], 16
+        elif size == 0:
+            size = end - position
+        if size < header or position + size > end:
+            return None
+        if kind == b"colr":
+            data = file.read(min(size - header, 11))
+            if data[:4] == b"nclx" and len(data) >= 8:
+                primaries, transfer = struct.unpack(">HH", data[4:8])
+                return primaries, transfer
+        elif kind in _CONTAINERS:
+            found = _find_nclx(file, position + header + _CONTAINERS[kind], position + size, depth + 1)
+            if found is not None:
+                return found
+        position += size
+    return None

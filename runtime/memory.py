@@ -37,3 +37,22 @@ def tune_allocator() -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def give_back_free_memory() -> bool:
+    """Return the free memory of every malloc arena to the kernel (glibc's malloc_trim); False if not glibc.
+
+    With the thresholds above, a run's tiles and Pillow's 16 MB image blocks come from the heap, and
+    each run's threads may use an arena of their own: what a finished run freed stayed resident in
+    its arenas, so twelve 144 MP runs, never more than two at a time, left the server at 5.7 GB.
+    Called when a run ends, before its memory budget is released: the next run then finds the
+    memory the budget says is free. Takes a few ms, in a thread.
+    """
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = (ctypes.c_size_t,)
+    malloc_trim.restype = ctypes.c_int
+    malloc_trim(0)
+    return True

@@ -30,6 +30,7 @@ from runtime.bridge import TRANSIENT_ERRORS, send_waiting
 from runtime.control import RunCancelled, RunFailed
 from runtime.outputs import RelayedFile
 from runtime.progress import GroupPublisher, RunObserver
+from runtime.reconnect import default_patience, unreachable_reason
 from runtime.spec import RunRecorder, RunSpec
 
 log = logging.getLogger("tileflow.placement")
@@ -158,7 +159,7 @@ class PlacedRun:
         except RunFailed as failure:
             self.status, self.error = "failed", str(failure)
         except TRANSIENT_ERRORS as error:
-            self.status, self.error = "failed", f"the channel layer is unreachable: {error}"
+            self.status, self.error = "failed", unreachable_reason(self.layer, error)
         except Exception as error:  # a bug of ours: the run fails with the reason, the server lives on
             log.exception("placed run %s failed unexpectedly", self.spec.execution)
             self.status, self.error = "failed", f"internal error: {type(error).__name__}: {error}"
@@ -191,9 +192,9 @@ class PlacedRun:
         }
         await send_waiting(self.runs_layer, events.RUNS_CHANNEL, message)
 
-    async def _store_input(self, patience: float = 30.0) -> None:
+    async def _store_input(self) -> None:
         """Put the input's pieces into Redis unless they are there (a restart forgets them)."""
-        data, waited = self._input, 0.0
+        data, waited, patience = self._input, 0.0, default_patience()
         while True:
             try:
                 if not self._input_keys or not await self._blobs.exists(*self._input_keys):

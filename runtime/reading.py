@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
 
+from runtime.colour import UNTAGGED, WorkingSpace
 from runtime.control import RunFailed
 from runtime.decode import ImageRejected, SourceHeader, decode_rows, probe
 from runtime.spec import RunSpec
 from runtime.store import TileStore
 from runtime.tiles import Tile
+from runtime.upload import UploadBroken
 
 AHEAD = 2  # bands asked of the decode thread at once
 
@@ -32,6 +34,7 @@ class SourceReader:
         self._post = post
         self._node = source_node
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="tileflow-decode")
+        self.closed: Future | None = None  # done once `close` freed the decoder's image
         self._bands: Iterator | None = None
         self._store: TileStore | None = None
         self._pulls = 0  # bands asked of the decode thread and not received yet
@@ -50,13 +53,13 @@ class SourceReader:
         except ImageRejected as rejected:
             raise RunFailed(str(rejected), self._node) from rejected
 
-    async def open(self, header: SourceHeader, store: TileStore, shrink: int) -> None:
-        """Start the decoder: one band per row of the source store's grid (short ones first)."""
+    async def open(self, header: SourceHeader, store: TileStore, shrink: int, space: WorkingSpace = UNTAGGED) -> None:
+        """Start the decoder: one band per row of the source store's grid (short ones first), in `space`."""
         self._store = store
         self._node = store.node
-        source = self._spec.input_data or self._spec.input_path
+        source = self._spec.input_data or self._spec.input_stream or self._spec.input_path
         self._bands = await asyncio.get_running_loop().run_in_executor(
-            self._thread, lambda: iter(decode_rows(source, header, store.bounds, shrink))
+            self._thread, lambda: iter(decode_rows(source, header, store.bounds, shrink, space))
         )
 
     def pull(self, *, ready: int, busy: bool) -> None:
@@ -70,7 +73,7 @@ class SourceReader:
 
     def close(self) -> None:
         """Stop the decoder and free its image, in its own thread."""
-        self._thread.submit(self._close_bands)
+        self.closed = self._thread.submit(self._close_bands)  # the memory budget waits for it
         self._thread.shutdown(wait=False)
 
     def _wanted(self, ready: int, busy: bool) -> bool:
@@ -91,7 +94,7 @@ class SourceReader:
         if done.cancelled():
             return
         error = done.exception()
-        if isinstance(error, ImageRejected):
+        if isinstance(error, ImageRejected | UploadBroken):
             self._post("failed", RunFailed(str(error), self._node))
         elif error is not None:
             self._post("failed", RunFailed(f"the image could not be decoded: {error}", self._node))

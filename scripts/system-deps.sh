@@ -5,7 +5,9 @@
 set -euo pipefail
 
 run_packages=(gettext fonts-noto-cjk)
-packages=("${run_packages[@]}" chromium redis-server pngcheck jpeginfo postgresql)
+# ICC profiles for the colour tests: colord-data, icc-profiles-free (RGB, gray), libgs-common (CMYK);
+# gdk-pixbuf-tests: a corpus of real image files (tests/runtime/test_photo_corpus.py).
+packages=("${run_packages[@]}" chromium redis-server pngcheck jpeginfo postgresql colord-data icc-profiles-free libgs-common gdk-pixbuf-tests)
 [ "${1:-}" = run ] && packages=("${run_packages[@]}")
 missing=()
 for pkg in "${packages[@]}"; do

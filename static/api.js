@@ -66,20 +66,31 @@ export const api = {
   cancel: (id) => request("POST", `/api/executions/${encodeURIComponent(id)}/cancel`),
   rerun: (id) => request("POST", `/api/executions/${encodeURIComponent(id)}/rerun`),
   inputUrl: (id) => `/api/executions/${encodeURIComponent(id)}/input`,
+  batch: (id) => request("GET", `/api/batches/${encodeURIComponent(id)}`),
+  cancelBatch: (id) => request("POST", `/api/batches/${encodeURIComponent(id)}/cancel`),
+  batchResultsUrl: (id) => `/api/batches/${encodeURIComponent(id)}/results`,
+  triggers: (flowId) => request("GET", `/api/triggers?flow=${encodeURIComponent(flowId)}`).then((d) => d.triggers),
+  createTrigger: (flowId, doc) => request("POST", `/api/flows/${encodeURIComponent(flowId)}/triggers`, { json: doc }),
+  updateTrigger: (id, changes) => request("PATCH", `/api/triggers/${encodeURIComponent(id)}`, { json: changes }),
+  deleteTrigger: (id) => request("DELETE", `/api/triggers/${encodeURIComponent(id)}`),
+  triggerEvents: (id, limit = 20) =>
+    request("GET", `/api/triggers/${encodeURIComponent(id)}/events?limit=${limit}`).then((d) => d.events),
   // With follow, a running execution's output streams as it is written (a live preview); else the download.
   outputUrl: (id, node, { follow = false } = {}) =>
     `/api/executions/${encodeURIComponent(id)}/output?node=${encodeURIComponent(node)}${follow ? "&follow=1" : ""}`,
 };
 
-// Open the execution's websocket; call onMessage for each frame, reconnecting until a final status.
-export function watchExecution(id, onMessage) {
+const FINISHED = ["succeeded", "failed", "cancelled"];
+
+// Open a websocket of the API; call onMessage for each frame, reconnecting until `ended(message)`.
+function watchSocket(path, onMessage, ended) {
   let socket = null;
   let finished = false;
   let stopped = false;
   let attempts = 0;
   const open = () => {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(`${scheme}://${location.host}/ws/executions/${encodeURIComponent(id)}/`);
+    socket = new WebSocket(`${scheme}://${location.host}${path}`);
     socket.addEventListener("message", (event) => {
       attempts = 0;
       let message;
@@ -88,10 +99,7 @@ export function watchExecution(id, onMessage) {
       } catch {
         return;
       }
-      if (message.type === "status") finished = true;
-      if (message.type === "snapshot" && ["succeeded", "failed", "cancelled"].includes(message.execution?.status)) {
-        finished = true;
-      }
+      if (ended(message)) finished = true;
       onMessage(message);
     });
     socket.addEventListener("close", () => {
@@ -108,4 +116,52 @@ export function watchExecution(id, onMessage) {
       socket?.close();
     },
   };
+}
+
+// Open the execution's websocket (CONTRACT §4), reconnecting until a final status.
+export function watchExecution(id, onMessage) {
+  return watchSocket(
+    `/ws/executions/${encodeURIComponent(id)}/`,
+    onMessage,
+    (message) => message.type === "status" || (message.type === "snapshot" && FINISHED.includes(message.execution?.status)),
+  );
+}
+
+// Open a batch's websocket (CONTRACT §7: snapshot, progress counts, final status), reconnecting until the end.
+export function watchBatch(id, onMessage) {
+  return watchSocket(
+    `/ws/batches/${encodeURIComponent(id)}/`,
+    onMessage,
+    (message) => message.type === "status" || (message.type === "snapshot" && FINISHED.includes(message.batch?.status)),
+  );
+}
+
+// Start a batch (CONTRACT §7) from images (each {file, path}) and/or one zip; onProgress(sent, total)
+// follows the upload, which fetch cannot report.
+export function createBatch(flowId, { images = [], archive = null }, onProgress = () => {}) {
+  const form = new FormData();
+  for (const { file, path } of images) {
+    form.append("path", path || file.name);
+    form.append("image", file, file.name || "image");
+  }
+  if (archive) form.append("archive", archive, archive.name || "archive.zip");
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/flows/${encodeURIComponent(flowId)}/batches`);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("X-CSRFToken", csrfToken());
+    xhr.upload.addEventListener("progress", (event) => onProgress(event.loaded, event.total));
+    xhr.addEventListener("load", () => {
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch {
+        data = { error: xhr.responseText.slice(0, 200) || `HTTP ${xhr.status}` };
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(data);
+      else reject(new ApiError(xhr.status, data));
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, { error: "the upload failed: network error" })));
+    xhr.send(form);
+  });
 }

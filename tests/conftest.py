@@ -1,5 +1,7 @@
 """Fixtures shared by every test: isolated media and step modules."""
 
+import json
+
 import pytest
 from hypothesis import settings as hypothesis_settings
 
@@ -85,3 +87,32 @@ def hostile_console(tmp_path_factory):
     with live_console(workdir, TMPDIR=str(workdir / "tmp"), TILEFLOW_BODY_TIMEOUT_SECONDS="2") as console:
         console.tmp = workdir / "tmp"
         yield console
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3-compatible server (moto's standalone server) on loopback, for the whole session."""
+    from tests.support.s3 import s3_server as start
+
+    with start(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture
+def trigger_places(settings, tmp_path, s3_server):
+    """Configure a folder root `photos` and an S3 connection `store`; return the root's path."""
+    from flows.trigger_stores import forget_configuration
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    settings.TILEFLOW = {
+        **settings.TILEFLOW,
+        "FOLDER_ROOTS": f"photos={root},spare={tmp_path / 'spare'}",
+        "S3_CONNECTIONS": json.dumps({"store": s3_server.connection()}),
+        "S3_TIMEOUT_SECONDS": 3.0,
+        "TRIGGER_POLL_SECONDS": 0.2,
+        "TRIGGER_SETTLE_SECONDS": 0.0,
+    }
+    forget_configuration()
+    yield root
+    forget_configuration()

@@ -21,13 +21,14 @@ import zlib
 from PIL import Image, ImageChops
 from zlib_ng import zlib_ng
 
-from runtime.encoders.base import WORKERS, Encoder, band_pool, split_rows
+from runtime.encoders.base import WORKERS, EncodeOptions, Encoder, band_pool, metadata_params, split_rows
 from runtime.tiles import Size
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPE = {"L": 0, "RGB": 2, "RGBA": 6}
 _BYTES_PER_PIXEL = {"L": 1, "RGB": 3, "RGBA": 4}
 _FILTER_UP = 2
+_PERCEPTUAL = 0  # the sRGB chunk's rendering intent
 _ZLIB_HEADER = b"\x78\x9c"
 # Below this many filtered bytes a band is compressed in one piece: threads would cost more than they save.
 _PARALLEL_MIN_BYTES = 256 * 1024
@@ -48,16 +49,34 @@ class PngEncoder(Encoder):
     content_type = "image/png"
     extension = "png"
 
-    def __init__(self, size: Size, mode: str, level: int = 6) -> None:
-        super().__init__(size, mode)
-        self.level = level
+    def __init__(self, size: Size, mode: str, level: int = 6, options: EncodeOptions | None = None) -> None:
+        options = options or EncodeOptions(compression=level)
+        super().__init__(size, mode, options)
+        if not 0 <= options.compression <= 9:
+            raise ValueError(f"PNG compression {options.compression} is not within 0..9")
+        self.level = options.compression
         self._previous_row = Image.new(mode, (size.width, 1))
         self._adler = 1
         self._started = False
 
     def header(self) -> bytes:
         ihdr = struct.pack(">IIBBBBB", self.size.width, self.size.height, 8, _COLOR_TYPE[self.mode], 0, 0, 0)
-        return _SIGNATURE + _chunk(b"IHDR", ihdr)
+        return _SIGNATURE + _chunk(b"IHDR", ihdr) + self._metadata_chunks()
+
+    def _metadata_chunks(self) -> bytes:
+        """Return the colour chunk (sRGB or iCCP) and the eXIf and XMP chunks, which precede the image data."""
+        chunks = []
+        params = metadata_params(self.options, self.mode)
+        if self.options.srgb:
+            chunks.append(_chunk(b"sRGB", bytes([_PERCEPTUAL])))
+        elif "icc_profile" in params:
+            chunks.append(_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(params["icc_profile"])))
+        if "exif" in params:
+            exif = params["exif"]
+            chunks.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
+        if "xmp" in params:
+            chunks.append(_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + params["xmp"]))
+        return b"".join(chunks)
 
     def encode_band(self, image: Image.Image) -> bytes:
         image = self._accept(image)

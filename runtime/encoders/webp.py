@@ -10,36 +10,27 @@ import io
 
 from PIL import Image
 
-from runtime.encoders.base import Encoder
+from runtime.encoders.base import BufferedEncoder, EncodeOptions, metadata_params
 from runtime.tiles import Size
 
+MAX_SIDE = 16383
 
-class WebpEncoder(Encoder):
+
+class WebpEncoder(BufferedEncoder):
     """Lossy WebP at `quality`, encoded once every band has arrived."""
 
     content_type = "image/webp"
     extension = "webp"
+    canvas_mode = {"L": "RGB"}
 
-    def __init__(self, size: Size, mode: str, quality: int = 85) -> None:
-        super().__init__(size, mode)
-        if not 1 <= quality <= 100:
-            raise ValueError(f"WebP quality {quality} is not within 1..100")
-        if size.width > 16383 or size.height > 16383:
-            raise ValueError(f"WebP cannot hold {size.width}x{size.height}: at most 16383 a side")
-        self.quality = quality
-        self._canvas = Image.new("RGB" if mode == "L" else mode, (size.width, size.height))
+    def __init__(self, size: Size, mode: str, quality: int = 85, options: EncodeOptions | None = None) -> None:
+        options = options or EncodeOptions(quality=quality)
+        if not 1 <= options.quality <= 100:
+            raise ValueError(f"WebP quality {options.quality} is not within 1..100")
+        if size.width > MAX_SIDE or size.height > MAX_SIDE:
+            raise ValueError(f"WebP cannot hold {size.width}x{size.height}: at most {MAX_SIDE} a side")
+        super().__init__(size, mode, options)
+        self.quality = options.quality
 
-    def header(self) -> bytes:
-        return b""
-
-    def encode_band(self, image: Image.Image) -> bytes:
-        y0 = self.rows_received
-        self._canvas.paste(self._accept(image), (0, y0))
-        return b""
-
-    def finish(self) -> bytes:
-        self._check_complete()
-        buffer = io.BytesIO()
-        self._canvas.save(buffer, "WEBP", quality=self.quality)
-        self._canvas = Image.new(self._canvas.mode, (1, 1))
-        return buffer.getvalue()
+    def save(self, image: Image.Image, buffer: io.BytesIO) -> None:
+        image.save(buffer, "WEBP", quality=self.quality, **metadata_params(self.options, image.mode))

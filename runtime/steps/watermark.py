@@ -5,6 +5,9 @@ The reference is `apply_watermark_whole`: draw the text at every position on one
 mask, then `paste(colour, mask=layer)` once. Stamps never overlap (tiled stamps keep a gap), the
 mask is zero elsewhere and a zero-mask paste leaves a pixel as it is, so pasting stamp by stamp
 per tile gives the same bytes. `paste` with a mask releases the GIL; `alpha_composite` does not.
+
+The colour is drawn as given, in the run's working colour space (`runtime.colour`): the values of the
+source's own profile (what a `keep` output carries), or sRGB when every output converts to sRGB.
 """
 
 from __future__ import annotations
@@ -126,7 +129,12 @@ class Watermark(Step):
         opacity: float = Field(0.5, ge=0, le=1)
         position: Position = "bottom-right"
         font_size: int | None = Field(None, ge=1, le=2000, description="pixels; automatic when left out")
-        color: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$", json_schema_extra={"format": "color"})
+        color: str = Field(
+            "#ffffff",
+            pattern=r"^#[0-9a-fA-F]{6}$",
+            json_schema_extra={"format": "color"},
+            description="in the image's colour space: its own profile, or sRGB when every output converts to sRGB",
+        )
 
     kind = TileKind.POINT
 

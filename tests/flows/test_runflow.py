@@ -12,6 +12,7 @@ from PIL import Image, ImageChops
 from flows.models import Flow
 from runtime.testing import chain, reference_flow
 from tests.support.runs import COMPRESS_AND_WATERMARK, image_bytes
+from tests.support.services import manage, project_env
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_channel_layer")]
 
@@ -50,7 +51,7 @@ def test_runs_a_document_file_exactly_as_pillow(photo, tmp_path):
     graph = chain(("rotate", {"angle": 90}), ("grayscale", {}), output={"format": "png"})
     document = tmp_path / "flow.json"
     document.write_text(json.dumps({"name": "turn", "graph": graph}))
-    target = tmp_path / "nested" / "turned.png"
+    target = tmp_path / "turned.png"
     code, _, err = runflow(str(document), str(photo), "-o", str(target), "--quiet")
     assert code == 0, err
     expected = reference_flow(graph, Image.open(photo))["out"]
@@ -86,3 +87,81 @@ def test_fails_with_one_line_reason(user, tmp_path, photo, flow_arg, input_bytes
     assert reason in err
     assert not target.exists()
     assert not list(tmp_path.glob(".runflow-*"))
+
+
+@pytest.fixture
+def document(tmp_path):
+    path = tmp_path / "cw.json"
+    path.write_text(json.dumps({"name": "cw", "graph": COMPRESS_AND_WATERMARK}))
+    return path
+
+
+def test_an_output_named_for_another_format_is_refused_and_a_bare_name_completed(document, photo, tmp_path):
+    code, _, err = runflow(str(document), str(photo), "-o", str(tmp_path / "out.png"))
+    assert code == 1 and "writes JPEG, not PNG" in err and f"name it {tmp_path / 'out.jpg'}" in err
+    assert not (tmp_path / "out.png").exists()
+    code, out, err = runflow(str(document), str(photo), "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    assert f"wrote {tmp_path / 'out.jpg'}" in out and Image.open(tmp_path / "out.jpg").format == "JPEG"
+    code, _, err = runflow(str(document), str(photo), "-o", str(tmp_path / "out.JPEG"))
+    assert code == 0, err
+
+
+def test_a_missing_folder_is_refused(document, photo, tmp_path):
+    code, _, err = runflow(str(document), str(photo), "-o", str(tmp_path / "no" / "such" / "out.jpg"))
+    assert code == 1 and "no such folder" in err and not (tmp_path / "no").exists()
+    code, _, err = runflow(str(document), str(tmp_path / "missing"), "-o", str(tmp_path / "results"))
+    assert code == 1 and "no such input file or folder" in err
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(image_bytes(64, 64))
+    code, _, err = runflow(str(document), str(photos), "-o", str(tmp_path / "no" / "results"))
+    assert code == 1 and "no such folder" in err
+
+
+@pytest.fixture
+def album(tmp_path):
+    """A folder of photos with a sub-folder, a broken photo, a text file and a hidden file."""
+    root = tmp_path / "album"
+    (root / "day2" / "evening").mkdir(parents=True)
+    sizes = {"a.jpg": (300, 200), "b.png": (200, 100), "day2/c.jpg": (120, 80), "day2/evening/d.JPG": (80, 60)}
+    for name, (width, height) in sizes.items():
+        format = "PNG" if name.endswith(".png") else "JPEG"
+        (root / name).write_bytes(image_bytes(width, height, format=format, seed=len(name)))
+    (root / "day2" / "broken.jpg").write_bytes(image_bytes(300, 200)[:2000])
+    (root / "notes.txt").write_text("not a photo")
+    (root / ".hidden.jpg").write_bytes(b"never read")
+    return root
+
+
+def test_a_folder_runs_recursively_past_broken_files_and_names_how_many_failed(document, album, tmp_path):
+    outdir = tmp_path / "results"
+    code, out, err = runflow(str(document), str(album), "-o", str(outdir), "--recursive")
+    assert code == 1
+    assert err.strip() == "runflow: 1 of 5 files failed (listed above)"
+    assert "failed: day2/broken.jpg:" in out and "100% 5/5 files, 1 failed" in out
+    written = sorted(str(path.relative_to(outdir)) for path in outdir.rglob("*") if path.is_file())
+    assert written == ["a.jpg", "b.jpg", "day2/c.jpg", "day2/evening/d.jpg"]
+    with Image.open(outdir / "day2" / "c.jpg") as result:
+        assert result.format == "JPEG" and result.size == (60, 40)
+    assert not list(outdir.glob(".runflow-*"))
+
+
+def test_a_folder_without_recursive_takes_its_own_files_only(document, album, tmp_path):
+    outdir = tmp_path / "results"
+    code, out, err = runflow(str(document), str(album), "-o", str(outdir))
+    assert code == 0, err
+    assert sorted(path.name for path in outdir.iterdir()) == ["a.jpg", "b.jpg"]
+    assert "wrote the results of 2 of 2 files" in out
+
+
+def test_no_log_lines_above_the_bars(document, album, tmp_path):
+    """As a person runs it: a real process, whose logging goes to its own stderr."""
+    env = project_env(tmp_path, TILEFLOW_LOG_LEVEL="INFO")
+    done = manage("runflow", str(document), str(album / "a.jpg"), "-o", str(tmp_path / "a.jpg"), env=env)
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("in ") and lines[-1].startswith("wrote ")
+    done = manage("runflow", str(document), str(album), "-o", str(tmp_path / "all"), "-r", env=env, check=False)
+    assert done.returncode == 1 and done.stderr.strip() == "runflow: 1 of 5 files failed (listed above)"
+    assert all(line.startswith(("[", "failed: ", "5 images", "wrote ")) for line in done.stdout.splitlines())

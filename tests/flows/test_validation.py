@@ -243,7 +243,7 @@ def test_type_and_params_and_position_shapes():
         ("shrink", {"scale": 0.5, "width": 10}, "node 'shrink': give either scale, or width and/or height, not both"),
         ("shrink", {"width": 10.5}, "node 'shrink': width must be a whole number"),
         ("shrink", {"width": True}, "node 'shrink': width must be a whole number"),
-        ("out", {"format": "gif"}, "node 'out': format must be one of 'png', 'jpeg', 'webp'"),
+        ("out", {"format": "gif"}, "node 'out': format must be one of 'png', 'jpeg', 'webp', 'avif'"),
         ("out", {"quality": 101}, "node 'out': quality must be between 1 and 100"),
         ("in", {"anything": 1}, "node 'in': unknown param 'anything'"),
     ],

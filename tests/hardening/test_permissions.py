@@ -18,12 +18,14 @@ from django.utils import timezone
 
 from console.routing import websocket_routes
 from flows.api import api
-from flows.models import ApiToken, Batch, BatchItem, Execution, ExecutionOutput, Flow
+from flows.models import ApiToken, Batch, BatchItem, Execution, ExecutionOutput, Flow, Trigger
 from tests.support.runs import image_bytes
 
 # Public on purpose: the API's description and its docs page hold no one's data; login/logout are for everyone.
 PUBLIC_API = {"api/schema", "api/docs", "api/"}
 PUBLIC_PAGES = {"login/", "logout/"}
+# Authenticated by their own secret, not by a user: a stranger's credential is a wrong secret there (401).
+OWN_SECRET = {("POST", "/api/triggers/{trigger_id}/events")}
 HOSTILE_NAME = '<script>alert(1)</script> "q"\r\n../../etc/passwd'
 HOSTILE_TEXT = "<img src=x onerror=alert(2)>"
 GRAPH = {
@@ -82,10 +84,15 @@ def owned(owner, settings) -> dict[str, str]:
     output.save()
     batch = Batch.objects.create(owner=owner, flow=flow, flow_name=flow.name, graph=GRAPH, status="succeeded")
     BatchItem.objects.create(batch=batch, index=0, name=HOSTILE_NAME, execution=execution, status="succeeded")
+    trigger = Trigger.objects.create(
+        owner=owner, flow=flow, type="folder", source={}, destination={}, watch_from=timezone.now()
+    )
     return {
         "flow_id": str(flow.id),
         "execution_id": str(execution.id),
         "batch_id": str(batch.id),
+        "trigger_id": str(trigger.id),
+        "trigger_secret": trigger.secret,
         "input": execution.input_file.name,
         "output": output.file.name,
     }
@@ -114,7 +121,15 @@ def call(client: Client, method: str, url: str):
 def test_the_operations_cover_every_api_route():
     routed = {route for route in url_patterns() if route.startswith("api/")} - PUBLIC_API
     operated = {
-        fill(pattern, {"flow_id": "<flow_id>", "execution_id": "<execution_id>", "batch_id": "<batch_id>"})[1:]
+        fill(
+            pattern,
+            {
+                "flow_id": "<flow_id>",
+                "execution_id": "<execution_id>",
+                "batch_id": "<batch_id>",
+                "trigger_id": "<trigger_id>",
+            },
+        )[1:]
         for _, pattern in api_operations()
     }
     assert routed == operated
@@ -128,18 +143,21 @@ def test_a_stranger_gets_404_or_nothing_on_every_api_operation(owned, stranger, 
     for method, pattern in api_operations():
         url = fill(pattern, owned)
         response = call(client, method, url)
-        if url != pattern:  # names one of the owner's objects
+        if url != pattern and (method, pattern) in OWN_SECRET:
+            assert response.status_code == 401, (method, url, response.status_code)
+        elif url != pattern:  # names one of the owner's objects
             assert response.status_code == 404, (method, url, response.status_code)
             assert "error" in response.json()
         else:
             assert response.status_code < 500, (method, url, response.status_code)
         body = b"".join(response.streaming_content) if response.streaming else response.content
-        for secret in (owned["flow_id"], owned["execution_id"], owned["batch_id"], b"alert"):
+        for secret in (owned["flow_id"], owned["execution_id"], owned["batch_id"], owned["trigger_secret"], b"alert"):
             assert (secret if isinstance(secret, bytes) else secret.encode()) not in body, (method, url)
         listed = client.get(f"/api/executions?flow={owned['flow_id']}")
         assert listed.json() == {"executions": []}
     assert Flow.objects.get(pk=owned["flow_id"]).name == HOSTILE_NAME  # PUT and DELETE changed nothing
     assert Execution.objects.get(pk=owned["execution_id"]).status == "succeeded"
+    assert Trigger.objects.get(pk=owned["trigger_id"]).enabled  # PATCH and DELETE changed nothing
 
 
 def test_anonymous_gets_401_on_every_api_operation(owned):

@@ -37,3 +37,12 @@ def encode_in_bands(encoder, image: Image.Image, band_height: int) -> bytes:
         out.append(encoder.encode_band(image.crop((0, y0, image.width, min(y0 + band_height, image.height)))))
     out.append(encoder.finish())
     return b"".join(out)
+
+
+def decode_with_libvips(path: Path) -> Image.Image:
+    """Decode `path` with libvips (an independent decoder), failing on any warning; return it as a Pillow image."""
+    import pyvips
+
+    image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="warning")
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[image.bands]
+    return Image.frombytes(mode, (image.width, image.height), image.cast("uchar").write_to_memory())

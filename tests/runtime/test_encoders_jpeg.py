@@ -4,10 +4,11 @@ import itertools
 import pytest
 from PIL import Image, ImageChops
 
-from runtime.encoders import JpegEncoder, jpeg, make_encoder
+from runtime.colour import SRGB_PROFILE
+from runtime.encoders import EncodeOptions, JpegEncoder, jpeg, make_encoder
 from runtime.geometry import row_bounds
 from runtime.tiles import Size
-from tests.runtime.pictures import check_with_tool, encode_in_bands, photo_like
+from tests.runtime.pictures import check_with_tool, decode_with_libvips, encode_in_bands, photo_like
 
 SIZES = [(1, 1), (1, 37), (37, 1), (15, 17), (203, 141), (640, 480), (1500, 900)]
 
@@ -105,3 +106,56 @@ def test_quality_out_of_range_is_refused(quality):
 def test_too_tall_for_jpeg_is_refused():
     with pytest.raises(ValueError, match="65535"):
         JpegEncoder(Size(8, 70000), "RGB", 85)
+
+
+def _saved(image: Image.Image, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", **params)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("subsampling", ["4:2:0", "4:2:2", "4:4:4"])
+@pytest.mark.parametrize("band_height", [8, 37])
+def test_every_subsampling_streams_byte_identical_to_pillows_save(subsampling, band_height, tmp_path):
+    image = photo_like(211, 95)
+    options = EncodeOptions(quality=80, subsampling=subsampling)
+    data = encode_in_bands(make_encoder("jpeg", Size(211, 95), "RGB", options=options), image, band_height)
+    reference = _saved(image, quality=80, subsampling=subsampling, restart_marker_rows=1)
+    assert Image.open(io.BytesIO(data)).tobytes() == Image.open(io.BytesIO(reference)).tobytes()
+    path = tmp_path / "out.jpg"
+    path.write_bytes(data)
+    check_with_tool("jpeginfo", path)
+    assert decode_with_libvips(path).tobytes() == Image.open(path).tobytes()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_progressive_jpeg_is_buffered_and_equals_pillows_save(mode, tmp_path):
+    image = photo_like(150, 90, mode)
+    options = EncodeOptions(quality=75, progressive=True, subsampling="4:4:4", icc_profile=None)
+    encoder = make_encoder("jpeg", Size(150, 90), mode, options=options)
+    assert encoder.header() == b"" and encoder.encode_band(image.crop((0, 0, 150, 40))) == b""
+    data = encoder.header() + encoder.encode_band(image.crop((0, 40, 150, 90))) + encoder.finish()
+    flat = image.convert("L" if mode == "L" else "RGB")
+    params = {"subsampling": "4:4:4"} if mode != "L" else {}
+    assert data == _saved(flat, quality=75, progressive=True, **params)
+    path = tmp_path / "p.jpg"
+    path.write_bytes(data)
+    assert "Progressive" in check_with_tool("jpeginfo", path) or Image.open(path).info.get("progressive")
+    assert decode_with_libvips(path).tobytes() == Image.open(path).tobytes()
+
+
+def test_the_header_carries_the_profile_exif_and_xmp(tmp_path):
+    icc = SRGB_PROFILE
+    exif = Image.Exif()
+    exif[0x8298] = "(c) ACME"
+    options = EncodeOptions(icc_profile=icc, exif=exif.tobytes(), xmp=b"<x:xmpmeta>kept</x:xmpmeta>")
+    image = photo_like(64, 40)
+    data = encode_in_bands(make_encoder("jpeg", Size(64, 40), "RGB", options=options), image, 16)
+    path = tmp_path / "meta.jpg"
+    path.write_bytes(data)
+    check_with_tool("jpeginfo", path)
+    with Image.open(path) as decoded:
+        assert decoded.info["icc_profile"] == icc
+        assert decoded.getexif()[0x8298] == "(c) ACME"
+        assert b"kept" in decoded.info["xmp"]
+        assert decoded.tobytes() == Image.open(io.BytesIO(_saved(image, quality=85, restart_marker_rows=1))).tobytes()

@@ -4,9 +4,10 @@ import zlib
 import pytest
 from PIL import Image
 
-from runtime.encoders import PngEncoder, make_encoder
+from runtime.colour import SRGB_PROFILE
+from runtime.encoders import EncodeOptions, PngEncoder, make_encoder
 from runtime.tiles import Size
-from tests.runtime.pictures import check_with_tool, encode_in_bands, photo_like
+from tests.runtime.pictures import check_with_tool, decode_with_libvips, encode_in_bands, photo_like
 
 SIZES = [(1, 1), (1, 37), (37, 1), (15, 17), (203, 141), (640, 480), (1500, 900)]
 
@@ -70,3 +71,53 @@ def test_png_refuses_wrong_bands_and_early_finish():
 def test_make_encoder_refuses_an_unknown_format():
     with pytest.raises(ValueError, match="gif"):
         make_encoder("gif", Size(2, 2), "RGB")
+
+
+@pytest.mark.parametrize("compression", [0, 1, 9])
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_every_compression_level_is_lossless_and_valid(compression, mode, tmp_path):
+    image = photo_like(120, 70, mode)
+    options = EncodeOptions(compression=compression)
+    data = encode_in_bands(make_encoder("png", Size(120, 70), mode, options=options), image, 16)
+    path = tmp_path / "level.png"
+    path.write_bytes(data)
+    check_with_tool("pngcheck", path)
+    assert decode_with_libvips(path).tobytes() == image.tobytes()
+    assert Image.open(path).tobytes() == image.tobytes()
+
+
+def test_stronger_compression_makes_smaller_files():
+    image = photo_like(200, 120)
+    encoders = [make_encoder("png", Size(200, 120), "RGB", options=EncodeOptions(compression=c)) for c in (0, 9)]
+    sizes = [len(encode_in_bands(encoder, image, 32)) for encoder in encoders]
+    assert sizes[0] > sizes[1]
+
+
+@pytest.mark.parametrize("tag", ["icc", "srgb"])
+def test_colour_and_metadata_chunks(tag, tmp_path):
+    exif = Image.Exif()
+    exif[0x8298] = "(c) ACME"
+    options = EncodeOptions(
+        icc_profile=SRGB_PROFILE, srgb=tag == "srgb", exif=exif.tobytes(), xmp=b"<x:xmpmeta>kept</x:xmpmeta>"
+    )
+    image = photo_like(40, 30, "RGBA")
+    data = encode_in_bands(make_encoder("png", Size(40, 30), "RGBA", options=options), image, 8)
+    path = tmp_path / "meta.png"
+    path.write_bytes(data)
+    check_with_tool("pngcheck", path)
+    with Image.open(path) as decoded:
+        decoded.load()
+        if tag == "srgb":
+            assert decoded.info["srgb"] == 0 and "icc_profile" not in decoded.info
+        else:
+            assert decoded.info["icc_profile"] == SRGB_PROFILE
+        assert decoded.getexif()[0x8298] == "(c) ACME"
+        assert "kept" in decoded.info["XML:com.adobe.xmp"]
+        assert decoded.tobytes() == image.tobytes()
+    assert decode_with_libvips(path).tobytes() == image.tobytes()
+
+
+def test_a_gray_png_carries_no_rgb_profile():
+    options = EncodeOptions(icc_profile=SRGB_PROFILE)
+    data = encode_in_bands(make_encoder("png", Size(10, 10), "L", options=options), photo_like(10, 10, "L"), 5)
+    assert b"iCCP" not in data

@@ -1,0 +1,110 @@
+"""Start a `/run` from its request body while the body still arrives, so output leaves before the upload ends.
+
+The view gets the body as a stream (`console.handler`: Daphne starts the application when the
+headers are in). `receive_streamed` takes the image out of it as it comes (`flows.streamed_upload`)
+and probes the header as soon as the header's bytes are in (format, size, pixel limit: refusals
+before any pixel, as for a buffered upload). `start_streamed` then creates the execution and starts
+the run on the arriving bytes: the band decoder reads them as they come. When the upload is whole it
+is stored, as a buffered one is. An upload that breaks off or is malformed fails the run with the
+reason (`runtime.upload`), and nothing is kept: no input file is written, and the run removes its
+partial outputs.
+
+Only a streamable image (a baseline JPEG without rotation) is decoded while it arrives; for other
+formats the probe itself waits for the whole body, which it reads to the end to refuse truncation
+first, as before. Text fields of a multipart body (a draft `graph`) count when they come before the
+image, as browsers and HTTP libraries send them in the order they were added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from flows import executions as service
+from flows.models import Execution, Flow
+from flows.streamed_upload import MalformedUpload, MultipartImage, image_source, receive_image
+from runtime import api as runtime
+
+# A reader waits this long for the next piece of an upload before the run fails as stalled.
+STALL_SECONDS = 60.0
+
+
+@dataclass
+class StreamedUpload:
+    """An upload whose header is read and whose bytes still arrive."""
+
+    header: Any  # runtime.SourceHeader
+    upload: Any  # runtime.UploadStream
+    parser: MultipartImage | None
+    pump: asyncio.Task
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """Return the text fields sent before the image (none for a raw body)."""
+        return dict(self.parser.fields) if self.parser is not None else {}
+
+    def discard(self) -> None:
+        """Stop reading the body (the request is refused)."""
+        self.pump.cancel()
+
+
+async def receive_streamed(request) -> StreamedUpload:
+    """Start taking the image out of the request's body stream; return once its header is read.
+
+    Raise `service.UploadRejected` for a body that is not an image Tileflow accepts.
+    """
+    try:
+        parser = image_source(request.META.get("CONTENT_TYPE", ""))
+    except MalformedUpload as malformed:
+        raise service.UploadRejected(str(malformed), status=415) from malformed
+    limits = settings.TILEFLOW
+    upload = runtime.UploadStream(timeout=STALL_SECONDS)
+    pump = asyncio.create_task(receive_image(request.body_stream, parser, upload, limits["MAX_UPLOAD_BYTES"]))
+    try:
+        header = await asyncio.to_thread(runtime.probe, upload, limits["MAX_PIXELS"], complete=False)
+    except (runtime.ImageRejected, runtime.UploadBroken) as rejected:
+        pump.cancel()
+        raise service.UploadRejected(str(rejected), status=getattr(rejected, "status", 400)) from rejected
+    return StreamedUpload(header, upload, parser, pump)
+
+
+async def start_streamed(
+    request, flow: Flow, streamed: StreamedUpload, draft: dict | None
+) -> tuple[Execution, Any, asyncio.Task]:
+    """Start a run of `flow` (or of `draft`) on the streamed upload; return it, its conductor and the storing task.
+
+    Raise `service.UploadRejected` when the run is refused (the memory budget, the queue).
+    """
+    graph = draft if draft is not None else flow.graph
+    try:
+        await service.admit_run(graph, streamed.header)
+    except service.UploadRejected:
+        streamed.discard()
+        raise
+    facts = streamed.parser.facts if streamed.parser is not None else None
+    execution = await sync_to_async(service.create_execution)(
+        owner=request.auth,
+        flow=flow,
+        graph=graph,
+        flow_name=flow.name,
+        flow_version=flow.version,
+        draft=draft is not None,
+        streamed_name=(facts.filename if facts else "") or f"upload.{streamed.header.format.lower()}",
+        header=streamed.header,
+    )
+    conductor = await service.launch(execution, streamed.header, input_stream=streamed.upload)
+    return execution, conductor, asyncio.create_task(_store_when_whole(execution, conductor, streamed))
+
+
+async def _store_when_whole(execution: Execution, conductor, streamed: StreamedUpload) -> str | None:
+    """Store the upload once it is whole (None, or why it could not be stored); a broken one is not kept."""
+    await streamed.pump
+    if not streamed.upload.complete:
+        return None  # the run fails with the upload's reason; there is nothing to store
+    data = streamed.upload.getvalue()
+    await Execution.objects.filter(pk=execution.pk).aupdate(input_size=len(data))
+    return await service.store_input_soon(execution, data, conductor, defer=True)

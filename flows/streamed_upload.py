@@ -1,0 +1,221 @@
+"""The image of a `/run` request, taken out of its body piece by piece as the client sends it.
+
+The body is either `multipart/form-data` with the image in the field `image` (other fields are skipped),
+or the image itself with an image `Content-Type` (`image/jpeg`, `image/png`, ...). `MultipartImage`
+parses multipart as a stream: it never holds more than a piece and a boundary's length, and hands on
+the image's bytes as they come. `receive_image` pumps a request's body stream through it into a
+`runtime.upload.UploadStream`, which the run decodes meanwhile; a body that ends early, is malformed,
+has no image field or grows past the upload limit breaks the stream with a reason the run fails with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+
+from django.core.exceptions import RequestAborted
+from django.utils.http import parse_header_parameters
+
+from runtime.api import UploadStream
+
+FIELD = "image"
+MAX_FIELD = 1024 * 1024  # bytes of a text field kept (a draft graph); larger ones are refused
+MAX_PART_HEADERS = 16 * 1024  # bytes of one part's headers
+MAX_PREAMBLE = 64 * 1024  # bytes before the first boundary (clients send none)
+RAW_TYPES = ("image/",)
+
+
+class MalformedUpload(ValueError):
+    """The body is not a multipart body with an image, or not an image body."""
+
+    status = 400
+
+
+class UploadTooLarge(MalformedUpload):
+    status = 413
+
+
+@dataclass(slots=True)
+class UploadFacts:
+    """What the request says of its image before its bytes: its file name and declared type."""
+
+    filename: str = ""
+    content_type: str = ""
+
+
+class MultipartImage:
+    """Parse a multipart/form-data body fed in pieces; `feed` returns the bytes of the `image` field in them.
+
+    Text fields (no file name) are kept in `fields`, by name, first value; those that come before the
+    image are there once its first bytes are out, which is when a streamed run starts.
+    """
+
+    def __init__(self, boundary: str, field: str = FIELD) -> None:
+        if not boundary or len(boundary) > 200:
+            raise MalformedUpload("the multipart body has no valid boundary")
+        self.field = field
+        self.facts = UploadFacts()
+        self.found = False  # the image field's headers were seen
+        self.image_complete = False  # ... and its last byte
+        self.fields: dict[str, str] = {}
+        self._field: str | None = None  # the text field being read, if any
+        self._field_value = b""
+        self._delimiter = b"\r\n--" + boundary.encode("latin-1")
+        self._buffer = b"\r\n"  # the body opens with "--boundary": one delimiter rule for every boundary
+        self._state = "preamble"
+        self._in_image = False
+        self._seen = 0
+
+    @property
+    def finished(self) -> bool:
+        """Tell whether the closing boundary has been read."""
+        return self._state == "end"
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Take the next piece of the body; return the pieces of the image's bytes it completes."""
+        if self._state == "end":
+            return []
+        self._buffer += data
+        self._seen += len(data)
+        found: list[bytes] = []
+        while True:
+            step = getattr(self, f"_{self._state}")()
+            if step is None:
+                return found
+            if step:
+                found.append(step)
+
+    def close(self) -> None:
+        """Note the end of the body; raise MalformedUpload unless the body was whole and had the image."""
+        if self._in_image:
+            raise MalformedUpload("the upload ended before the image was complete")
+        if not self.found:
+            raise MalformedUpload(f"no image: send the file in the multipart field '{self.field}'")
+        if self._state != "end":
+            raise MalformedUpload("the multipart body ended before its closing boundary")
+
+    # Each state consumes what it can of the buffer: it returns image bytes (maybe b"") to go on, None to wait.
+
+    def _preamble(self) -> bytes | None:
+        at = self._buffer.find(self._delimiter)
+        if at < 0:
+            if self._seen > MAX_PREAMBLE:
+                raise MalformedUpload("the body does not start with its multipart boundary")
+            self._buffer = self._buffer[-len(self._delimiter) :]
+            return None
+        self._buffer = self._buffer[at + len(self._delimiter) :]
+        self._state = "after_delimiter"
+        return b""
+
+    def _after_delimiter(self) -> bytes | None:
+        stripped = self._buffer.lstrip(b" \t")  # transport padding may follow a boundary
+        if len(stripped) < 2:
+            return None
+        if stripped.startswith(b"--"):
+            self._state, self._buffer = "end", b""
+            return b""
+        if not stripped.startswith(b"\r\n"):
+            raise MalformedUpload("a multipart boundary is not followed by a line break")
+        self._buffer = stripped[2:]
+        self._state = "headers"
+        return b""
+
+    def _headers(self) -> bytes | None:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > MAX_PART_HEADERS:
+                raise MalformedUpload("a multipart part's headers are too long")
+            return None
+        lines = self._buffer[:end].decode("utf-8", "replace").split("\r\n")
+        self._buffer = self._buffer[end + 4 :]
+        headers = {}
+        for line in lines:
+            name, colon, value = line.partition(":")
+            if not colon:
+                raise MalformedUpload("a multipart part has a malformed header line")
+            headers[name.strip().lower()] = value.strip()
+        disposition, params = parse_header_parameters(headers.get("content-disposition", ""))
+        name = params.get("name") if disposition == "form-data" else None
+        self._in_image = name == self.field and not self.found
+        if self._in_image:
+            self.found = True
+            self.facts = UploadFacts(params.get("filename", ""), headers.get("content-type", ""))
+        elif name is not None and "filename" not in params and name not in self.fields:
+            self._field, self._field_value = name, b""
+        self._state = "content"
+        return b""
+
+    def _content(self) -> bytes | None:
+        at = self._buffer.find(self._delimiter)
+        if at < 0:
+            keep = len(self._delimiter) - 1  # a delimiter may begin in these last bytes
+            if len(self._buffer) <= keep:
+                return None
+            part, self._buffer = self._buffer[:-keep], self._buffer[-keep:]
+            return self._take(part)
+        part, self._buffer = self._buffer[:at], self._buffer[at + len(self._delimiter) :]
+        in_image = self._in_image
+        part = self._take(part)
+        if in_image:
+            self.image_complete, self._in_image = True, False
+        elif self._field is not None:
+            self.fields[self._field] = self._field_value.decode("utf-8", "replace")
+            self._field = None
+        self._state = "after_delimiter"
+        return part
+
+    def _take(self, part: bytes) -> bytes:
+        """Return the image's bytes among `part`, keeping a text field's."""
+        if self._in_image:
+            return part
+        if self._field is not None:
+            self._field_value += part
+            if len(self._field_value) > MAX_FIELD:
+                raise MalformedUpload(f"the multipart field '{self._field}' is over {MAX_FIELD} bytes")
+        return b""
+
+    def _end(self) -> bytes | None:
+        self._buffer = b""
+        return None
+
+
+def image_source(content_type: str) -> MultipartImage | None:
+    """Return the parser for a body of `content_type`: a MultipartImage, or None for a raw image body.
+
+    Raise MalformedUpload for any other type.
+    """
+    kind, params = parse_header_parameters(content_type or "")
+    if kind == "multipart/form-data":
+        return MultipartImage(params.get("boundary", ""))
+    if kind.startswith(RAW_TYPES):
+        return None
+    raise MalformedUpload(
+        f"send the image in the multipart field '{FIELD}', or as the body with its image Content-Type "
+        f"(image/jpeg, image/png, ...), not {kind or 'no Content-Type'}"
+    )
+
+
+async def receive_image(
+    body: AsyncIterable[bytes], parser: MultipartImage | None, upload: UploadStream, limit: int
+) -> None:
+    """Pump a request body into `upload` as it arrives; break it with the reason when the body is not whole.
+
+    Never raises: every failure goes to `upload.fail`, so the run reading it fails with that reason.
+    """
+    try:
+        async for piece in body:
+            for part in parser.feed(piece) if parser is not None else (piece,):
+                if upload.size + len(part) > limit:
+                    raise UploadTooLarge(f"the upload is larger than the limit of {limit} bytes")
+                upload.feed(part)
+            if parser is not None and parser.image_complete:
+                upload.end()  # the run need not wait for the rest of the body
+        if parser is not None:
+            parser.close()
+        upload.end()
+    except MalformedUpload as malformed:
+        upload.fail(str(malformed), status=malformed.status)
+    except RequestAborted:
+        upload.fail("the client went away before the upload was complete")
+    except Exception as error:  # the body stream's own failures (a timeout, a reset) end the run, not the server
+        upload.fail(f"the upload could not be read: {error}")

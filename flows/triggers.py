@@ -1,0 +1,284 @@
+"""What one trigger does each time it looks: record new objects once, run its flow on them, deliver the outputs.
+
+Every object is a `TriggerEvent` row keyed by (trigger, key, version), inserted before anything runs:
+the row is what makes "exactly once" survive restarts and several processes. An event goes
+pending → running (with its execution) → succeeded, failed or skipped. A store that fails (gone,
+refusing the keys, too slow) leaves the event where it was, with the reason, and it is tried again
+later, a bounded number of times with growing pauses; an object that is not an image, or whose run
+fails, is recorded once and never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from datetime import timedelta
+from pathlib import Path, PurePosixPath
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.files.uploadedfile import TemporaryUploadedFile
+from django.utils import timezone
+
+from flows import executions as service
+from flows.models import Execution, Trigger, TriggerEvent
+from flows.trigger_stores import LocationError, ObjectGone, StoredObject, StoreError, open_store, relative_parts
+
+log = logging.getLogger("tileflow.triggers")
+
+Status = TriggerEvent.Status
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/avif": ".avif"}
+BULK = 500
+
+
+def output_key(key: str, node: str, content_type: str, *, several: bool) -> str:
+    """Name an output after its input: same folders, the output's extension, `-node` with several outputs."""
+    path = PurePosixPath(key)
+    suffix = f"-{node}" if several else ""
+    return str(path.with_name(path.stem + suffix + EXTENSIONS.get(content_type, ".bin")))
+
+
+def _retry_pause(attempts: int) -> timedelta:
+    return timedelta(seconds=min(300.0, settings.TILEFLOW["TRIGGER_POLL_SECONDS"] * 2**attempts))
+
+
+def _set_error(trigger_id, message: str | None) -> None:
+    Trigger.objects.filter(pk=trigger_id).update(last_error=message)
+
+
+class TriggerWorker:
+    """Poll one trigger from the process that holds its lease: scan, start runs, deliver outputs."""
+
+    def __init__(self, trigger_id) -> None:
+        self.trigger_id = trigger_id
+        self.known: set[tuple[str, str]] | None = None  # (key, version) already recorded
+        self.known_source: dict | None = None
+        self.finishing: set[asyncio.Task] = set()
+
+    async def cycle(self) -> bool:
+        """Look once; return False when the trigger is gone or paused."""
+        trigger = await Trigger.objects.select_related("flow", "owner").filter(pk=self.trigger_id).afirst()
+        if trigger is None or not trigger.enabled:
+            return False
+        await sync_to_async(self.scan, thread_sensitive=False)(trigger)
+        await sync_to_async(self.reconcile, thread_sensitive=False)(trigger)
+        await self.start_pending(trigger)
+        return True
+
+    # -- recording what is there -------------------------------------------------------------
+
+    def scan(self, trigger: Trigger) -> None:
+        """Record every object not seen before as pending (or as existing, on a first scan)."""
+        if self.known is None or self.known_source != trigger.source:
+            self.known = set(TriggerEvent.objects.filter(trigger=trigger).values_list("key", "version"))
+            self.known_source = trigger.source
+        cutoff = trigger.watch_from.replace(microsecond=0)
+        first = not trigger.primed and not trigger.process_existing
+        fresh: list[TriggerEvent] = []
+        try:
+            for item in open_store(trigger.type, trigger.source).objects():
+                if (item.key, item.version) in self.known:
+                    continue
+                self.known.add((item.key, item.version))
+                status = Status.EXISTING if first and item.modified < cutoff else Status.PENDING
+                fresh.append(self._event(trigger, item, status))
+                if len(fresh) >= BULK:
+                    TriggerEvent.objects.bulk_create(fresh, ignore_conflicts=True)
+                    fresh = []
+        except StoreError as error:
+            TriggerEvent.objects.bulk_create(fresh, ignore_conflicts=True)
+            _set_error(trigger.pk, str(error))
+            self.known = None  # what was listed before the failure may not all be recorded
+            return
+        TriggerEvent.objects.bulk_create(fresh, ignore_conflicts=True)
+        waiting = TriggerEvent.objects.filter(
+            trigger=trigger, status__in=[Status.PENDING, Status.RUNNING], retry_at__isnull=False
+        ).order_by("-retry_at")
+        Trigger.objects.filter(pk=trigger.pk).update(
+            primed=True,
+            last_error=waiting.values_list("error", flat=True).first(),  # a store still failing for an object
+            last_scan_at=timezone.now(),
+        )
+
+    @staticmethod
+    def _event(trigger: Trigger, item: StoredObject, status: str) -> TriggerEvent:
+        event = TriggerEvent(trigger=trigger, key=item.key, version=item.version, size=item.size, status=status)
+        if status != Status.PENDING:
+            return event
+        try:
+            relative_parts(item.key, what="name")
+        except LocationError as unsafe:
+            event.status, event.error = Status.SKIPPED, str(unsafe)
+        if len(item.key) > 1024:
+            event.status, event.error = Status.SKIPPED, "the name is longer than 1024 characters"
+        limit = settings.TILEFLOW["MAX_UPLOAD_BYTES"]
+        if item.size > limit:
+            event.status, event.error = Status.SKIPPED, f"the object is {item.size} bytes; the limit is {limit} bytes"
+        if item.size == 0:
+            event.status, event.error = Status.SKIPPED, "the object is empty"
+        if event.status == Status.SKIPPED:
+            event.finished_at = timezone.now()
+        return event
+
+    # -- starting runs -----------------------------------------------------------------------
+
+    async def start_pending(self, trigger: Trigger) -> None:
+        """Start runs on pending objects, oldest first, keeping at most the owner's run limit going."""
+        capacity = settings.TILEFLOW["MAX_CONCURRENT_RUNS_PER_USER"]
+        now = timezone.now()
+        running = await TriggerEvent.objects.filter(trigger=trigger, status=Status.RUNNING).acount()
+        if running >= capacity:
+            return
+        ready = TriggerEvent.objects.filter(trigger=trigger, status=Status.PENDING).exclude(retry_at__gt=now)
+        async for event in ready.order_by("seen_at", "id")[: capacity - running]:
+            await self.start(trigger, event)
+
+    async def start(self, trigger: Trigger, event: TriggerEvent) -> None:
+        claimed = await TriggerEvent.objects.filter(pk=event.pk, status=Status.PENDING).aupdate(
+            status=Status.RUNNING, error=None
+        )
+        if not claimed:
+            return
+        prepared = await sync_to_async(self.prepare, thread_sensitive=False)(trigger, event)
+        if prepared is None:
+            return
+        execution, header = prepared
+        conductor = await service.launch(execution, header)
+        task = asyncio.create_task(self._finish_when_done(event.pk, conductor))
+        self.finishing.add(task)
+        task.add_done_callback(self.finishing.discard)
+
+    def prepare(self, trigger: Trigger, event: TriggerEvent):
+        """Copy the object into an execution's input and create the execution; None when it cannot run."""
+        item = StoredObject(event.key, event.version, event.size, event.seen_at)
+        upload = TemporaryUploadedFile(os.path.basename(event.key), "application/octet-stream", 0, None)
+        try:
+            open_store(trigger.type, trigger.source).fetch(item, upload.file)
+            upload.file.flush()
+            upload.size = upload.file.tell()
+            service.check_upload(upload)
+            header = service.probe_upload(upload)
+            execution = service.create_execution(
+                owner=trigger.owner,
+                flow=trigger.flow,
+                graph=trigger.flow.graph,
+                flow_name=trigger.flow.name,
+                flow_version=trigger.flow.version,
+                upload=upload,
+                header=header,
+            )
+        except ObjectGone as gone:
+            self._end(event.pk, Status.SKIPPED, str(gone))
+            return None
+        except service.UploadRejected as rejected:
+            self._end(event.pk, Status.SKIPPED, str(rejected))
+            return None
+        except StoreError as error:
+            self._store_failed(trigger, event, f"could not read the object: {error}", back_to=Status.PENDING)
+            return None
+        finally:
+            upload.close()
+        TriggerEvent.objects.filter(pk=event.pk).update(execution=execution)
+        return execution, header
+
+    async def _finish_when_done(self, event_id, conductor) -> None:
+        await conductor.finished.wait()
+        try:
+            await sync_to_async(self.finish, thread_sensitive=False)(event_id)
+        except Exception:  # the next cycle's reconcile finishes it
+            log.exception("finishing trigger event %s failed", event_id)
+
+    # -- delivering --------------------------------------------------------------------------
+
+    def reconcile(self, trigger: Trigger) -> None:
+        """Finish events whose run ended unseen (before a restart, or a delivery to retry)."""
+        now = timezone.now()
+        stale = TriggerEvent.objects.filter(trigger=trigger, status=Status.RUNNING)
+        for event in stale.exclude(retry_at__gt=now).select_related("execution"):
+            if event.execution is None:
+                # Claimed by a process that stopped before it created the run (this worker's own
+                # `start` claims, prepares and launches before the next cycle): nothing ran.
+                TriggerEvent.objects.filter(pk=event.pk, status=Status.RUNNING, execution=None).update(
+                    status=Status.PENDING
+                )
+            elif event.execution.finished:
+                self.finish(event.pk)
+
+    def finish(self, event_id) -> None:
+        """Write the outputs of a finished run to the destination and close its event."""
+        event = TriggerEvent.objects.select_related("trigger", "execution").filter(pk=event_id).first()
+        if event is None or event.status != Status.RUNNING or event.execution is None:
+            return
+        execution, trigger = event.execution, event.trigger
+        if not execution.finished:
+            return
+        if execution.status != Execution.Status.SUCCEEDED:
+            error = execution.error or f"the run was {execution.status}"
+            if error.startswith("interrupted") and event.attempts + 1 < settings.TILEFLOW["TRIGGER_MAX_ATTEMPTS"]:
+                # The server died under the run, not the image: run it again, once more at most each time.
+                TriggerEvent.objects.filter(pk=event.pk, status=Status.RUNNING).update(
+                    status=Status.PENDING, execution=None, attempts=event.attempts + 1, error=error
+                )
+                return
+            self._end(event.pk, Status.FAILED, error)
+            return
+        outputs = list(execution.outputs.filter(complete=True))
+        store = open_store(trigger.type, trigger.destination)
+        written = []
+        try:
+            for output in outputs:
+                key = output_key(event.key, output.node, output.content_type, several=len(outputs) > 1)
+                written.append(store.put(key, Path(output.file.path), output.content_type))
+        except StoreError as error:
+            self._store_failed(trigger, event, f"could not write the output: {error}", back_to=Status.RUNNING)
+            return
+        TriggerEvent.objects.filter(pk=event.pk, status=Status.RUNNING).update(
+            status=Status.SUCCEEDED, error=None, retry_at=None, outputs=written, finished_at=timezone.now()
+        )
+
+    @staticmethod
+    def _end(event_id, status: str, error: str | None) -> None:
+        TriggerEvent.objects.filter(pk=event_id).update(
+            status=status, error=error, retry_at=None, finished_at=timezone.now()
+        )
+
+    def _store_failed(self, trigger: Trigger, event: TriggerEvent, message: str, *, back_to: str) -> None:
+        """Keep the event's place and try again later, unless it has been tried too often."""
+        attempts = event.attempts + 1
+        _set_error(trigger.pk, message)
+        rows = TriggerEvent.objects.filter(pk=event.pk)
+        if attempts >= settings.TILEFLOW["TRIGGER_MAX_ATTEMPTS"]:
+            message = f"{message} (gave up after {attempts} attempts)"
+            rows.update(
+                status=Status.FAILED, attempts=attempts, error=message, retry_at=None, finished_at=timezone.now()
+            )
+            return
+        rows.update(status=back_to, attempts=attempts, error=message, retry_at=timezone.now() + _retry_pause(attempts))
+
+
+def record_notification(trigger: Trigger, records: list[dict]) -> int:
+    """Record the objects an S3 event notification names as pending; return how many were new."""
+    from urllib.parse import unquote_plus
+
+    prefix = trigger.source.get("prefix", "")
+    fresh = []
+    for record in records:
+        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        s3 = record.get("s3") or {}
+        if (s3.get("bucket") or {}).get("name") != trigger.source.get("bucket"):
+            continue
+        entry = s3.get("object") or {}
+        key = unquote_plus(str(entry.get("key", "")))
+        version = str(entry.get("eTag") or entry.get("etag") or "").strip('"')
+        if not key.startswith(prefix) or not version or key.endswith("/"):
+            continue
+        size = entry.get("size")
+        if not isinstance(size, int):
+            continue  # the next scan lists it with its size
+        item = StoredObject(key[len(prefix) :], version, size, timezone.now())
+        fresh.append(TriggerWorker._event(trigger, item, Status.PENDING))
+    before = TriggerEvent.objects.filter(trigger=trigger).count()
+    TriggerEvent.objects.bulk_create(fresh, ignore_conflicts=True)
+    return TriggerEvent.objects.filter(trigger=trigger).count() - before

@@ -1,0 +1,166 @@
+"""flows.streamed_run: /run answers while its upload arrives (raw sockets, a real Daphne, reading while sending)."""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from runtime.testing import reference_flow
+from tests.support.http import Client, multipart
+from tests.support.runs import COMPRESS_AND_WATERMARK, image_bytes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from upload_client import paced_upload
+
+RATE = 1_500_000  # bytes a second: the ~1.5 MB photo takes ~1 s to send
+
+
+@pytest.fixture(scope="module")
+def console(hostile_console):
+    return hostile_console  # a real Daphne shared with the other raw-socket tests
+
+
+@pytest.fixture(scope="module")
+def client(console) -> Client:
+    return Client(console.url, console.auth)
+
+
+@pytest.fixture(scope="module")
+def flow_id(client) -> str:
+    status, flow = client.json("POST", "/api/flows", {"name": "streamed", "graph": COMPRESS_AND_WATERMARK})
+    assert status == 201, flow
+    return flow["id"]
+
+
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    return image_bytes(2400, 1600, seed=11)
+
+
+def execution_of(client: Client, execution_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = client.json("GET", f"/api/executions/{execution_id}")
+        assert status == 200
+        if body["status"] in ("succeeded", "failed", "cancelled"):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"{execution_id} still {body['status']}")
+
+
+def expected_result(photo: bytes) -> Image.Image:
+    return reference_flow(COMPRESS_AND_WATERMARK, Image.open(io.BytesIO(photo)))["out"]
+
+
+def check_result(data: bytes, photo: bytes) -> None:
+    result = Image.open(io.BytesIO(data))
+    result.load()
+    expected = io.BytesIO()
+    expected_result(photo).save(expected, "JPEG", quality=85)
+    assert result.tobytes() == Image.open(expected).tobytes()
+
+
+@pytest.mark.parametrize("kind", ["raw", "multipart"])
+def test_output_arrives_before_the_upload_is_complete(console, client, flow_id, photo, kind):
+    if kind == "raw":
+        body, content_type = photo, "image/jpeg"
+    else:
+        body, content_type = multipart({"image": ("photo.jpg", photo)})
+    answer = paced_upload(
+        "127.0.0.1",
+        console.port,
+        f"/api/flows/{flow_id}/run",
+        body,
+        {**console.auth, "Content-Type": content_type},
+        RATE,
+    )
+    assert answer.status == 200, answer.body[:300]
+    assert answer.first_body is not None and answer.first_body < answer.upload_seconds, (
+        f"first output byte at {answer.first_body:.3f} s, upload took {answer.upload_seconds:.3f} s"
+    )
+    check_result(answer.body, photo)
+    execution = execution_of(client, answer.headers["X-Execution-Id"])
+    assert execution["status"] == "succeeded"
+    status, _, stored = client.request("GET", f"/api/executions/{execution['id']}/input")
+    assert status == 200 and stored == photo  # the whole upload is kept, as for a buffered one
+    print(
+        f"{kind}: first byte {answer.first_body:.3f} s, upload {answer.upload_seconds:.3f} s, tail {answer.tail:.3f} s"
+    )
+
+
+def test_an_upload_cut_off_fails_its_run_and_leaves_nothing(console, client, flow_id, photo):
+    answer = paced_upload(
+        "127.0.0.1",
+        console.port,
+        f"/api/flows/{flow_id}/run",
+        photo,
+        {**console.auth, "Content-Type": "image/jpeg"},
+        RATE * 4,
+        stop_after=len(photo) // 2,
+    )
+    assert answer.status in (0, 200)  # cut before or after the answer began; never a complete image
+    _, listing = client.json("GET", f"/api/executions?flow={flow_id}")
+    latest = listing["executions"][0]
+    execution = execution_of(client, latest["id"])
+    assert execution["status"] == "failed"
+    assert "went away" in execution["error"] or "truncated" in execution["error"], execution["error"]
+    media = Path(console.env["TILEFLOW_MEDIA_ROOT"])
+    assert not list((media / "inputs").glob(f"{latest['id']}*"))
+    assert not list((media / "outputs" / latest["id"]).glob("*"))
+
+
+def test_a_truncated_body_that_ends_normally_fails_with_the_reason(console, client, flow_id, photo):
+    cut = photo[: len(photo) * 2 // 3]
+    answer = paced_upload(
+        "127.0.0.1",
+        console.port,
+        f"/api/flows/{flow_id}/run",
+        cut,
+        {**console.auth, "Content-Type": "image/jpeg"},
+        RATE * 4,
+    )
+    if answer.status == 200:  # the answer had begun: it ends without a complete image
+        with pytest.raises(OSError):
+            Image.open(io.BytesIO(answer.body)).load()
+        execution = execution_of(client, answer.headers["X-Execution-Id"])
+    else:
+        assert answer.status == 422, answer.body
+        execution = execution_of(client, answer.headers["X-Execution-Id"])
+    assert execution["status"] == "failed" and "truncated" in execution["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "message"),
+    [
+        (b"not an image at all" * 100, "image/jpeg", 400, "not an image"),
+        (b"{}", "application/json", 415, "multipart field 'image'"),
+        (multipart({"other": ("x.txt", b"hello")})[0], None, 400, "no image"),
+    ],
+)
+def test_bodies_that_are_no_image_are_refused_before_any_run(
+    console, client, flow_id, body, content_type, status, message
+):
+    if content_type is None:
+        body, content_type = multipart({"other": ("x.txt", b"hello")})
+    answer = paced_upload(
+        "127.0.0.1",
+        console.port,
+        f"/api/flows/{flow_id}/run",
+        body,
+        {**console.auth, "Content-Type": content_type},
+        RATE * 10,
+    )
+    assert answer.status == status, answer.body
+    assert message in answer.body.decode(), answer.body
+
+
+def test_without_credentials_nothing_is_read(console, flow_id, photo):
+    answer = paced_upload(
+        "127.0.0.1", console.port, f"/api/flows/{flow_id}/run", photo, {"Content-Type": "image/jpeg"}, RATE * 10
+    )
+    assert answer.status == 401

@@ -1,0 +1,236 @@
+"""The trigger loop in real processes: inside Daphne by default, in `manage.py runtriggers` with one poller each."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from PIL import Image
+
+from tests.support.http import Client
+from tests.support.runs import image_bytes
+from tests.support.services import PYTHON, ROOT, LiveConsole, stop
+
+GRAPH = {
+    "nodes": [
+        {"id": "in", "type": "source", "params": {}},
+        {"id": "shrink", "type": "resize", "params": {"scale": 0.5}},
+        {"id": "out", "type": "output", "params": {"format": "webp", "quality": 80}},
+    ],
+    "edges": [{"from": "in", "to": "shrink"}, {"from": "shrink", "to": "out"}],
+}
+FAST = {
+    "TILEFLOW_TRIGGER_POLL_SECONDS": "0.3",
+    "TILEFLOW_TRIGGER_SETTLE_SECONDS": "0.2",
+    "TILEFLOW_TRIGGER_LEASE_SECONDS": "2",
+}
+
+
+def wait_for(condition, timeout: float = 30, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"not so after {timeout} s")
+
+
+def setup_console(tmp_path: Path, **env: str) -> tuple[LiveConsole, Path]:
+    """A migrated console with a folder root `photos`; return it and the root."""
+    root = tmp_path / "photos"
+    (root / "inbox").mkdir(parents=True)
+    console = LiveConsole(tmp_path / "server", TILEFLOW_FOLDER_ROOTS=f"photos={root}", **{**FAST, **env})
+    console.setup()
+    return console, root
+
+
+def api(console: LiveConsole) -> Client:
+    return Client(console.url, headers=console.auth, timeout=30)
+
+
+def create_trigger(client: Client) -> tuple[str, dict]:
+    status, flow = client.json("POST", "/api/flows", {"name": "half-webp", "graph": GRAPH})
+    assert status == 201, flow
+    status, trigger = client.json(
+        "POST",
+        f"/api/flows/{flow['id']}/triggers",
+        {
+            "type": "folder",
+            "source": {"root": "photos", "path": "inbox"},
+            "destination": {"root": "photos", "path": "out"},
+        },
+    )
+    assert status == 201, trigger
+    return flow["id"], trigger
+
+
+def events(client: Client, trigger: dict) -> list[dict]:
+    status, body = client.json("GET", f"/api/triggers/{trigger['id']}/events")
+    assert status == 200, body
+    return body["events"]
+
+
+def finished(client: Client, trigger: dict, count: int):
+    def check():
+        seen = events(client, trigger)
+        done = [event for event in seen if event["status"] in ("succeeded", "failed", "skipped")]
+        return seen if len(done) >= count else None
+
+    return check
+
+
+def test_the_server_runs_triggers_through_a_restart_and_a_pause(tmp_path):
+    console, root = setup_console(tmp_path)
+    console.start()
+    try:
+        client = api(console)
+        _, trigger = create_trigger(client)
+        (root / "inbox" / "trip").mkdir()
+        (root / "inbox" / "trip" / "one.jpg").write_bytes(image_bytes(320, 200))
+        [one] = wait_for(finished(client, trigger, 1))
+        assert one["key"] == "trip/one.jpg" and one["status"] == "succeeded", one
+        with Image.open(root / "out" / "trip" / "one.webp") as result:
+            assert result.format == "WEBP" and result.size == (160, 100)
+
+        console.stop()  # between two uploads the server is down
+        (root / "inbox" / "two.jpg").write_bytes(image_bytes(200, 100))
+        console.start()
+        seen = wait_for(finished(client, trigger, 2))
+        assert sorted((event["key"], event["status"]) for event in seen) == [
+            ("trip/one.jpg", "succeeded"),
+            ("two.jpg", "succeeded"),
+        ]
+        assert (root / "out" / "two.webp").is_file()
+
+        status, paused = client.json("PATCH", f"/api/triggers/{trigger['id']}", {"enabled": False})
+        assert status == 200 and paused["enabled"] is False
+        (root / "inbox" / "three.jpg").write_bytes(image_bytes(200, 100))
+        time.sleep(2)  # several poll intervals
+        assert len(events(client, trigger)) == 2 and not (root / "out" / "three.webp").exists()
+        client.json("PATCH", f"/api/triggers/{trigger['id']}", {"enabled": True})
+        wait_for(finished(client, trigger, 3))
+        assert (root / "out" / "three.webp").is_file()
+
+        status, body = client.json("GET", "/api/executions")
+        assert len(body["executions"]) == 3  # each file ran once
+    finally:
+        console.stop()
+
+
+def runtriggers(console: LiveConsole) -> subprocess.Popen:
+    log = (console.workdir / "runtriggers.log").open("ab")
+    return subprocess.Popen(
+        [PYTHON, str(ROOT / "manage.py"), "runtriggers"],
+        cwd=ROOT,
+        env=console.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def lease_owner(console: LiveConsole, trigger: dict) -> str:
+    """Read the trigger's lease holder from the console's database (a manage.py shell takes seconds)."""
+    with sqlite3.connect(console.workdir / "db.sqlite3") as database:
+        [(owner,)] = database.execute(
+            "SELECT lease_owner FROM flows_trigger WHERE id = ?", [uuid.UUID(trigger["id"]).hex]
+        ).fetchall()
+    return owner
+
+
+def test_runtriggers_processes_share_the_work_and_take_over_from_one_that_dies(tmp_path):
+    console, root = setup_console(tmp_path, TILEFLOW_EMBEDDED_TRIGGERS="false")
+    console.start()  # the API only: its loop is off
+    pollers = []
+    try:
+        client = api(console)
+        _, trigger = create_trigger(client)
+        pollers = [runtriggers(console), runtriggers(console)]
+        holder = wait_for(lambda: lease_owner(console, trigger))
+        for name in ("a.jpg", "b.jpg", "c.jpg"):
+            (root / "inbox" / name).write_bytes(image_bytes(160, 100))
+        wait_for(finished(client, trigger, 3), timeout=60)
+
+        matching = [poller for poller in pollers if f":{poller.pid}:" in holder]
+        assert len(matching) == 1, (holder, [p.pid for p in pollers])
+        [first] = matching
+        first.send_signal(signal.SIGKILL)  # no goodbye: its lease has to run out, or its pid be gone
+        first.wait()
+        (root / "inbox" / "d.jpg").write_bytes(image_bytes(160, 100))
+        seen = wait_for(finished(client, trigger, 4), timeout=60)
+        assert sorted(event["key"] for event in seen) == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+        assert all(event["status"] == "succeeded" for event in seen), seen
+        assert lease_owner(console, trigger) not in ("", holder)
+        _, body = client.json("GET", "/api/executions")
+        assert len(body["executions"]) == 4  # no object ran twice
+        assert sorted(os.listdir(root / "out")) == ["a.webp", "b.webp", "c.webp", "d.webp"]
+    finally:
+        for poller in pollers:
+            stop(poller)
+        console.stop()
+
+
+def test_an_s3_trigger_on_a_live_server_with_notifications(tmp_path, s3_server):
+    connections = json.dumps({"store": s3_server.connection()})
+    console, _ = setup_console(tmp_path, TILEFLOW_S3_CONNECTIONS=connections, TILEFLOW_TRIGGER_POLL_SECONDS="1")
+    inbox, results = f"in-{uuid.uuid4().hex[:10]}", f"out-{uuid.uuid4().hex[:10]}"
+    store = s3_server.client()
+    store.create_bucket(Bucket=inbox)
+    store.create_bucket(Bucket=results)
+    console.start()
+    try:
+        client = api(console)
+        assert client.json("GET", "/api/locations") == (200, {"folder": ["photos"], "s3": ["store"]})
+        status, flow = client.json("POST", "/api/flows", {"name": "half-webp", "graph": GRAPH})
+        status, trigger = client.json(
+            "POST",
+            f"/api/flows/{flow['id']}/triggers",
+            {
+                "type": "s3",
+                "source": {"connection": "store", "bucket": inbox, "prefix": "new/"},
+                "destination": {"connection": "store", "bucket": results, "prefix": "half/"},
+            },
+        )
+        assert status == 201, trigger
+        assert s3_server.secret_key not in json.dumps(trigger)
+        etag = store.put_object(Bucket=inbox, Key="new/2024/IMG 1.jpg", Body=image_bytes(300, 200))["ETag"]
+        notification = {
+            "Records": [
+                {
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {
+                        "bucket": {"name": inbox},
+                        "object": {"key": "new/2024/IMG+1.jpg", "size": 1, "eTag": etag.strip('"')},
+                    },
+                }
+            ]
+        }
+        anonymous = Client(console.url, timeout=30)
+        status, _, _ = anonymous.request(
+            "POST", f"/api/triggers/{trigger['id']}/events", json.dumps(notification).encode()
+        )
+        assert status == 401
+        status, _, body = anonymous.request(
+            "POST",
+            f"/api/triggers/{trigger['id']}/events",
+            json.dumps(notification).encode(),
+            {"Content-Type": "application/json", "X-Tileflow-Secret": trigger["secret"]},
+        )
+        assert status == 202 and json.loads(body) == {"accepted": 1}
+        [event] = wait_for(finished(client, trigger, 1))
+        assert event["key"] == "2024/IMG 1.jpg" and event["status"] == "succeeded", event
+        assert s3_server.keys(results) == ["half/2024/IMG 1.webp"]
+        result = store.get_object(Bucket=results, Key="half/2024/IMG 1.webp")["Body"].read()
+        with Image.open(io.BytesIO(result)) as image:
+            assert image.size == (150, 100)
+        time.sleep(2.5)  # the scans that follow see the object and do not run it again
+        assert len(events(client, trigger)) == 1
+    finally:
+        console.stop()

@@ -1,0 +1,197 @@
+"""Folder roots and S3 connections: locations that cannot leave their root, listing, reading, writing, failures."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import uuid
+
+import pytest
+
+from flows import trigger_stores as stores
+from flows.trigger_stores import LocationError, ObjectGone, StoreError, normalise_location, open_store
+from tests.support.services import free_port
+
+
+def folder(path: str = "", root: str = "photos") -> stores.FolderStore:
+    return open_store("folder", normalise_location("folder", {"root": root, "path": path}))
+
+
+def test_configured_names_never_show_paths_or_keys(trigger_places, s3_server):
+    names = stores.configured_names()
+    assert names == {"folder": ["photos", "spare"], "s3": ["store"]}
+    assert s3_server.secret_key not in json.dumps(names) and str(trigger_places) not in json.dumps(names)
+
+
+@pytest.mark.parametrize(
+    ("location", "reason"),
+    [
+        ({"root": "nowhere", "path": "in"}, "unknown folder root 'nowhere'; the roots are: photos, spare"),
+        ({"root": "photos", "path": "../etc"}, "may not contain '..'"),
+        ({"root": "photos", "path": "in/../../etc"}, "may not contain '..'"),
+        ({"root": "photos", "path": "/etc"}, "must be relative to its root"),
+        ({"root": "photos", "path": 5}, "must be a string"),
+        ("photos/in", "a location is an object"),
+    ],
+)
+def test_folder_locations_that_leave_their_root_are_refused(trigger_places, location, reason):
+    with pytest.raises(LocationError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        normalise_location("folder", location)
+
+
+def test_a_symbolic_link_on_the_way_is_refused(trigger_places, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (trigger_places / "inbox").symlink_to(outside)
+    with pytest.raises(LocationError, match="'inbox' is a symbolic link"):
+        normalise_location("folder", {"root": "photos", "path": "inbox/sub"})
+
+
+def test_a_folder_location_is_stored_normalised(trigger_places):
+    assert normalise_location("folder", {"root": "photos", "path": "a//b/./c/"}) == {"root": "photos", "path": "a/b/c"}
+    assert normalise_location("folder", {"root": "photos"}) == {"root": "photos", "path": ""}
+
+
+def test_s3_locations(trigger_places):
+    assert normalise_location("s3", {"connection": "store", "bucket": "in-box", "prefix": "/raw//2024"}) == {
+        "connection": "store",
+        "bucket": "in-box",
+        "prefix": "raw/2024/",
+    }
+    with pytest.raises(LocationError, match="unknown S3 connection 'aws'; the connections are: store"):
+        normalise_location("s3", {"connection": "aws", "bucket": "in-box"})
+    with pytest.raises(LocationError, match="is not a bucket name"):
+        normalise_location("s3", {"connection": "store", "bucket": "Bad_Bucket"})
+
+
+def test_overlap_of_source_and_destination(trigger_places):
+    source = {"root": "photos", "path": "in"}
+    assert stores.overlap("folder", source, {"root": "photos", "path": "in/out"})
+    assert stores.overlap("folder", source, {"root": "photos", "path": "in"})
+    assert not stores.overlap("folder", source, {"root": "photos", "path": "inbox"})
+    assert not stores.overlap("folder", source, {"root": "spare", "path": "in"})
+    bucket = {"connection": "store", "bucket": "b", "prefix": ""}
+    assert stores.overlap("s3", bucket, {**bucket, "prefix": "out/"})
+    assert not stores.overlap("s3", {**bucket, "prefix": "in/"}, {**bucket, "prefix": "out/"})
+
+
+def test_a_folder_lists_files_in_sub_folders_but_no_links_hidden_or_unsettled_files(trigger_places, settings, tmp_path):
+    inbox = trigger_places / "inbox"
+    (inbox / "trip" / "day1").mkdir(parents=True)
+    (inbox / "a.jpg").write_bytes(b"1")
+    (inbox / "trip" / "day1" / "b.jpg").write_bytes(b"22")
+    (inbox / ".partial.jpg").write_bytes(b"3")
+    (tmp_path / "secret.txt").write_text("outside")
+    (inbox / "link.jpg").symlink_to(tmp_path / "secret.txt")
+    (inbox / "trip" / "escape").symlink_to(tmp_path, target_is_directory=True)
+    listed = {item.key: item for item in folder("inbox").objects()}
+    assert sorted(listed) == ["a.jpg", "trip/day1/b.jpg"]
+    info = os.stat(inbox / "trip" / "day1" / "b.jpg")
+    assert listed["trip/day1/b.jpg"].version == f"2:{info.st_mtime_ns}"
+    assert listed["trip/day1/b.jpg"].size == 2
+
+    settings.TILEFLOW = {**settings.TILEFLOW, "TRIGGER_SETTLE_SECONDS": 30.0}
+    assert list(folder("inbox").objects()) == []  # files still being written are left for later
+
+
+def test_reading_a_file_that_changed_since_it_was_listed(trigger_places):
+    (trigger_places / "a.jpg").write_bytes(b"first")
+    store = folder()
+    [item] = store.objects()
+    target = io.BytesIO()
+    store.fetch(item, target)
+    assert target.getvalue() == b"first"
+    time.sleep(0.01)
+    (trigger_places / "a.jpg").write_bytes(b"second!")
+    with pytest.raises(ObjectGone, match="changed while it was read"):
+        store.fetch(item, io.BytesIO())
+    (trigger_places / "a.jpg").unlink()
+    with pytest.raises(ObjectGone, match="disappeared"):
+        store.fetch(item, io.BytesIO())
+
+
+def test_writing_creates_sub_folders_and_leaves_no_partial_file(trigger_places, tmp_path):
+    output = tmp_path / "result.png"
+    output.write_bytes(b"png bytes")
+    written = folder("out").put("trip/day1/b.png", output, "image/png")
+    assert written == "out/trip/day1/b.png"
+    assert (trigger_places / "out" / "trip" / "day1" / "b.png").read_bytes() == b"png bytes"
+    assert os.listdir(trigger_places / "out" / "trip" / "day1") == ["b.png"]
+
+
+def test_writing_refuses_a_folder_swapped_for_a_link(trigger_places, tmp_path):
+    store = folder("out")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (trigger_places / "out").symlink_to(outside)
+    output = tmp_path / "result.png"
+    output.write_bytes(b"x")
+    with pytest.raises(StoreError, match="symbolic link"):
+        store.put("b.png", output, "image/png")
+    with pytest.raises(StoreError, match="symbolic link"):
+        list(store.objects())
+    assert list(outside.iterdir()) == []
+
+
+def test_a_vanished_folder_is_a_store_error(trigger_places):
+    (trigger_places / "inbox").mkdir()
+    store = folder("inbox")
+    (trigger_places / "inbox").rmdir()
+    with pytest.raises(StoreError, match="does not exist"):
+        list(store.objects())
+
+
+def bucket(s3_server) -> str:
+    name = f"b-{uuid.uuid4().hex[:12]}"
+    s3_server.client().create_bucket(Bucket=name)
+    return name
+
+
+def s3(name: str, prefix: str = "", connection: str = "store") -> stores.S3Store:
+    return open_store("s3", normalise_location("s3", {"connection": connection, "bucket": name, "prefix": prefix}))
+
+
+def test_a_bucket_prefix_lists_reads_and_writes(trigger_places, s3_server, tmp_path):
+    name = bucket(s3_server)
+    client = s3_server.client()
+    client.put_object(Bucket=name, Key="in/a.jpg", Body=b"aaa")
+    client.put_object(Bucket=name, Key="in/trip/b.jpg", Body=b"bb")
+    client.put_object(Bucket=name, Key="in/trip/", Body=b"")  # a "folder" some consoles create
+    client.put_object(Bucket=name, Key="elsewhere.jpg", Body=b"c")
+    store = s3(name, "in")
+    listed = {item.key: item for item in store.objects()}
+    assert sorted(listed) == ["a.jpg", "trip/b.jpg"]
+    assert listed["a.jpg"].version == client.head_object(Bucket=name, Key="in/a.jpg")["ETag"].strip('"')
+    target = io.BytesIO()
+    store.fetch(listed["trip/b.jpg"], target)
+    assert target.getvalue() == b"bb"
+
+    client.put_object(Bucket=name, Key="in/a.jpg", Body=b"changed")
+    with pytest.raises(ObjectGone):
+        store.fetch(listed["a.jpg"], io.BytesIO())
+
+    output = tmp_path / "out.png"
+    output.write_bytes(b"png")
+    assert s3(name, "out").put("trip/b.png", output, "image/png") == "out/trip/b.png"
+    stored = client.get_object(Bucket=name, Key="out/trip/b.png")
+    assert stored["Body"].read() == b"png" and stored["ContentType"] == "image/png"
+
+
+def test_a_wrong_key_a_vanished_bucket_and_an_unreachable_store_say_so(trigger_places, settings, s3_server):
+    name = bucket(s3_server)
+    connections = {
+        "store": s3_server.connection(),
+        "wrong": s3_server.connection(secret_key="not-the-secret"),
+        "nobody": s3_server.connection(endpoint_url=f"http://127.0.0.1:{free_port()}"),
+    }
+    settings.TILEFLOW = {**settings.TILEFLOW, "S3_CONNECTIONS": json.dumps(connections)}
+    stores.forget_configuration()
+    with pytest.raises(StoreError, match="refused the connection's credentials \\(SignatureDoesNotMatch\\)"):
+        list(s3(name, connection="wrong").objects())
+    with pytest.raises(StoreError, match="cannot be reached"):
+        list(s3(name, connection="nobody").objects())
+    s3_server.remove_bucket(name)
+    with pytest.raises(StoreError, match="the bucket does not exist"):
+        list(s3(name).objects())

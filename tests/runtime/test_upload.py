@@ -1,0 +1,80 @@
+"""An upload read while it arrives: reads wait for bytes, a seek to the end for all of them, failures reach readers."""
+
+import os
+import threading
+import time
+
+import pytest
+
+from runtime.upload import UploadBroken, UploadStream
+
+
+def feed_later(upload: UploadStream, *pieces: bytes, end: bool = True, fail: str | None = None, delay: float = 0.05):
+    def run():
+        for piece in pieces:
+            time.sleep(delay)
+            upload.feed(piece)
+        time.sleep(delay)
+        if fail:
+            upload.fail(fail)
+        elif end:
+            upload.end()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_read_returns_what_has_arrived_and_waits_only_when_nothing_has():
+    upload = UploadStream()
+    upload.feed(b"abc")
+    assert upload.read(10) == b"abc"  # never waits for more than it has once something is there
+    thread = feed_later(upload, b"def")
+    started = time.monotonic()
+    assert upload.read(10) == b"def"
+    assert time.monotonic() - started >= 0.04
+    assert upload.read(10) == b""  # the end
+    thread.join()
+
+
+def test_seeks_and_tell_work_on_what_has_arrived():
+    upload = UploadStream()
+    upload.feed(b"0123456789")
+    upload.seek(4)
+    assert upload.read(3) == b"456" and upload.tell() == 7
+    upload.seek(-2, os.SEEK_CUR)
+    assert upload.read(2) == b"56"
+    thread = feed_later(upload, b"abc")
+    assert upload.seek(0, os.SEEK_END) == 13  # waited for the whole upload
+    thread.join()
+    assert upload.getvalue() == b"0123456789abc"
+
+
+def test_a_failure_reaches_waiting_and_later_readers():
+    upload = UploadStream()
+    upload.feed(b"abc")
+    upload.read(3)
+    thread = feed_later(upload, fail="the client went away")
+    with pytest.raises(UploadBroken, match="the client went away"):
+        upload.read(3)
+    with pytest.raises(UploadBroken, match="the client went away"):
+        upload.seek(0, os.SEEK_END)
+    thread.join()
+
+
+def test_a_stalled_upload_times_out():
+    upload = UploadStream(timeout=0.05)
+    with pytest.raises(UploadBroken, match="stalled"):
+        upload.read(1)
+
+
+def test_nothing_is_fed_after_the_end_and_the_value_needs_the_end():
+    upload = UploadStream()
+    upload.feed(b"x")
+    with pytest.raises(ValueError, match="not complete"):
+        upload.getvalue()
+    upload.end()
+    with pytest.raises(ValueError, match="has ended"):
+        upload.feed(b"y")
+    upload.fail("too late")  # a failure after the end changes nothing
+    assert upload.read() == b"x"
