@@ -25,8 +25,8 @@ from runtime.blobs import BlobStore
 from runtime.bridge import TRANSIENT_ERRORS, is_local
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
 from runtime.decode import ImageRejected, SourceHeader, probe
-from runtime.placement import PlacedRun
 from runtime.memory import give_back_free_memory
+from runtime.placement import PlacedRun
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.reconnect import LayerUnreachable, retry_layer
 from runtime.registry import registry
