@@ -32,6 +32,7 @@ from runtime.outputs import RelayedFile
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.reconnect import default_patience, unreachable_reason
 from runtime.spec import RunRecorder, RunSpec
+from runtime.upload import UploadBroken
 
 log = logging.getLogger("tileflow.placement")
 
@@ -151,7 +152,7 @@ class PlacedRun:
             self._channel = await self.layer.new_channel("tileflow.placed.")
             self._blobs = BlobStore.of_layer(self.layer)
             receiver = asyncio.create_task(self._receive())
-            self._input = self.spec.input_data or await asyncio.to_thread(Path(self.spec.input_path).read_bytes)
+            self._input = await self._read_input()
             await self._offer()
             await self._follow()
         except (asyncio.CancelledError, RunCancelled):
@@ -177,6 +178,19 @@ class PlacedRun:
         except TRANSIENT_ERRORS as error:  # they expire on their own
             log.warning("execution %s: input pieces not deleted (%s)", self.spec.execution, error)
         await self._blobs.close()
+
+    async def _read_input(self) -> bytes:
+        """Return the input's bytes: held already, still arriving (read to its end), or in its file."""
+        spec = self.spec
+        if spec.input_data:
+            return spec.input_data
+        if spec.input_stream is not None:
+            stream = spec.input_stream
+            try:
+                return await asyncio.to_thread(lambda: stream.seek(0) == 0 and stream.read())
+            except UploadBroken as broken:
+                raise RunFailed(str(broken)) from broken
+        return await asyncio.to_thread(Path(spec.input_path).read_bytes)
 
     async def _offer(self) -> None:
         self.offers += 1
