@@ -29,6 +29,7 @@ import figure_redis
 import figure_scale_out
 import figure_streaming
 import figure_thumbor
+import figure_upload
 from measure import Figure, log, machine_description
 from photos import SIZES, ensure_photo
 from report import render_notes, render_results, render_table, write_docs
@@ -49,6 +50,7 @@ FIGURES = [
     (("7",), figure_progress),
     (("8", "8v"), figure_concurrency),
     (("B",), figure_blur),
+    (("U", "U1", "U2"), figure_upload),
     (("9", "9a", "9b"), figure_png),
     (("R", "redis"), figure_redis),
     (("S", "S1", "S2"), figure_scale_out),

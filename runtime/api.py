@@ -25,6 +25,7 @@ from runtime.blobs import BlobStore
 from runtime.bridge import TRANSIENT_ERRORS, is_local
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
 from runtime.decode import ImageRejected, SourceHeader, probe
+from runtime.inspection import UnknownNode, node_image
 from runtime.memory import give_back_free_memory
 from runtime.placement import PlacedRun
 from runtime.progress import GroupPublisher, RunObserver
@@ -45,6 +46,7 @@ __all__ = [
     "RunSpec",
     "RunTooLarge",
     "SourceHeader",
+    "UnknownNode",
     "UploadBroken",
     "UploadStream",
     "admit",
@@ -54,6 +56,7 @@ __all__ = [
     "limits",
     "local_run",
     "memory_budget",
+    "node_image",
     "probe",
     "start",
     "wait_prepared",
