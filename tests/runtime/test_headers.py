@@ -174,5 +174,5 @@ def test_a_png_whose_image_data_cannot_fill_its_rows_is_refused():
 
 
 def test_a_flat_png_passes_the_inflate_bound():
-    data = _save("PNG", Image.new("RGBA", (3000, 2000), (1, 2, 3, 4)), compress_level=9)
-    assert probe(io.BytesIO(data), 10**8).size.height == 2000
+    data = _save("PNG", Image.new("RGBA", (1200, 800), (1, 2, 3, 4)), compress_level=9)
+    assert probe(io.BytesIO(data), 10**8).size.height == 800
