@@ -16,12 +16,14 @@ import sys
 import time
 import traceback
 
+import figure_batch
 import figure_blur
 import figure_bridge
 import figure_concurrency
 import figure_libvips
 import figure_memory
 import figure_memory_budget
+import figure_placement
 import figure_png
 import figure_progress
 import figure_redis
@@ -53,6 +55,8 @@ FIGURES = [
     (("9", "9a", "9b"), figure_png),
     (("R", "redis"), figure_redis),
     (("S", "S1", "S2"), figure_scale_out),
+    (("P", "P1", "P2", "P3", "P4", "P5"), figure_placement),
+    (("10", "10p", "10m"), figure_batch),
 ]
 
 
