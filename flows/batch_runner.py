@@ -200,9 +200,11 @@ async def _claim_next(batch_id: str) -> BatchItem | None:
 def _create_execution(batch: Batch, item: BatchItem, header: runtime.SourceHeader) -> Execution:
     """Store the item's execution (its input is the item's stored file) and link it."""
     with transaction.atomic():
+        # The flow may have been deleted since the batch started: its items still run its frozen graph.
+        flow_id = Batch.objects.filter(pk=batch.pk).values_list("flow_id", flat=True).first()
         execution = Execution.objects.create(
             owner_id=batch.owner_id,
-            flow_id=batch.flow_id,
+            flow_id=flow_id,
             graph=batch.graph,
             flow_name=batch.flow_name,
             flow_version=batch.flow_version,

@@ -288,3 +288,15 @@ async def test_items_run_on_larger_tiles_with_the_same_pixels_as_the_whole_image
             expected = reference_flow(graph, decode(data))["out"]
             result = decode(zipped.read(name.replace(".jpg", ".png")))
             assert ImageChops.difference(result.convert(expected.mode), expected).getbbox() is None, name
+
+
+async def test_a_flow_deleted_mid_batch_leaves_its_items_running_its_frozen_graph(http, flow):
+    response = await http.post(
+        f"/api/flows/{flow.id}/batches",
+        {"image": [upload(image_bytes(300, 200, seed=n), f"{n}.jpg") for n in range(4)]},
+    )
+    assert response.status_code == 201
+    assert (await http.delete(f"/api/flows/{flow.id}")).status_code == 204
+    done = await wait_batch(http, response.json()["id"])
+    assert done["status"] == "succeeded", [item["error"] for item in done["items"]]
+    assert done["flow"] is None and done["flow_name"] == "compress-and-watermark"
