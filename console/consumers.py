@@ -1,9 +1,9 @@
-"""The execution websocket of CONTRACT §4: a snapshot first, then progress, then the final status.
+"""The websockets of CONTRACT §4 (an execution) and §7 (a batch): a snapshot, progress, the final status.
 
-The socket outlives the channel layer's hiccups (Redis restarted, paused or briefly gone): a layer
+Each socket outlives the channel layer's hiccups (Redis restarted, paused or briefly gone): a layer
 call that fails is retried, the execution's group joined again once the layer answers (Redis forgets
 groups when it restarts), and what was published meanwhile is read back from the database, so the
-final status is never missed. While no message comes for CATCH_UP_SECONDS, the stored execution is
+final status is never missed. While no message comes for CATCH_UP_SECONDS, the stored object is
 looked at too: a run that ended while its status message could not be delivered is still reported.
 """
 
@@ -37,12 +37,26 @@ def _owned_payload(user, execution_id: uuid.UUID) -> dict | None:
     return execution_payload(execution) if execution else None
 
 
-class ExecutionConsumer(AsyncJsonWebsocketConsumer):
-    """Authenticate, join the execution's group, and forward what the conductor publishes."""
+@database_sync_to_async
+def _owned_batch(user, batch_id: uuid.UUID) -> dict | None:
+    from flows.batches import batch_payload
+    from flows.models import Batch
+
+    batch = Batch.objects.filter(owner=user, pk=batch_id).first()
+    return batch_payload(batch) if batch else None
+
+
+class LayerFollower(AsyncJsonWebsocketConsumer):
+    """A socket that follows one group of the channel layer through the layer's faults.
+
+    Subclasses join with `join_group` before reading their snapshot, call `following()` once it is
+    sent, and implement `catch_up()`: send what the stored object shows beyond what was sent.
+    """
 
     group = ""
     ended = False
     _rejoin = False
+    _following = False
     _caught_up = 0.0
 
     # Channels' consumer sets `channel_receive` once and awaits it for every layer message; a broken
@@ -56,55 +70,25 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
     def channel_receive(self, receive) -> None:
         self._layer_receive = receive
 
-    async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close()
-            return
-        execution_id = self.scope["url_route"]["kwargs"]["execution_id"]
-        self.group = events.execution_group(str(execution_id))
-        self.done: dict[str, int] = {}
-        # Join before reading the snapshot: nothing published in between is missed.
+    async def join_group(self, group: str) -> None:
+        """Join `group`, waiting a little for the layer; without it, follow from the database meanwhile."""
+        self.group = group
         try:
             await retry_layer(self._join, layer=self.channel_layer, patience=JOIN_PATIENCE_SECONDS, what="joining")
         except LayerUnreachable as unreachable:
-            log.warning("websocket of execution %s: %s; following it from the database", execution_id, unreachable)
+            log.warning("websocket of %s: %s; following it from the database", group, unreachable)
             self._rejoin = True
-        snapshot = await _owned_payload(user, execution_id)
-        if snapshot is None:
-            await self._leave()
-            self.group = ""
-            await self.close()
-            return
-        await self.accept()
-        self.done = {node: entry["done"] for node, entry in snapshot["nodes"].items()}
-        await self.send_json({"type": "snapshot", "execution": snapshot})
-        if snapshot["status"] in FINISHED:
-            await self._end(snapshot["status"], snapshot["error"])
+
+    def following(self) -> None:
+        """The snapshot is sent: from now on a catch-up may send what follows it."""
+        self._following = True
+
+    async def catch_up(self) -> None:
+        raise NotImplementedError
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self._leave()
-
-    async def execution_progress(self, event: dict) -> None:
-        await self._progress(event["node"], event["done"], event["total"])
-
-    async def execution_status(self, event: dict) -> None:
-        if not self.ended:
-            await self._end(event["status"], event["error"])
-
-    async def _progress(self, node: str, done: int, total: int) -> None:
-        if self.ended or done < self.done.get(node, 0):
-            return
-        self.done[node] = done
-        await self.send_json({"type": "progress", "node": node, "done": done, "total": total})
-
-    async def _end(self, status: str, error: str | None) -> None:
-        self.ended = True
-        await self.send_json({"type": "status", "status": status, "error": error})
-        await self.close()
-
-    # -- the channel layer, and what to do while it is away -------------------------------------
 
     async def _join(self) -> None:
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -151,10 +135,45 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
             await self._catch_up()
 
     async def _catch_up(self) -> None:
-        """Send what the stored execution shows beyond what this socket sent: counts, and its end."""
         self._caught_up = time.monotonic()
-        if self.ended or not self.group:
+        if self._following and not self.ended:
+            await self.catch_up()
+
+
+class ExecutionConsumer(LayerFollower):
+    """Authenticate, join the execution's group, and forward what the conductor publishes."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close()
             return
+        execution_id = self.scope["url_route"]["kwargs"]["execution_id"]
+        self.done: dict[str, int] = {}
+        # Join before reading the snapshot: nothing published in between is missed.
+        await self.join_group(events.execution_group(str(execution_id)))
+        snapshot = await _owned_payload(user, execution_id)
+        if snapshot is None:
+            await self._leave()
+            self.group = ""
+            await self.close()
+            return
+        await self.accept()
+        self.done = {node: entry["done"] for node, entry in snapshot["nodes"].items()}
+        await self.send_json({"type": "snapshot", "execution": snapshot})
+        self.following()
+        if snapshot["status"] in FINISHED:
+            await self._end(snapshot["status"], snapshot["error"])
+
+    async def execution_progress(self, event: dict) -> None:
+        await self._progress(event["node"], event["done"], event["total"])
+
+    async def execution_status(self, event: dict) -> None:
+        if not self.ended:
+            await self._end(event["status"], event["error"])
+
+    async def catch_up(self) -> None:
+        """Send what the stored execution shows beyond what this socket sent: counts, and its end."""
         snapshot = await _owned_payload(self.scope["user"], self.scope["url_route"]["kwargs"]["execution_id"])
         if snapshot is None:
             return
@@ -164,17 +183,19 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
         if snapshot["status"] in FINISHED:
             await self._end(snapshot["status"], snapshot["error"])
 
+    async def _progress(self, node: str, done: int, total: int) -> None:
+        if self.ended or done < self.done.get(node, 0):
+            return
+        self.done[node] = done
+        await self.send_json({"type": "progress", "node": node, "done": done, "total": total})
 
-@database_sync_to_async
-def _owned_batch(user, batch_id: uuid.UUID) -> dict | None:
-    from flows.batches import batch_payload
-    from flows.models import Batch
-
-    batch = Batch.objects.filter(owner=user, pk=batch_id).first()
-    return batch_payload(batch) if batch else None
+    async def _end(self, status: str, error: str | None) -> None:
+        self.ended = True
+        await self.send_json({"type": "status", "status": status, "error": error})
+        await self.close()
 
 
-class BatchConsumer(AsyncJsonWebsocketConsumer):
+class BatchConsumer(LayerFollower):
     """The batch websocket of CONTRACT §7: a snapshot, counts that never decrease, the final status."""
 
     COUNTS = ("succeeded", "failed", "cancelled")
@@ -185,23 +206,19 @@ class BatchConsumer(AsyncJsonWebsocketConsumer):
             await self.close()
             return
         batch_id = self.scope["url_route"]["kwargs"]["batch_id"]
-        self.group = events.batch_group(str(batch_id))
-        self.ended = False
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join_group(events.batch_group(str(batch_id)))
         snapshot = await _owned_batch(user, batch_id)
         if snapshot is None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self._leave()
+            self.group = ""
             await self.close()
             return
         await self.accept()
         self.counts = {key: snapshot[key] for key in self.COUNTS}
         await self.send_json({"type": "snapshot", "batch": snapshot})
+        self.following()
         if snapshot["status"] in FINISHED:
             await self._end(snapshot["status"])
-
-    async def disconnect(self, code: int) -> None:
-        if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def batch_progress(self, event: dict) -> None:
         if self.ended:
@@ -215,6 +232,15 @@ class BatchConsumer(AsyncJsonWebsocketConsumer):
     async def batch_status(self, event: dict) -> None:
         if not self.ended:
             await self._end(event["status"])
+
+    async def catch_up(self) -> None:
+        """Send the stored batch's counts beyond what this socket sent, and its end."""
+        snapshot = await _owned_batch(self.scope["user"], self.scope["url_route"]["kwargs"]["batch_id"])
+        if snapshot is None:
+            return
+        await self.batch_progress({**{key: snapshot[key] for key in self.COUNTS}, "total": snapshot["total"]})
+        if snapshot["status"] in FINISHED:
+            await self._end(snapshot["status"])
 
     async def _end(self, status: str) -> None:
         self.ended = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asgiref.sync import async_to_sync
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
@@ -13,8 +14,10 @@ from django.utils.translation import gettext as _
 from flows.auth import get_owned_or_404
 from flows.models import Batch, Execution, Flow
 from flows.trigger_stores import configured_names
+from runtime import api as runtime
 
 RECENT_EXECUTIONS = 10
+RECENT_BATCHES = 5
 EXECUTIONS_PER_PAGE = 200
 
 
@@ -50,7 +53,11 @@ def home(request: HttpRequest) -> HttpResponse:
     flows = list(flows)
     for flow in flows:
         flow.last_status_label = labels.get(flow.last_status, flow.last_status)
-    return render(request, "console/home.html", {"flows": flows, "executions": _labelled(executions), "nav": "home"})
+    context = {"flows": flows, "executions": _labelled(executions), "nav": "home"}
+    context["batches"] = Batch.objects.filter(owner=request.user)[:RECENT_BATCHES]
+    if request.user.is_staff:  # staff see the workers that run everyone's flows
+        context["workers"] = async_to_sync(runtime.workers)()
+    return render(request, "console/home.html", context)
 
 
 @login_required

@@ -16,9 +16,10 @@ from ninja import File, Form, Query, Router, Status
 from ninja.files import UploadedFile
 
 from flows import executions as service
+from flows import previews
 from flows.api_flows import graph_errors
 from flows.models import Execution, Flow
-from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut
+from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut, NodePreviewOut
 from flows.streamed_run import receive_streamed, start_streamed
 from runtime import api as runtime
 
@@ -31,8 +32,16 @@ MAX_OFFSET = 2**62
 # Every call may answer these; a 400 from a malformed parameter names it ({"errors"}), others say why ({"error"}).
 ERRORS = {400: ErrorOut | ErrorsOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 UPLOAD_ERRORS = {**ERRORS, 413: ErrorOut, 429: ErrorOut}
-OUTPUT_TYPES = ("image/png", "image/jpeg", "image/webp")
-INPUT_TYPES = (*OUTPUT_TYPES, "image/gif", "image/bmp", "image/tiff", "application/octet-stream")
+OUTPUT_TYPES = ("image/png", "image/jpeg", "image/webp", "image/avif")
+INPUT_TYPES = (
+    *OUTPUT_TYPES,
+    "image/gif",
+    "image/bmp",
+    "image/tiff",
+    "image/heic",
+    "image/heif",
+    "application/octet-stream",
+)
 
 
 def _binary(description: str, content_types: tuple[str, ...]) -> dict[str, Any]:
@@ -110,7 +119,7 @@ async def _start(
     try:
         service.check_upload(image)
         header = await asyncio.to_thread(service.probe_upload, image)
-        await service.admit_run(flow.graph, header)
+        await service.admit_run(draft if draft is not None else flow.graph, header)
     except service.UploadRejected as rejected:
         return _error(rejected.status, str(rejected), **rejected.headers)
     execution = await sync_to_async(service.create_execution)(
@@ -350,6 +359,47 @@ async def download_input(request, execution_id: str):
         filename=_safe_filename(execution.input_name or "input"),
     )
     response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@router.get(
+    "/executions/{execution_id}/nodes/{node}",
+    response={200: NodePreviewOut, **ERRORS, 409: ErrorOut},
+    summary="Inspect one node of a finished run",
+    description="What the node produced in the run: its size and mode, and the URL of a downscaled preview "
+    "(made the first time it is asked for, then kept). 409 when the run did not succeed or its input is gone.",
+)
+async def inspect_node(request, execution_id: str, node: str):
+    found = await _node_preview(request, execution_id, node)
+    if isinstance(found, JsonResponse):
+        return found
+    return {**found[1], "url": f"/api/executions/{execution_id}/nodes/{node}/preview"}
+
+
+async def _node_preview(request, execution_id: str, node: str):
+    """Return the preview file and facts of a node of the caller's execution, or the error answer."""
+    execution = await _owned(Execution, request.auth, execution_id)
+    if execution is None:
+        return _error(404, "no such execution")
+    try:
+        return await asyncio.to_thread(previews.node_preview, execution, node)
+    except previews.NoPreview as reason:
+        return _error(409, str(reason))
+
+
+@router.get(
+    "/executions/{execution_id}/nodes/{node}/preview",
+    summary="The downscaled output image of one node",
+    response={**ERRORS, 409: ErrorOut},
+    openapi_extra=_binary("a PNG at most 480 px on its longer side", ("image/png",)),
+)
+async def node_preview_image(request, execution_id: str, node: str):
+    found = await _node_preview(request, execution_id, node)
+    if isinstance(found, JsonResponse):
+        return found
+    response = FileResponse(found[0].open("rb"), content_type="image/png")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
     return response
 
 

@@ -182,6 +182,16 @@ class ExecutionsOut(Schema):
     executions: list[ExecutionOut]
 
 
+class NodePreviewOut(Schema):
+    """One node of a finished run, inspected: what it produced."""
+
+    node: str
+    width: int
+    height: int
+    mode: str = Field(description="Pillow's mode of the node's image: L, RGB or RGBA")
+    url: str = Field(description="a PNG preview of it, at most 480 px on its longer side")
+
+
 class BatchItemOut(Schema):
     index: int = Field(description="its place in the batch, from 0")
     name: str = Field(description="the input's name, with its folders inside an archive or a dropped folder")

@@ -52,17 +52,25 @@ export const api = {
   steps: () => request("GET", "/api/steps").then((d) => d.steps),
   flows: () => request("GET", "/api/flows").then((d) => d.flows),
   flow: (id) => request("GET", `/api/flows/${encodeURIComponent(id)}`),
-  createFlow: (doc) => request("POST", "/api/flows", { json: doc }),
+  // onConflict "copy": a name already taken is given a free one ("name (2)") instead of an error.
+  createFlow: (doc, { onConflict = "error" } = {}) => request("POST", `/api/flows${onConflict === "copy" ? "?on_conflict=copy" : ""}`, { json: doc }),
+  patchFlow: (id, changes) => request("PATCH", `/api/flows/${encodeURIComponent(id)}`, { json: changes }),
+  duplicateFlow: (id) => request("POST", `/api/flows/${encodeURIComponent(id)}/duplicate`),
+  versions: (id) => request("GET", `/api/flows/${encodeURIComponent(id)}/versions`),
+  restoreVersion: (id, version) => request("POST", `/api/flows/${encodeURIComponent(id)}/versions/${version}/restore`),
   updateFlow: (id, doc) => request("PUT", `/api/flows/${encodeURIComponent(id)}`, { json: doc }),
   deleteFlow: (id) => request("DELETE", `/api/flows/${encodeURIComponent(id)}`),
-  startExecution(flowId, file) {
+  // With `graph`, a draft run of that graph (the editor's unsaved canvas); the saved flow is not changed.
+  startExecution(flowId, file, graph = null) {
     const form = new FormData();
     form.append("image", file, file.name || "image");
+    if (graph) form.append("graph", JSON.stringify(graph));
     return request("POST", `/api/flows/${encodeURIComponent(flowId)}/executions`, { form });
   },
   execution: (id) => request("GET", `/api/executions/${encodeURIComponent(id)}`),
   executions: (flowId) =>
     request("GET", "/api/executions" + (flowId ? `?flow=${encodeURIComponent(flowId)}` : "")).then((d) => d.executions),
+  nodePreview: (id, node) => request("GET", `/api/executions/${encodeURIComponent(id)}/nodes/${encodeURIComponent(node)}`),
   cancel: (id) => request("POST", `/api/executions/${encodeURIComponent(id)}/cancel`),
   rerun: (id) => request("POST", `/api/executions/${encodeURIComponent(id)}/rerun`),
   inputUrl: (id) => `/api/executions/${encodeURIComponent(id)}/input`,

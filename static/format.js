@@ -1,11 +1,23 @@
-// Small formatting helpers shared by the editor and the monitor.
+// Small formatting helpers shared by the editor and the monitor, in the page's language.
+import { gettext, interpolate, locale } from "./i18n.js";
+
+const numbers = new Intl.NumberFormat(locale, { maximumFractionDigits: 2 });
+const dates = new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "medium" });
+
+export function formatNumber(value, digits = 2) {
+  return digits === 2 ? numbers.format(value) : new Intl.NumberFormat(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
+}
+
+export function formatDateTime(iso) {
+  return iso ? dates.format(new Date(iso)) : "—";
+}
 
 export function formatMs(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return "—";
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60000) return `${(ms / 1000).toFixed(2)} s`;
+  if (ms < 1000) return interpolate(gettext("%(n)s ms"), { n: formatNumber(Math.round(ms)) });
+  if (ms < 60000) return interpolate(gettext("%(n)s s"), { n: formatNumber(ms / 1000, 2) });
   const minutes = Math.floor(ms / 60000);
-  return `${minutes} min ${Math.round((ms % 60000) / 1000)} s`;
+  return interpolate(gettext("%(m)s min %(s)s s"), { m: minutes, s: Math.round((ms % 60000) / 1000) });
 }
 
 export function formatBytes(bytes) {
@@ -17,7 +29,7 @@ export function formatBytes(bytes) {
     value /= 1024;
     unit += 1;
   }
-  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+  return `${formatNumber(value, unit ? 1 : 0)} ${units[unit]}`;
 }
 
 // Milliseconds between two ISO timestamps, or null when either is missing.
@@ -42,4 +54,18 @@ export function el(tag, attrs = {}, ...children) {
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
+}
+
+// A run's or a node's status as people read it (the value itself stays in data-status).
+export function statusLabel(status) {
+  const labels = {
+    queued: gettext("queued"),
+    running: gettext("running"),
+    succeeded: gettext("succeeded"),
+    failed: gettext("failed"),
+    cancelled: gettext("cancelled"),
+    pending: gettext("pending"),
+    done: gettext("done"),
+  };
+  return labels[status] || status;
 }

@@ -4,12 +4,18 @@
 // file or another user. We never call it: every node is added from our flow document, with an empty HTML
 // string, and its content is built with createElement/textContent.
 import { el } from "../format.js";
+import { gettext, interpolate } from "../i18n.js";
+import { GroupFrames } from "./groups.js";
 import { categoryClass } from "./palette.js";
+import { Selection } from "./selection.js";
+import { closesCycle, cyclePath, graphProblems } from "./wiring.js";
 
 const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const COLUMN_WIDTH = 250;
 const ROW_HEIGHT = 140;
 const RUN_STATES = ["pending", "running", "done", "failed", "cancelled"];
+// Fit never shrinks nodes below this zoom: past it their text is no longer readable.
+export const MIN_FIT_ZOOM = 0.75;
 
 export function isValidNodeId(id) {
   return NODE_ID_PATTERN.test(id);
@@ -24,12 +30,14 @@ function summarise(params) {
 }
 
 export class FlowCanvas {
-  constructor(container, catalog, { readonly = false, onChange = () => {}, onSelect = () => {} } = {}) {
+  constructor(container, catalog, { readonly = false, onChange = () => {}, onSelect = () => {}, onRefuse = () => {}, onView = () => {}, onContextMenu = () => {} } = {}) {
     this.container = container;
     this.catalog = new Map(catalog.map((step) => [step.type, step]));
     this.readonly = readonly;
     this.onChange = onChange;
     this.onSelect = onSelect;
+    this.onRefuse = onRefuse; // (message, clientX, clientY): a link the rules refused, or a port's old link replaced
+    this.onView = onView; // the view moved, zoomed, or the nodes moved (the minimap redraws)
     this.nodes = new Map(); // node id -> {id, type, params, dfId, element}
     this.byDfId = new Map(); // Drawflow's numeric id -> node id
     this.quiet = false; // true while we rebuild the view ourselves: not a user change
@@ -38,6 +46,11 @@ export class FlowCanvas {
     const editor = new window.Drawflow(container);
     // Keys are handled by the page (undo history, focus rules); Drawflow's own Delete would bypass them.
     editor.key = (event) => editor.dispatch("keydown", event);
+    // Our own context menu replaces Drawflow's bare "x".
+    editor.contextmenu = (event) => {
+      event.preventDefault();
+      if (!readonly) onContextMenu(event, this.targetOf(event.target));
+    };
     editor.reroute = false;
     editor.zoom_min = 0.3;
     editor.zoom_max = 2;
@@ -50,15 +63,29 @@ export class FlowCanvas {
       for (const entry of entries) if (entry.target.isConnected) editor.updateConnectionNodes(entry.target.id);
     });
     container.addEventListener("wheel", (event) => this.onWheel(event), { passive: false, capture: true });
+    container.addEventListener("mousemove", (event) => (this.pointer = { x: event.clientX, y: event.clientY }), true);
+    this.pointer = { x: 0, y: 0 };
+    this.groups = new GroupFrames(this);
+    this.selected = new Selection(this);
+    editor.on("mouseMove", () => {
+      this.selected.followDrag();
+      this.groups.update();
+      this.onView();
+    });
+    editor.on("translate", () => this.onView());
     editor.on("nodeSelected", (dfId) => this.select({ kind: "node", id: this.byDfId.get(String(dfId)) }));
     editor.on("nodeUnselected", () => this.select(null));
     editor.on("connectionSelected", (c) => {
       this.select({ kind: "edge", from: this.byDfId.get(String(c.output_id)), to: this.byDfId.get(String(c.input_id)) });
     });
     editor.on("connectionUnselected", () => this.select(null));
-    editor.on("nodeMoved", () => this.changed("move"));
+    editor.on("nodeMoved", () => {
+      this.groups.update();
+      this.changed("move");
+    });
     editor.on("connectionCreated", (c) => {
       if (this.quiet) return;
+      if (!this.checkNewLink(c)) return;
       this.markEdges();
       this.changed("connect", c);
     });
@@ -70,6 +97,8 @@ export class FlowCanvas {
       const id = this.byDfId.get(String(dfId));
       this.byDfId.delete(String(dfId));
       this.nodes.delete(id);
+      this.selected.forget(id);
+      this.groups.forget(id);
       if (this.quiet) return;
       this.select(null);
       this.changed("remove");
@@ -82,7 +111,58 @@ export class FlowCanvas {
 
   select(selection) {
     this.selection = selection && (selection.id || selection.from) ? selection : null;
+    this.selected.follow(this.selection);
     this.onSelect(this.selection);
+  }
+
+  // What a right-click or a click landed on: {kind: "node", id} | {kind: "edge", from, to} | {kind: "group", id} | {kind: "canvas"}.
+  targetOf(target) {
+    const nodeElement = target.closest?.(".drawflow-node");
+    if (nodeElement) return { kind: "node", id: nodeElement.dataset.nodeId };
+    const svg = target.closest?.(".connection");
+    if (svg) return { kind: "edge", from: svg.dataset.from, to: svg.dataset.to };
+    const group = target.closest?.(".tf-group");
+    if (group) return { kind: "group", id: group.dataset.groupId };
+    return { kind: "canvas" };
+  }
+
+  // A link just drawn: refuse one that closes a cycle; into a port that has a link already, replace the old one.
+  checkNewLink(c) {
+    const from = this.byDfId.get(String(c.output_id));
+    const to = this.byDfId.get(String(c.input_id));
+    const others = this.edges().filter((e) => !(e.from === from && e.to === to));
+    const drop = (a, b) => {
+      this.quiet = true;
+      try {
+        this.editor.removeSingleConnection(this.nodes.get(a).dfId, this.nodes.get(b).dfId, "output_1", "input_1");
+      } finally {
+        this.quiet = false;
+      }
+    };
+    if (closesCycle(others, from, to)) {
+      drop(from, to);
+      const path = cyclePath(others, from, to).join(" → ");
+      this.onRefuse(interpolate(gettext("Refused: %(from)s → %(to)s would close a cycle (%(path)s)"), { from, to, path }), this.pointer.x, this.pointer.y, "refused");
+      return false;
+    }
+    const old = others.filter((e) => e.to === to);
+    for (const edge of old) drop(edge.from, edge.to);
+    if (old.length) {
+      this.onRefuse(interpolate(gettext("%(to)s takes one input: the link from %(old)s was replaced by the one from %(from)s"), { to, old: old.map((e) => e.from).join(", "), from }), this.pointer.x, this.pointer.y, "replaced");
+    }
+    return true;
+  }
+
+  // Mark the links a whole graph gets wrong (see wiring.js); returns the problems.
+  markEdgeProblems() {
+    const problems = graphProblems(this.toGraph(), (type) => this.ports(type));
+    for (const svg of this.container.querySelectorAll(".connection")) {
+      const problem = problems.find((p) => p.from === svg.dataset.from && p.to === svg.dataset.to);
+      svg.classList.toggle("edge-error", Boolean(problem));
+      svg.querySelector("title")?.remove();
+      if (problem) svg.prepend(el("title", { text: problem.message }));
+    }
+    return problems;
   }
 
   step(type) {
@@ -145,7 +225,7 @@ export class FlowCanvas {
     const element = node.element;
     element.tabIndex = 0;
     element.setAttribute("role", "button");
-    element.setAttribute("aria-label", `${this.step(node.type).label} node ${node.id}`);
+    element.setAttribute("aria-label", interpolate(gettext("%(step)s node %(node)s"), { step: this.step(node.type).label, node: node.id }));
     element.addEventListener("keydown", (event) => {
       if (event.target !== element || event.ctrlKey || event.metaKey || event.altKey) return;
       const step = event.shiftKey ? 60 : 20;
@@ -188,7 +268,55 @@ export class FlowCanvas {
     node.element.style.left = `${data.pos_x}px`;
     node.element.style.top = `${data.pos_y}px`;
     this.editor.updateConnectionNodes(`node-${node.dfId}`);
+    this.groups.update();
+    this.onView();
     this.changed("move");
+  }
+
+  // Move nodes to canvas positions without recording (a drag in progress).
+  placeNode(id, x, y) {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    const data = this.editor.drawflow.drawflow.Home.data[node.dfId];
+    data.pos_x = Math.max(0, x);
+    data.pos_y = Math.max(0, y);
+    node.element.style.left = `${data.pos_x}px`;
+    node.element.style.top = `${data.pos_y}px`;
+    this.editor.updateConnectionNodes(`node-${node.dfId}`);
+  }
+
+  position(id) {
+    const node = this.nodes.get(id);
+    const data = node && this.editor.drawflow.drawflow.Home.data[node.dfId];
+    return data ? { x: data.pos_x, y: data.pos_y } : null;
+  }
+
+  // Canvas-coordinate box of a node.
+  box(id) {
+    const node = this.nodes.get(id);
+    const at = this.position(id);
+    return { x: at.x, y: at.y, width: node.element.offsetWidth, height: node.element.offsetHeight };
+  }
+
+  // Whether a node box at (x, y) would overlap a node already there (keyboard adds and pastes avoid it).
+  occupied(x, y, except = new Set()) {
+    for (const id of this.nodes.keys()) {
+      if (except.has(id)) continue;
+      const at = this.position(id);
+      if (Math.abs(at.x - x) < 60 && Math.abs(at.y - y) < 40) return true;
+    }
+    return false;
+  }
+
+  // The nearest free place from (x, y), stepping down and right.
+  freePlace(x, y, except) {
+    let placeX = x;
+    let placeY = y;
+    for (let tries = 0; tries < 50 && this.occupied(placeX, placeY, except); tries += 1) {
+      placeX += 40;
+      placeY += 40;
+    }
+    return { x: placeX, y: placeY };
   }
 
   // Nodes `from` may link to: those with an input, not linked yet, and not upstream of it (no cycle).
@@ -232,6 +360,8 @@ export class FlowCanvas {
     this.byDfId.set(node.dfId, newId);
     node.element.dataset.nodeId = newId;
     node.element.querySelector(".node-id").textContent = newId;
+    this.groups.rename(oldId, newId);
+    this.selected.rename(oldId, newId);
     if (this.selection?.id === oldId) this.selection = { kind: "node", id: newId };
     return true;
   }
@@ -244,15 +374,34 @@ export class FlowCanvas {
   }
 
   deleteSelection() {
-    if (this.readonly || !this.selection) return false;
-    if (this.selection.kind === "node") {
-      const node = this.nodes.get(this.selection.id);
-      if (node) this.editor.removeNodeId(`node-${node.dfId}`);
-    } else if (this.editor.connection_selected) {
-      this.editor.removeConnection();
+    if (this.readonly) return false;
+    const ids = this.selected.ids();
+    if (ids.length) {
+      this.removeNodes(ids);
+      return true;
     }
+    if (this.selection?.kind === "edge" && this.editor.connection_selected) {
+      this.editor.removeConnection();
+      this.select(null);
+      return true;
+    }
+    return false;
+  }
+
+  // Remove several nodes as one change (one undo step).
+  removeNodes(ids) {
+    this.quiet = true;
+    try {
+      for (const id of ids) {
+        const node = this.nodes.get(id);
+        if (node) this.editor.removeNodeId(`node-${node.dfId}`);
+      }
+    } finally {
+      this.quiet = false;
+    }
+    this.groups.update();
     this.select(null);
-    return true;
+    this.changed("remove");
   }
 
   edges() {
@@ -277,7 +426,10 @@ export class FlowCanvas {
       params: { ...node.params },
       position: { x: Math.round(data[node.dfId].pos_x), y: Math.round(data[node.dfId].pos_y) },
     }));
-    return { nodes, edges: this.edges() };
+    const graph = { nodes, edges: this.edges() };
+    const groups = this.groups.toDocument();
+    if (groups.length) graph.groups = groups;
+    return graph;
   }
 
   // Place nodes without a position in columns by their depth from the source.
@@ -316,10 +468,16 @@ export class FlowCanvas {
       }
       for (const edge of graph.edges || []) this.connect(String(edge.from), String(edge.to));
       this.markEdges();
+      this.groups.load(graph.groups || []);
     } finally {
       this.quiet = false;
     }
+    this.selected.clear();
     this.select(null);
+    requestAnimationFrame(() => {
+      this.groups.update();
+      this.onView();
+    });
   }
 
   // Tag every edge with its source and target ids so run state can find it.
@@ -345,6 +503,30 @@ export class FlowCanvas {
     editor.canvas_x = canvasX;
     editor.canvas_y = canvasY;
     editor.precanvas.style.transform = `translate(${canvasX}px, ${canvasY}px) scale(${zoom})`;
+    this.onView();
+  }
+
+  // Move the view by (dx, dy) screen pixels.
+  panBy(dx, dy) {
+    this.setView(this.editor.zoom, this.editor.canvas_x + dx, this.editor.canvas_y + dy);
+  }
+
+  // Centre the view on a canvas point.
+  centreOn(x, y) {
+    const zoom = this.editor.zoom;
+    const originX = this.editor.precanvas.clientWidth / 2;
+    const originY = this.editor.precanvas.clientHeight / 2;
+    const width = this.container.clientWidth;
+    const height = this.container.clientHeight;
+    this.setView(zoom, width / 2 - originX - zoom * (x - originX), height / 2 - originY - zoom * (y - originY));
+  }
+
+  // The visible part of the canvas, in canvas coordinates.
+  viewport() {
+    const box = this.container.getBoundingClientRect();
+    const topLeft = this.toCanvas(box.x, box.y);
+    const bottomRight = this.toCanvas(box.x + box.width, box.y + box.height);
+    return { x: topLeft.x, y: topLeft.y, width: bottomRight.x - topLeft.x, height: bottomRight.y - topLeft.y };
   }
 
   // Zoom by `factor`, keeping the canvas point under (clientX, clientY) in place.
@@ -363,10 +545,18 @@ export class FlowCanvas {
     this.setView(zoom, canvasX, canvasY);
   }
 
+  // A touchpad pinch arrives as a wheel event with ctrlKey: zoom by how far the fingers moved. A two-finger
+  // swipe (pixel deltas, often with deltaX) pans; a mouse wheel's notches (line deltas or large round steps) zoom.
   onWheel(event) {
     event.preventDefault();
     event.stopPropagation();
-    this.zoomBy(event.deltaY > 0 ? 1 / 1.1 : 1.1, event.clientX, event.clientY);
+    if (event.ctrlKey) {
+      this.zoomBy(Math.exp(-event.deltaY * 0.01), event.clientX, event.clientY);
+    } else if (event.deltaMode === 0 && (event.deltaX !== 0 || Math.abs(event.deltaY) < 50)) {
+      this.panBy(-event.deltaX, -event.deltaY);
+    } else {
+      this.zoomBy(event.deltaY > 0 ? 1 / 1.1 : 1.1, event.clientX, event.clientY);
+    }
   }
 
   fit() {
@@ -385,15 +575,15 @@ export class FlowCanvas {
     const width = this.container.clientWidth;
     const height = this.container.clientHeight;
     const padding = 48;
-    const zoom = Math.min(
-      this.editor.zoom_max,
-      1.2,
-      Math.max(this.editor.zoom_min, Math.min((width - padding * 2) / (maxX - minX), (height - padding * 2) / (maxY - minY))),
-    );
+    const wanted = Math.min((width - padding * 2) / (maxX - minX), (height - padding * 2) / (maxY - minY));
+    const zoom = Math.min(this.editor.zoom_max, 1.2, Math.max(MIN_FIT_ZOOM, wanted));
     const originX = this.editor.precanvas.clientWidth / 2;
     const originY = this.editor.precanvas.clientHeight / 2;
-    const centreX = (minX + maxX) / 2;
-    const centreY = (minY + maxY) / 2;
+    // When the flow is wider than the screen even at the smallest readable zoom, start from its source side.
+    const fitsX = zoom * (maxX - minX) <= width - padding * 2;
+    const fitsY = zoom * (maxY - minY) <= height - padding * 2;
+    const centreX = fitsX ? (minX + maxX) / 2 : minX - padding / zoom + width / (2 * zoom);
+    const centreY = fitsY ? (minY + maxY) / 2 : minY - padding / zoom + height / (2 * zoom);
     this.setView(zoom, width / 2 - originX - zoom * (centreX - originX), height / 2 - originY - zoom * (centreY - originY));
   }
 

@@ -1,5 +1,6 @@
 // A form generated from a step's params JSON Schema, validated as the user types.
 import { el } from "../format.js";
+import { gettext, interpolate } from "../i18n.js";
 
 // The non-null variant of a property and whether null is allowed (pydantic writes `x | None` as anyOf).
 function resolve(property) {
@@ -9,6 +10,11 @@ function resolve(property) {
     return { ...property, ...(variants[0] || {}), anyOf: undefined, nullable };
   }
   return { ...property, nullable: false };
+}
+
+// How a choice is shown: the catalog's label for it in the page's language, else the value itself.
+function choiceLabel(spec, value) {
+  return spec["x-choice-labels"]?.[String(value)] ?? String(value);
 }
 
 // Params a new node starts with: the schema's non-null defaults.
@@ -23,21 +29,21 @@ export function defaultParams(schema) {
 // Check one value against its resolved property; return an error message or "".
 export function checkValue(spec, value, required) {
   if (value === undefined || value === null || value === "") {
-    return required ? "required" : "";
+    return required ? gettext("is required") : "";
   }
-  if (spec.enum && !spec.enum.includes(value)) return `one of ${spec.enum.join(", ")}`;
+  if (spec.enum && !spec.enum.includes(value)) return interpolate(gettext("must be one of %(choices)s"), { choices: spec.enum.join(", ") });
   if (spec.type === "number" || spec.type === "integer") {
-    if (typeof value !== "number" || Number.isNaN(value)) return "a number";
-    if (spec.type === "integer" && !Number.isInteger(value)) return "a whole number";
-    if (spec.minimum !== undefined && value < spec.minimum) return `at least ${spec.minimum}`;
-    if (spec.maximum !== undefined && value > spec.maximum) return `at most ${spec.maximum}`;
-    if (spec.exclusiveMinimum !== undefined && value <= spec.exclusiveMinimum) return `more than ${spec.exclusiveMinimum}`;
-    if (spec.exclusiveMaximum !== undefined && value >= spec.exclusiveMaximum) return `less than ${spec.exclusiveMaximum}`;
+    if (typeof value !== "number" || Number.isNaN(value)) return gettext("must be a number");
+    if (spec.type === "integer" && !Number.isInteger(value)) return gettext("must be a whole number");
+    if (spec.minimum !== undefined && value < spec.minimum) return interpolate(gettext("must be at least %(n)s"), { n: spec.minimum });
+    if (spec.maximum !== undefined && value > spec.maximum) return interpolate(gettext("must be at most %(n)s"), { n: spec.maximum });
+    if (spec.exclusiveMinimum !== undefined && value <= spec.exclusiveMinimum) return interpolate(gettext("must be more than %(n)s"), { n: spec.exclusiveMinimum });
+    if (spec.exclusiveMaximum !== undefined && value >= spec.exclusiveMaximum) return interpolate(gettext("must be less than %(n)s"), { n: spec.exclusiveMaximum });
   }
   if (spec.type === "string") {
-    if (spec.minLength !== undefined && value.length < spec.minLength) return `at least ${spec.minLength} characters`;
-    if (spec.maxLength !== undefined && value.length > spec.maxLength) return `at most ${spec.maxLength} characters`;
-    if (spec.pattern && !new RegExp(spec.pattern).test(value)) return spec.format === "color" ? "a colour like #ff8800" : `must match ${spec.pattern}`;
+    if (spec.minLength !== undefined && value.length < spec.minLength) return interpolate(gettext("must be at least %(n)s characters"), { n: spec.minLength });
+    if (spec.maxLength !== undefined && value.length > spec.maxLength) return interpolate(gettext("must be at most %(n)s characters"), { n: spec.maxLength });
+    if (spec.pattern && !new RegExp(spec.pattern).test(value)) return spec.format === "color" ? gettext("must be a colour like #ff8800") : interpolate(gettext("must match %(pattern)s"), { pattern: spec.pattern });
   }
   return "";
 }
@@ -50,7 +56,7 @@ function hint(spec) {
     const left = spec.exclusiveMinimum !== undefined ? "(" : "[";
     parts.push(`${left}${low ?? "−∞"}, ${spec.maximum ?? "∞"}]`);
   }
-  if (spec.default !== undefined && spec.default !== null) parts.push(`default ${spec.default}`);
+  if (spec.default !== undefined && spec.default !== null) parts.push(interpolate(gettext("default %(value)s"), { value: choiceLabel(spec, spec.default) }));
   return parts.join(" · ");
 }
 
@@ -83,8 +89,8 @@ export function buildParamsForm(schema, initial, onChange, { idPrefix = "param" 
     let read;
     if (spec.enum) {
       input = el("select", { id, name });
-      if (!required.has(name) || current === undefined) input.append(el("option", { value: "", text: spec.default !== undefined && spec.default !== null ? `default (${spec.default})` : "—" }));
-      for (const option of spec.enum) input.append(el("option", { value: String(option), text: String(option) }));
+      if (!required.has(name) || current === undefined) input.append(el("option", { value: "", text: spec.default !== undefined && spec.default !== null ? interpolate(gettext("default (%(value)s)"), { value: choiceLabel(spec, spec.default) }) : "—" }));
+      for (const option of spec.enum) input.append(el("option", { value: String(option), text: choiceLabel(spec, option) }));
       input.value = current === undefined || current === null ? "" : String(current);
       read = () => {
         if (input.value === "") return { value: undefined };
@@ -143,7 +149,7 @@ export function buildParamsForm(schema, initial, onChange, { idPrefix = "param" 
       spec,
       read,
       showError(text) {
-        message.textContent = text ? `Must be ${text}` : "";
+        message.textContent = text ? text.charAt(0).toUpperCase() + text.slice(1) : "";
         field.classList.toggle("invalid", Boolean(text));
         for (const control of field.querySelectorAll("input, select")) {
           if (text) control.setAttribute("aria-invalid", "true");
@@ -152,7 +158,7 @@ export function buildParamsForm(schema, initial, onChange, { idPrefix = "param" 
       },
     });
   }
-  if (!fields.length) form.append(el("p", { class: "muted", text: "This step has no parameters." }));
+  if (!fields.length) form.append(el("p", { class: "muted", text: gettext("This step has no parameters.") }));
 
   // Collect first: it is what brings `params` up to date with the fields.
   const emit = (event) => {

@@ -1,7 +1,8 @@
 // The execution page: the frozen graph read-only, per-node timings, timeline, images; live while it runs.
 import { api, watchExecution } from "../api.js";
 import { FlowCanvas } from "../editor/canvas.js";
-import { between, el, formatMs } from "../format.js";
+import { between, el, formatMs, statusLabel } from "../format.js";
+import { gettext, interpolate } from "../i18n.js";
 import { imageFigure, outputFigure } from "./figures.js";
 import { OutputPreviews } from "./preview.js";
 import { nodeTiming } from "./run-panel.js";
@@ -25,11 +26,11 @@ function renderStats(execution) {
   const nodes = Object.values(execution.nodes || {});
   const tiles = nodes.reduce((sum, n) => sum + (n.done || 0), 0);
   $("stats").replaceChildren(
-    stat("Status", execution.status, "status"),
-    stat("Time to first output", formatMs(between(start, execution.first_output_at)), "ttfo"),
-    stat("Total time", formatMs(between(start, execution.finished_at)), "total"),
-    stat("Queued for", formatMs(between(execution.created_at, execution.started_at)), "queued"),
-    stat("Tiles processed", String(tiles), "tiles"),
+    stat(gettext("Status"), statusLabel(execution.status), "status"),
+    stat(gettext("Time to first output"), formatMs(between(start, execution.first_output_at)), "ttfo"),
+    stat(gettext("Total time"), formatMs(between(start, execution.finished_at)), "total"),
+    stat(gettext("Queued for"), formatMs(between(execution.created_at, execution.started_at)), "queued"),
+    stat(gettext("Tiles processed"), String(tiles), "tiles"),
   );
 }
 
@@ -40,9 +41,9 @@ function renderNodeTable(execution) {
     return el(
       "tr",
       { dataset: { node: node.id } },
-      el("td", {}, el("code", { text: node.id })),
+      el("td", {}, el("code", { text: node.id, translate: "no" })),
       el("td", { text: canvas.step(node.type).label }),
-      el("td", {}, el("span", { class: `badge state-${info.status}`, text: info.status })),
+      el("td", {}, el("span", { class: `badge state-${info.status}`, text: statusLabel(info.status), dataset: { status: info.status } })),
       el("td", { class: "num", text: info.total ? `${info.done}/${info.total}` : String(info.done || 0) }),
       el("td", { class: "num", text: formatMs(raw.started_ms) }),
       el("td", { class: "num", text: formatMs(raw.finished_ms) }),
@@ -50,7 +51,7 @@ function renderNodeTable(execution) {
       el("td", { class: "num", text: raw.busy_ms !== undefined && info.done ? formatMs(raw.busy_ms / info.done) : "—" }),
     );
   });
-  const head = ["Node", "Step", "State", "Tiles", "Started", "Finished", "Busy", "Per tile"].map((h) => el("th", { text: h }));
+  const head = [gettext("Node"), gettext("Step"), gettext("State"), gettext("Tiles"), gettext("Started"), gettext("Finished"), gettext("Busy"), gettext("Per tile")].map((h) => el("th", { text: h }));
   $("node-table").replaceChildren(el("table", { class: "table compact" }, el("thead", {}, el("tr", {}, head)), el("tbody", {}, rows)));
 }
 
@@ -61,7 +62,7 @@ function renderImages(execution) {
     if (state.finished) previews.finish(execution);
     return;
   }
-  images.replaceChildren(imageFigure(api.inputUrl(execution.id), "Input image", "Input", { input: "input" }));
+  images.replaceChildren(imageFigure(api.inputUrl(execution.id), gettext("Input image"), gettext("Input"), { input: "input" }));
   if (state.finished) {
     for (const output of execution.outputs || []) images.append(outputFigure(output));
   } else {
@@ -73,7 +74,8 @@ function renderImages(execution) {
 function render(changed) {
   const execution = state.execution;
   const badge = $("status-badge");
-  badge.textContent = execution.status;
+  badge.textContent = statusLabel(execution.status);
+  badge.dataset.status = execution.status;
   badge.className = `badge status-${execution.status}`;
   $("cancel").hidden = state.finished;
   const error = $("execution-error");
@@ -104,7 +106,7 @@ async function init() {
     try {
       await api.cancel(executionId);
     } catch (error) {
-      $("execution-error").textContent = `Could not cancel: ${error.message}`;
+      $("execution-error").textContent = interpolate(gettext("Could not cancel: %(reason)s"), { reason: error.message });
       $("execution-error").hidden = false;
       $("cancel").disabled = false;
     }
@@ -115,7 +117,7 @@ async function init() {
       const next = await api.rerun(executionId);
       location.href = `/executions/${encodeURIComponent(next.id)}/`;
     } catch (error) {
-      $("execution-error").textContent = `Could not run again: ${error.message}`;
+      $("execution-error").textContent = interpolate(gettext("Could not run again: %(reason)s"), { reason: error.message });
       $("execution-error").hidden = false;
       $("rerun").disabled = false;
     }
@@ -140,6 +142,6 @@ async function init() {
 }
 
 init().catch((error) => {
-  $("execution-error").textContent = `Could not load the execution: ${error.message}`;
+  $("execution-error").textContent = interpolate(gettext("Could not load the execution: %(reason)s"), { reason: error.message });
   $("execution-error").hidden = false;
 });

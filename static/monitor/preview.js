@@ -4,6 +4,7 @@
 import { api } from "../api.js";
 import { el } from "../format.js";
 import { outputFigure } from "./figures.js";
+import { gettext, interpolate } from "../i18n.js";
 
 export class OutputPreviews {
   // container: where the figures go; nodeIds: the execution's output node ids.
@@ -11,13 +12,13 @@ export class OutputPreviews {
     this.container = container;
     this.figures = new Map();
     for (const node of nodeIds) {
-      const image = el("img", { class: "result-image", alt: `Output of ${node}, filling in`, dataset: { output: node, live: "" } });
-      const note = el("span", { class: "muted", text: "filling in as it is produced…" });
+      const image = el("img", { class: "result-image", alt: interpolate(gettext("Output of %(node)s, filling in"), { node }), dataset: { output: node, live: "" } });
+      const note = el("span", { class: "muted", text: gettext("filling in as it is produced…") });
       // Not every run streams from this server (a conductor elsewhere, or an error): the result comes at the end.
       image.addEventListener("error", () => {
         if (image.dataset.live !== undefined) {
           image.hidden = true;
-          note.textContent = "the result appears when the run finishes";
+          note.textContent = gettext("the result appears when the run finishes");
         }
       });
       image.src = api.outputUrl(executionId, node, { follow: true });
@@ -40,7 +41,7 @@ export class OutputPreviews {
       const result = outputFigure(output);
       if (image.hidden || (image.complete && !image.naturalWidth)) image.src = output.url;
       image.hidden = false;
-      image.alt = `Output of ${node}`;
+      image.alt = interpolate(gettext("Output of %(node)s"), { node });
       result.querySelector("img").replaceWith(image);
       figure.replaceWith(result);
     }

@@ -1,6 +1,6 @@
 // Run a flow from the editor: choose or drop an image, start an execution, watch it on the canvas, cancel it.
 import { api, watchExecution } from "../api.js";
-import { between, el, formatBytes, formatMs } from "../format.js";
+import { between, el, formatBytes, formatMs, statusLabel } from "../format.js";
 import { gettext, interpolate } from "../i18n.js";
 import { OutputPreviews } from "./preview.js";
 import { ExecutionState } from "./state.js";
@@ -14,19 +14,45 @@ export function nodeTiming(node) {
   return parts.join(" · ");
 }
 
-export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
+// A sample photo drawn in the browser, for a first run without a file at hand.
+function samplePhoto() {
+  const canvas = Object.assign(document.createElement("canvas"), { width: 1200, height: 800 });
+  const context = canvas.getContext("2d");
+  const sky = context.createLinearGradient(0, 0, 0, 800);
+  sky.addColorStop(0, "#4f8fe8");
+  sky.addColorStop(1, "#f7c97e");
+  context.fillStyle = sky;
+  context.fillRect(0, 0, 1200, 800);
+  context.fillStyle = "#f9e27d";
+  context.beginPath();
+  context.arc(900, 260, 110, 0, Math.PI * 2);
+  context.fill();
+  context.fillStyle = "#2f5d3a";
+  context.beginPath();
+  context.moveTo(0, 800);
+  for (let x = 0; x <= 1200; x += 60) context.lineTo(x, 560 + Math.sin(x / 130) * 70);
+  context.lineTo(1200, 800);
+  context.fill();
+  return new Promise((resolve) => canvas.toBlob((blob) => resolve(new File([blob], "sample.png", { type: "image/png" })), "image/png"));
+}
+
+export function createRunPanel(root, { canvas, flowId, draft, problems, onStart, onFinish = () => {} }) {
   let file = null;
   let socket = null;
   let state = null;
   let ticker = null;
   let localStart = 0;
   let previews = null;
+  let firstSeen = 0;
 
   const fileInput = el("input", { id: "run-file", class: "visually-hidden", type: "file", accept: "image/*" });
   const dropText = el("span", { text: gettext("Drop an image here, or choose one…") });
   const dropZone = el("label", { class: "drop-zone", for: "run-file", tabindex: "0" }, dropText);
   const thumb = el("img", { class: "run-thumb", alt: gettext("Chosen image"), hidden: true });
   const runButton = el("button", { class: "btn btn-primary", id: "run", type: "button", disabled: true, text: gettext("Run") });
+  const sampleButton = el("button", { class: "btn btn-small", id: "run-sample", type: "button", text: gettext("Use a sample image") });
+  const draftNote = el("p", { class: "muted small", id: "run-draft-note", text: gettext("Runs use the canvas as it is, unsaved changes too, and never change the saved flow.") });
+  const legend = el("p", { class: "muted small", id: "run-legend", hidden: true, text: gettext("On each node: tiles done/total; “busy” is the time its tiles took, “start → end” when it worked, from the run's start. Click a node to see its own output.") });
   const cancelButton = el("button", { class: "btn btn-danger", id: "run-cancel", type: "button", hidden: true, text: gettext("Cancel") });
   const badge = el("span", { class: "badge", id: "run-status", hidden: true });
   const elapsed = el("span", { class: "muted small", id: "run-elapsed" });
@@ -45,26 +71,42 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
 
   root.append(
     el("h2", { class: "panel-title", text: gettext("Run this flow") }),
+    draftNote,
     dropZone,
     fileInput,
+    sampleButton,
     thumb,
     el("div", { class: "run-actions" }, runButton, cancelButton, badge, elapsed),
     message,
+    legend,
     outputProgress,
     stats,
     results,
     pageLink,
   );
 
+  // A new choice clears the last one's error; a file the browser cannot show as an image is refused here.
   const choose = (chosen) => {
     if (!chosen) return;
-    file = chosen;
-    dropText.textContent = `${file.name} · ${formatBytes(file.size)}`;
+    message.hidden = true;
+    dropText.textContent = `${chosen.name} · ${formatBytes(chosen.size)}`;
     if (thumb.src) URL.revokeObjectURL(thumb.src);
-    thumb.src = URL.createObjectURL(file);
-    thumb.hidden = false;
-    runButton.disabled = Boolean(state && !state.finished);
+    const url = URL.createObjectURL(chosen);
+    file = null;
+    runButton.disabled = true;
+    thumb.hidden = true;
+    thumb.onload = () => {
+      file = chosen;
+      thumb.hidden = false;
+      runButton.disabled = Boolean(state && !state.finished);
+    };
+    thumb.onerror = () => {
+      message.textContent = interpolate(gettext("%(name)s is not an image this browser can read; choose a JPEG, PNG, WebP, GIF, BMP or TIFF."), { name: chosen.name });
+      message.hidden = false;
+    };
+    thumb.src = url;
   };
+  sampleButton.addEventListener("click", async () => choose(await samplePhoto()));
   fileInput.addEventListener("change", () => choose(fileInput.files[0]));
   dropZone.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") {
@@ -105,7 +147,8 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
   const render = (changed) => {
     const execution = state.execution;
     badge.hidden = false;
-    badge.textContent = execution.status;
+    badge.textContent = statusLabel(execution.status);
+    badge.dataset.status = execution.status;
     badge.className = `badge status-${execution.status}`;
     for (const id of changed ?? canvas.nodes.keys()) {
       const node = state.nodeState(id);
@@ -123,8 +166,13 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
       message.textContent = execution.error;
       message.hidden = false;
     }
+    // Progress frames carry no timestamps: the first output tile seen here stands for the first output.
     const ttfo = between(execution.started_at || execution.created_at, execution.first_output_at);
     if (ttfo !== null) setStat("ttfo", gettext("Time to first output"), formatMs(ttfo));
+    else if (done > 0 && !firstSeen) {
+      firstSeen = performance.now();
+      setStat("ttfo", gettext("Time to first output"), formatMs(firstSeen - localStart));
+    }
   };
 
   const finish = async () => {
@@ -143,14 +191,17 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
     setStat("ttfo", gettext("Time to first output"), formatMs(between(start, execution.first_output_at)));
     setStat("total", gettext("Total time"), formatMs(between(start, execution.finished_at) ?? performance.now() - localStart));
     elapsed.textContent = "";
+    legend.hidden = false;
     previews.finish(execution);
+    onFinish(execution);
   };
 
   runButton.addEventListener("click", async () => {
     if (!file) return;
     message.hidden = true;
-    if (!(await ensureSaved())) {
-      message.textContent = gettext("Save the flow without errors before running it.");
+    const problem = problems();
+    if (problem) {
+      message.textContent = problem;
       message.hidden = false;
       return;
     }
@@ -162,7 +213,7 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
     onStart();
     let execution;
     try {
-      execution = await api.startExecution(flowId(), file);
+      execution = await api.startExecution(flowId(), file, draft());
     } catch (error) {
       message.textContent = interpolate(gettext("Could not start the run: %(reason)s"), { reason: error.message });
       message.hidden = false;
@@ -170,6 +221,8 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
       return;
     }
     localStart = performance.now();
+    firstSeen = 0;
+    legend.hidden = true;
     state = new ExecutionState(execution);
     cancelButton.hidden = false;
     cancelButton.disabled = false;
@@ -202,4 +255,9 @@ export function createRunPanel(root, { canvas, flowId, ensureSaved, onStart }) {
       cancelButton.disabled = false;
     }
   });
+
+  return {
+    lastExecution: () => (state?.finished ? state.execution : null),
+    useSample: () => sampleButton.click(),
+  };
 }

@@ -1,5 +1,6 @@
 // A small Gantt chart of when each node processed its tiles, from the execution's `timeline` (ms from run start).
 import { el, formatMs } from "../format.js";
+import { gettext } from "../i18n.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -17,7 +18,7 @@ export function renderTimeline(root, execution, nodeIds) {
   const rows = nodeIds.filter((id) => (timeline[id] || []).length || nodes[id]?.started_ms !== undefined);
   root.replaceChildren();
   if (!rows.length) {
-    root.append(el("p", { class: "muted small", text: "No per-tile timings were recorded for this execution." }));
+    root.append(el("p", { class: "muted small", text: gettext("No per-tile timings were recorded for this execution.") }));
     return;
   }
   let end = 1;
@@ -32,7 +33,7 @@ export function renderTimeline(root, execution, nodeIds) {
   const plot = width - labelWidth - 10;
   const height = rows.length * rowHeight + axis;
   const x = (ms) => labelWidth + (plot * ms) / end;
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "gantt", role: "img", "aria-label": "Per-node tile timeline" });
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "gantt", role: "img", "aria-label": gettext("Per-node tile timeline") });
   for (let tick = 0; tick <= 4; tick += 1) {
     const ms = (end * tick) / 4;
     chart.append(svg("line", { x1: x(ms), x2: x(ms), y1: 0, y2: height - axis + 4, class: "gantt-grid" }));

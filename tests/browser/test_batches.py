@@ -90,6 +90,7 @@ def test_run_on_many_from_the_editor_takes_a_zip_and_follows_live(
         for index in range(6):
             zipped.writestr(f"set/{index}.jpg", image_bytes(900, 600, seed=index))
     open_editor(page, f"{console_server.url}/flows/{flow_id}/")
+    page.click("#flow-menu-button")  # the editor keeps it in its Flow menu
     page.click("[data-run-many]")
     page.set_input_files("#run-many-files", str(archive))
     assert page.inner_text("#run-many-summary") == "the archive photos.zip"

@@ -74,12 +74,15 @@ def test_build_and_link_a_flow_with_the_keyboard(page, console_server, console_e
     page.wait_for_selector(f'#node-id-input[value="{output}"]')
     assert page.locator("#connect-to").count() == 0  # an output feeds nothing
 
-    # A link is removed from the list too, and made again.
+    # A link into a port that has one replaces it; a link is removed from the list too, and made again.
     link_with_keyboard(page, resize, output)
-    assert page.locator("#canvas .connection").count() == 4
-    page.click(f'.link-list li[data-to="{output}"] button')
     assert page.locator("#canvas .connection").count() == 3
+    assert page.locator(f'#canvas .connection[data-to="{output}"]').get_attribute("data-from") == resize
+    page.click(f'.link-list li[data-to="{output}"] button')
+    assert page.locator("#canvas .connection").count() == 2
     assert output in link_options(page)
+    link_with_keyboard(page, gray, output)
+    assert page.locator("#canvas .connection").count() == 3
 
     # Arrow keys move the focused node.
     left = node(page, output).evaluate("(n) => n.offsetLeft")
@@ -167,24 +170,39 @@ def test_keyboard_focus_is_always_visible(page, console_server, console_errors, 
     assert console_errors == []
 
 
-def test_pages_stay_usable_1024_wide(page, console_server, console_errors):
+@pytest.mark.parametrize(("width", "height"), [(1024, 768), (800, 600)])
+def test_pages_stay_usable_on_small_screens(page, console_server, console_errors, width, height):
     client = Client(console_server.url, console_server.auth)
-    flow_id = create_flow(client, "small-screen", PLAIN_GRAPH)
+    flow_id = create_flow(client, f"small-screen-{width}", PLAIN_GRAPH)
     execution = wait_finished(client, start_run(client, flow_id, image_bytes(600, 400)))
-    page.set_viewport_size({"width": 1024, "height": 768})
+    page.set_viewport_size({"width": width, "height": height})
     for path in ("/", "/executions/", f"/executions/{execution['id']}/", f"/flows/{flow_id}/"):
         if path.startswith("/flows/"):
             open_editor(page, f"{console_server.url}{path}")
         else:
             page.goto(f"{console_server.url}{path}", wait_until="networkidle")
-        assert page.evaluate("() => document.documentElement.scrollWidth") <= 1024, path
-    # The editor keeps its three columns, every toolbar control in view, and a canvas worth drawing on.
-    for control in page.locator(".toolbar > :is(button, a, label, input)").all():
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width, path
+    # The toolbar keeps one row with every control in view; the panels fold over the canvas, which keeps the room.
+    toolbar = page.locator(".toolbar").bounding_box()
+    assert toolbar["height"] <= 48
+    for control in page.locator(".toolbar > :is(button, a, label, input), .toolbar .menu-wrap > button").all():
         box = control.bounding_box()
-        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1024, control.inner_text()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, control.inner_text()
     canvas = page.locator("#canvas").bounding_box()
-    assert canvas["width"] >= 480 and canvas["height"] >= 500
-    assert page.locator(".palette").is_visible() and page.locator(".side").is_visible()
+    assert canvas["width"] >= width - 10 and canvas["height"] >= height - 140
+    assert page.locator(".palette").is_hidden() and page.locator(".side").is_hidden()
+    # Fit keeps the nodes readable: never smaller than three quarters.
+    page.click("#fit")
+    zoom = float(page.evaluate("() => document.querySelector('#canvas .drawflow').style.transform").split("scale(")[1][:-1])
+    assert zoom >= 0.75
+    page.click("#toggle-palette")
+    assert page.locator(".palette").is_visible()
+    page.click("#toggle-palette")
+    node(page, "in").locator(".node-head").click()
+    assert page.locator(".side").is_visible()  # a selected node opens the details over the canvas
     page.click("#tab-run")
-    assert page.locator("#run").bounding_box()["x"] + page.locator("#run").bounding_box()["width"] <= 1024
+    run = page.locator("#run").bounding_box()
+    assert run["x"] + run["width"] <= width
+    page.click("#toggle-side")
+    assert page.locator(".side").is_hidden()
     assert console_errors == []
