@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "console.errors.ApiErrorsAsJsonMiddleware",  # outermost: every error under /api/ answers JSON
     "console.limits.UploadLimitMiddleware",  # 413 before any body is parsed
     "console.query.SingleValuedQueryMiddleware",  # ?flow=a&flow=b is an error, not the last value
+    "console.json_body.JsonObjectBodyMiddleware",  # a JSON body under /api/ is an object
     "django.middleware.security.SecurityMiddleware",
     "console.headers.SecurityHeadersMiddleware",  # Content-Security-Policy: only the console's own code
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -91,7 +91,7 @@ def test_copy_paste_duplicate_and_groups(page, console_server, console_errors, c
     click_node(page, "mark", modifiers=["Shift"])
     assert page.locator(".drawflow-node.multi-selected").count() == 2
     page.keyboard.press("Control+c")
-    copied = json.loads(page.evaluate("navigator.clipboard.readText()"))
+    copied = json.loads(page.evaluate("() => navigator.clipboard.readText()"))
     assert [n["id"] for n in copied["graph"]["nodes"]] == ["shrink", "mark"]
     assert copied["graph"]["edges"] == [{"from": "shrink", "to": "mark"}]
 

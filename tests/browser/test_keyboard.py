@@ -193,7 +193,8 @@ def test_pages_stay_usable_on_small_screens(page, console_server, console_errors
     assert page.locator(".palette").is_hidden() and page.locator(".side").is_hidden()
     # Fit keeps the nodes readable: never smaller than three quarters.
     page.click("#fit")
-    zoom = float(page.evaluate("() => document.querySelector('#canvas .drawflow').style.transform").split("scale(")[1][:-1])
+    transform = page.evaluate("() => document.querySelector('#canvas .drawflow').style.transform")
+    zoom = float(transform.split("scale(")[1][:-1])
     assert zoom >= 0.75
     page.click("#toggle-palette")
     assert page.locator(".palette").is_visible()

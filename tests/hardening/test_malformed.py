@@ -67,6 +67,7 @@ CASES = [
     ("3 MB JSON flow, PUT", "PUT", "{flow}", "application/json", big_flow(3), 413, "DATA_UPLOAD_MAX_MEMORY_SIZE"),
     ("offset past 64 bits", "GET", "/api/executions?offset=9223372036854775808", None, b"", 400, "offset"),
     ("a query parameter given twice", "GET", "/api/executions?flow=a&limit=1&flow=b", None, b"", 400, "'flow'"),
+    ("a JSON list for a flow patch", "PATCH", "{flow}", "application/json", b"[null, null]", 400, "JSON object"),
     ("an unknown API path", "GET", "/api/nope", None, b"", 404, "no such API path"),
     ("a method the path does not take", "DELETE", "/api/steps", None, b"", 405, "allowed: GET"),
 ]  # fmt: skip
