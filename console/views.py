@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import formats
 from django.utils.translation import gettext as _
 
+from console import gallery
 from flows.models import Batch, Execution, Flow
 from flows.trigger_stores import configured_names
 
@@ -49,7 +50,8 @@ def home(request: HttpRequest) -> HttpResponse:
     flows = list(flows)
     for flow in flows:
         flow.last_status_label = labels.get(flow.last_status, flow.last_status)
-    return render(request, "console/home.html", {"flows": flows, "executions": _labelled(executions), "nav": "home"})
+    context = {"flows": flows, "executions": _labelled(executions), "templates": gallery.templates(), "nav": "home"}
+    return render(request, "console/home.html", context)
 
 
 @login_required
