@@ -47,4 +47,3 @@ def test_the_readme_commands_run_as_they_stand(admin_console, tmp_path):
                 assert image.format == "JPEG" and image.size == (600, 400), result
     _, flows = Client(admin_console.url, admin_console.auth).json("GET", "/api/flows")
     assert sorted(flow["name"] for flow in flows["flows"]) == ["compress-and-watermark", "compress-and-watermark (2)"]
-
