@@ -15,7 +15,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "var" / "bench"
-SIZES = {"2mp": (1732, 1155), "24mp": (6000, 4000), "96mp": (12000, 8000)}
+SIZES = {"2mp": (1732, 1155), "6mp": (3000, 2000), "24mp": (6000, 4000), "96mp": (12000, 8000)}
 GENERATOR_VERSION = 1  # bump to regenerate cached photos after changing the recipe
 
 

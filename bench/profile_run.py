@@ -97,12 +97,16 @@ async def profile(args: argparse.Namespace) -> None:
         # Tileflow and Pillow alternate, so a machine shared with others slows both alike.
         for repeat in range(args.repeat):
             base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            cpu = time.process_time()
             first_byte, first_band, total, status = await run_once(layer, graph, source, out_dir)
+            cpu = time.process_time() - cpu
             grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
             line = (
                 f"#{repeat} tileflow: first byte {first_byte:.3f} s  first band {first_band:.3f} s  "
                 f"total {total:.3f} s  peak+{grown / 1024:.0f} MB  {status}"
             )
+            if args.cpu:
+                line += f"  cpu {cpu:.3f} s"
             if args.pillow and args.chain == "resize-watermark":
                 started = time.perf_counter()
                 pillow_chain(source, args.format)
@@ -130,7 +134,15 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=1, help="then run this many at once")
     parser.add_argument("--no-pillow", dest="pillow", action="store_false")
     parser.add_argument("--timeline", action="store_true", help="print each node's start, end and busy time")
+    parser.add_argument(
+        "--pillow-resize", action="store_true", help="resize on Pillow, as before libvips ran it (an A/B switch)"
+    )
+    parser.add_argument("--cpu", action="store_true", help="print each repeat's CPU seconds (all threads)")
     args = parser.parse_args()
+    if args.pillow_resize:
+        from runtime.steps import resize
+
+        resize.runs_on_libvips = lambda *_: False
     global TIMELINE
     TIMELINE = args.timeline
     asyncio.run(profile(args))

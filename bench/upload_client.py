@@ -49,8 +49,8 @@ def paced_upload(
     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # A small send buffer: bytes leave at the pace set here, not when the kernel gets round to them.
     connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
-    head = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}", "Connection: close"]
-    head += [f"{name}: {value}" for name, value in headers.items()]
+    headers = {"Host": f"{host}:{port}", **headers, "Content-Length": str(len(body)), "Connection": "close"}
+    head = [f"POST {path} HTTP/1.1", *(f"{name}: {value}" for name, value in headers.items())]
     received: list[tuple[float, bytes]] = []
     reader = threading.Thread(target=_read_all, args=(connection, received), daemon=True)
     connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))

@@ -106,7 +106,16 @@ if REDIS_URL:
                 "capacity": 200,
                 "expiry": 60,
             },
-        }
+        },
+        # The runs lane alone: an offer may wait for a free worker far longer than a message's 60 s.
+        "runs": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "capacity": 100_000,
+                "expiry": 86_400,
+            },
+        },
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
@@ -184,6 +193,11 @@ TILEFLOW = {
     "HEARTBEAT_SECONDS": env.float("TILEFLOW_HEARTBEAT_SECONDS", default=2.0),
     "WORKER_THREADS": env.int("TILEFLOW_WORKER_THREADS", default=0),  # 0: one per core
     "EMBEDDED_WORKERS": env.bool("TILEFLOW_EMBEDDED_WORKERS", default=not REDIS_URL),
+    # With Redis: "worker" conducts each run on one worker (only compressed bytes cross Redis);
+    # "tiles" conducts it here and spreads its tiles over the workers (docs/scaling.md).
+    "PLACEMENT": env.str("TILEFLOW_PLACEMENT", default="worker"),
+    "RUN_LEASE_SECONDS": env.float("TILEFLOW_RUN_LEASE_SECONDS", default=3.0),
+    "WORKER_RUNS": env.int("TILEFLOW_WORKER_RUNS", default=2),  # runs a worker conducts at once
     # Tile pixels on the wire: "none" or "zlib-ng" (level 1); only the Redis layer pays for bytes.
     "WIRE_CODEC": env.str("TILEFLOW_WIRE_CODEC", default="none") if REDIS_URL else "none",
     "STEP_MODULES": env.list("TILEFLOW_STEP_MODULES", default=[]),

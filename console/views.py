@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asgiref.sync import async_to_sync
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +14,7 @@ from django.utils.translation import gettext as _
 from console import gallery
 from flows.models import Batch, Execution, Flow
 from flows.trigger_stores import configured_names
+from runtime import api as runtime
 
 RECENT_EXECUTIONS = 10
 EXECUTIONS_PER_PAGE = 200
@@ -51,6 +53,8 @@ def home(request: HttpRequest) -> HttpResponse:
     for flow in flows:
         flow.last_status_label = labels.get(flow.last_status, flow.last_status)
     context = {"flows": flows, "executions": _labelled(executions), "templates": gallery.templates(), "nav": "home"}
+    if request.user.is_staff:  # staff see the workers that run everyone's flows
+        context["workers"] = async_to_sync(runtime.workers)()
     return render(request, "console/home.html", context)
 
 

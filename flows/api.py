@@ -12,6 +12,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from flows.api_batches import router as batches_router
+from flows.api_cluster import router as cluster_router
 from flows.api_executions import router as executions_router
 from flows.api_flows import router as flows_router
 from flows.api_triggers import router as triggers_router
@@ -33,6 +34,7 @@ api.add_router("", flows_router)
 api.add_router("", executions_router)
 api.add_router("", batches_router)
 api.add_router("", triggers_router)
+api.add_router("", cluster_router)
 
 # Where ninja says a parameter came from; the client thinks in field names, not in these.
 PARAM_SOURCES = {"body", "query", "path", "header", "cookie", "form", "file"}

@@ -30,8 +30,16 @@ FINISHED = {s.value for s in Execution.FINISHED}
 # Every call may answer these; a 400 from a malformed parameter names it ({"errors"}), others say why ({"error"}).
 ERRORS = {400: ErrorOut | ErrorsOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 UPLOAD_ERRORS = {**ERRORS, 413: ErrorOut, 429: ErrorOut}
-OUTPUT_TYPES = ("image/png", "image/jpeg", "image/webp")
-INPUT_TYPES = (*OUTPUT_TYPES, "image/gif", "image/bmp", "image/tiff", "application/octet-stream")
+OUTPUT_TYPES = ("image/png", "image/jpeg", "image/webp", "image/avif")
+INPUT_TYPES = (
+    *OUTPUT_TYPES,
+    "image/gif",
+    "image/bmp",
+    "image/tiff",
+    "image/heic",
+    "image/heif",
+    "application/octet-stream",
+)
 
 
 def _binary(description: str, content_types: tuple[str, ...]) -> dict[str, Any]:

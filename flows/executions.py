@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from flows import media
+from flows.media import remove_outputs
 from flows.models import Execution, ExecutionOutput, Flow
 from runtime import api as runtime
 
@@ -256,6 +256,8 @@ class ExecutionRecorder:
                         "complete": output["complete"],
                     },
                 )
+        if not keep:  # the conductor removed its partial files; the folder they were in goes too
+            remove_outputs(self.execution_id)
 
 
 def _runner_gone(runner: str) -> bool:
@@ -294,7 +296,7 @@ def mark_interrupted(*, older_than: float | None = None) -> int:
         count += marked
         ExecutionOutput.objects.filter(execution=execution).delete()
         if marked and gone:  # its partial files: nobody will finish them (a silent runner elsewhere may, once
-            media.remove_outputs(execution.pk)  # it is back: `media.remove_orphans` takes those after a grace)
+            remove_outputs(execution.pk)  # it is back: `media.remove_orphans` takes those after a grace)
     if count:
         log.warning("marked %d interrupted execution(s) as failed", count)
     return count

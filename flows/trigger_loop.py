@@ -19,7 +19,6 @@ from datetime import timedelta
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
-from django.db.models import Q
 from django.utils import timezone
 
 from flows.executions import _runner_gone as runner_gone  # the sweeper's test of a host:pid
@@ -74,21 +73,31 @@ class TriggerLoop:
         self.stopping.set()
 
     def hold_leases(self) -> set[uuid.UUID]:
-        """Renew this process's leases, take free ones, drop paused ones; return the triggers held."""
+        """Renew this process's leases, take free ones, drop paused ones; return the triggers held.
+
+        Only what changes is written (a renewal once half the lease is gone), each write a
+        compare-and-set on the holder seen, so two processes never both take a trigger, and an
+        idle server does not take SQLite's write lock every poll.
+        """
         close_old_connections()
         now = timezone.now()
-        expires = now + timedelta(seconds=settings.TILEFLOW["TRIGGER_LEASE_SECONDS"])
-        mine = Trigger.objects.filter(lease_owner=self.holder)
-        mine.filter(enabled=False).update(lease_owner="", lease_expires_at=None)
-        mine.update(lease_expires_at=expires)
-        free = Q(lease_owner="") | Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
-        for pk, holder in (
-            Trigger.objects.filter(enabled=True).exclude(lease_owner=self.holder).values_list("pk", "lease_owner")
-        ):
-            condition = free if not holder or not _holder_gone(holder) else Q(lease_owner=holder)
-            taken = Trigger.objects.filter(condition, pk=pk, enabled=True)
-            taken.update(lease_owner=self.holder, lease_expires_at=expires)
-        return set(Trigger.objects.filter(lease_owner=self.holder, enabled=True).values_list("pk", flat=True))
+        lease = timedelta(seconds=settings.TILEFLOW["TRIGGER_LEASE_SECONDS"])
+        renew_before = lease / 2 + timedelta(seconds=settings.TILEFLOW["TRIGGER_POLL_SECONDS"])
+        held = set()
+        rows = Trigger.objects.values_list("pk", "enabled", "lease_owner", "lease_expires_at")
+        for pk, enabled, holder, expires in rows:
+            seen = Trigger.objects.filter(pk=pk, lease_owner=holder, lease_expires_at=expires)
+            if holder == self.holder:
+                if not enabled:
+                    seen.update(lease_owner="", lease_expires_at=None)
+                elif expires is not None and expires - now > renew_before:
+                    held.add(pk)
+                elif seen.update(lease_expires_at=now + lease):
+                    held.add(pk)
+            elif enabled and (not holder or expires is None or expires < now or _holder_gone(holder)):
+                if seen.update(lease_owner=self.holder, lease_expires_at=now + lease):
+                    held.add(pk)
+        return held
 
     def release(self) -> None:
         Trigger.objects.filter(lease_owner=self.holder).update(lease_owner="", lease_expires_at=None)

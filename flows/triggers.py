@@ -30,6 +30,7 @@ log = logging.getLogger("tileflow.triggers")
 Status = TriggerEvent.Status
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/avif": ".avif"}
 BULK = 500
+SCAN_NOTE_EVERY = timedelta(seconds=10)  # how stale `last_scan_at` may be while nothing else changes
 
 
 def output_key(key: str, node: str, content_type: str, *, several: bool) -> str:
@@ -95,11 +96,11 @@ class TriggerWorker:
         waiting = TriggerEvent.objects.filter(
             trigger=trigger, status__in=[Status.PENDING, Status.RUNNING], retry_at__isnull=False
         ).order_by("-retry_at")
-        Trigger.objects.filter(pk=trigger.pk).update(
-            primed=True,
-            last_error=waiting.values_list("error", flat=True).first(),  # a store still failing for an object
-            last_scan_at=timezone.now(),
-        )
+        error = waiting.values_list("error", flat=True).first()  # a store still failing for an object
+        now = timezone.now()
+        stale = trigger.last_scan_at is None or now - trigger.last_scan_at > SCAN_NOTE_EVERY
+        if stale or not trigger.primed or error != trigger.last_error:  # no write per look (SQLite's lock)
+            Trigger.objects.filter(pk=trigger.pk).update(primed=True, last_error=error, last_scan_at=now)
 
     @staticmethod
     def _event(trigger: Trigger, item: StoredObject, status: str) -> TriggerEvent:

@@ -19,17 +19,20 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from runtime import admission, events
+from runtime import admission, events, roster
 from runtime.admission import MemoryBudget, QueueFull, RunCost, RunTooLarge
+from runtime.blobs import BlobStore
+from runtime.bridge import TRANSIENT_ERRORS, is_local
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
 from runtime.decode import ImageRejected, SourceHeader, probe
 from runtime.inspection import UnknownNode, node_image
 from runtime.memory import give_back_free_memory
+from runtime.placement import PlacedRun
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.reconnect import LayerUnreachable, retry_layer
 from runtime.registry import registry
 from runtime.upload import UploadBroken, UploadStream
-from runtime.worker import TaskRunner, serve_lane
+from runtime.worker import TaskRunner, default_threads, serve_lane
 
 __all__ = [
     "Conductor",
@@ -82,9 +85,12 @@ def limits() -> RunLimits:
     )
 
 
+Run = Conductor | PlacedRun  # a run conducted here, or placed on a worker and followed from here
+
+
 @dataclass(slots=True)
 class LocalRun:
-    conductor: Conductor
+    conductor: Run
     task: asyncio.Task
 
 
@@ -160,16 +166,32 @@ async def start(
     recorder: RunRecorder | None = None,
     observers: tuple[RunObserver, ...] = (),
     layer=None,
-) -> Conductor:
+) -> Run:
     """Start a run in the background; return its conductor.
 
     The run is "queued" until its owner has a free slot (MAX_CONCURRENT_RUNS_PER_USER) and then until
     its memory fits in the server's budget, first come first served; one that alone exceeds the
     budget fails with the figures. Cancelling a queued run ends it at once.
+
+    With the Redis layer (and TILEFLOW_PLACEMENT "worker") the run is conducted on a worker and
+    the returned stand-in follows it: the same status, outputs, events and cancel.
     """
     layer = layer or get_channel_layer()
     ensure_embedded_workers(layer)
-    conductor = Conductor(spec, layer, recorder=recorder, observers=(GroupPublisher(layer, spec.execution), *observers))
+    config = settings.TILEFLOW
+    if not is_local(layer) and config["PLACEMENT"] == "worker":
+        conductor = PlacedRun(
+            spec,
+            layer,
+            runs_layer=runs_layer(layer),
+            recorder=recorder,
+            observers=observers,
+            lease_seconds=config["RUN_LEASE_SECONDS"],
+            max_attempts=config["TILE_MAX_ATTEMPTS"],
+        )
+    else:
+        publisher = GroupPublisher(layer, spec.execution)
+        conductor = Conductor(spec, layer, recorder=recorder, observers=(publisher, *observers))
     slot = _slot(owner)
     budget = memory_budget()
 
@@ -197,9 +219,14 @@ async def start(
     return conductor
 
 
-async def _give_back(conductor: Conductor) -> None:
+def runs_layer(layer):
+    """Return the layer of the runs lane: its own alias when configured (a longer expiry), else `layer`."""
+    return get_channel_layer("runs") if "runs" in settings.CHANNEL_LAYERS else layer
+
+
+async def _give_back(conductor: Run) -> None:
     """Wait until the run's decoder let go of its image, then return what the run freed to the kernel."""
-    closed = conductor.reader.closed
+    closed = conductor.reader.closed if isinstance(conductor, Conductor) else None  # placed: decoded elsewhere
     if closed is not None:
         await asyncio.wrap_future(closed)
     await asyncio.to_thread(give_back_free_memory)
@@ -222,7 +249,7 @@ def _spec_cost(spec: RunSpec) -> RunCost | None:
         return None
 
 
-def local_run(execution_id: str) -> Conductor | None:
+def local_run(execution_id: str) -> Run | None:
     """Return the conductor of a run of this process, if it is still going."""
     run = _runs.get(str(execution_id))
     return run.conductor if run else None
@@ -255,12 +282,12 @@ async def cancel(execution_id: str, *, layer=None) -> bool:
     return False
 
 
-async def wait_prepared(conductor: Conductor) -> None:
+async def wait_prepared(conductor: Run) -> None:
     """Wait until the run's output files exist, or it ended before (check `conductor.status`)."""
     await conductor.prepared.wait()
 
 
-async def follow_output(conductor: Conductor, node: str) -> AsyncIterator[bytes]:
+async def follow_output(conductor: Run, node: str) -> AsyncIterator[bytes]:
     """Yield an output's bytes as they are written, from the first; stop early if the run fails."""
     await conductor.prepared.wait()
     writer = conductor.outputs.get(node)
@@ -268,6 +295,44 @@ async def follow_output(conductor: Conductor, node: str) -> AsyncIterator[bytes]
         return
     async for chunk in writer.follow():
         yield chunk
+
+
+async def workers(*, layer=None) -> list[dict[str, Any]]:
+    """Return the workers serving this installation: host, threads, runs in progress, last heartbeat.
+
+    Embedded: this process's own lane worker. Redis: every worker's roster entry (runtime.roster).
+    """
+    layer = layer or get_channel_layer()
+    if is_local(layer):  # the embedded worker (started with the first run, always there to start)
+        if not settings.TILEFLOW["EMBEDDED_WORKERS"]:
+            return []
+        threads = settings.TILEFLOW["WORKER_THREADS"] or default_threads()
+        return [roster.entry(threads=threads, runs=len(_runs), capacity=len(_runs), embedded=True)]
+    blobs = BlobStore.of_layer(layer)
+    try:
+        return await roster.listed(blobs)
+    finally:
+        await blobs.close()
+
+
+async def health(*, layer=None) -> str | None:
+    """Return what keeps runs from working (the channel layer, the workers), or None when all is well."""
+    layer = layer or get_channel_layer()
+    if is_local(layer):
+        return None
+    address = layer.hosts[0]["address"] if isinstance(layer.hosts[0], dict) else layer.hosts[0]
+    blobs = BlobStore(address)
+    try:
+        async with asyncio.timeout(2):
+            await blobs.ping()
+            listed = await roster.listed(blobs)
+    except (TimeoutError, *TRANSIENT_ERRORS):
+        return "the channel layer (Redis) is unreachable"
+    finally:
+        await blobs.close()
+    if not listed:
+        return "no worker is running"
+    return None
 
 
 def local_run_ids() -> list[str]:

@@ -60,7 +60,10 @@ def _profile(icc: bytes) -> ImageCms.ImageCmsProfile:
 
 @lru_cache(maxsize=32)
 def _to_srgb(icc: bytes, in_mode: str, out_mode: str) -> ImageCms.ImageCmsTransform:
-    return ImageCms.buildTransform(_profile(icc), ImageCms.createProfile("sRGB"), in_mode, out_mode, INTENT)
+    # Shared by the decode and writer threads of every run: without LittleCMS' 1-pixel cache, which
+    # one transform's concurrent calls would share (the pixels are the same either way).
+    srgb = ImageCms.createProfile("sRGB")
+    return ImageCms.buildTransform(_profile(icc), srgb, in_mode, out_mode, INTENT, flags=ImageCms.Flags.NOCACHE)
 
 
 def to_srgb(image: Image.Image, icc: bytes) -> Image.Image:

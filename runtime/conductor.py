@@ -161,12 +161,18 @@ class Conductor:
             await dispatcher.dispatch(control.channel)
             event = await control.next_event(tick)
             if event is not None:
-                self._handle(*event)
+                await self._handle(*event)
             if time.monotonic() - last_lease_check >= tick:
                 last_lease_check = time.monotonic()
                 await dispatcher.renew()
 
-    def _handle(self, kind: str, payload: Any) -> None:
+    async def _handle(self, kind: str, payload: Any) -> None:
+        if kind == "reconnected":
+            await self._dispatcher.resend_all()  # lost with Redis' queues, perhaps: not a lease later
+            return
+        self._handle_event(kind, payload)
+
+    def _handle_event(self, kind: str, payload: Any) -> None:
         if kind == "result":
             if payload["type"] == events.TILE_FAILED:
                 raise RunFailed(f"node '{payload['node']}' failed: {payload['error']}", payload["node"])

@@ -101,13 +101,18 @@ class RunControl:
             return None
 
     async def _receive(self) -> None:
+        broken = False
         while True:
             try:
                 message = await self.layer.receive(self.channel)
             except TRANSIENT_ERRORS as error:
                 log.warning("conductor %s: channel layer unreachable (%s)", self.execution, error)
-                await asyncio.sleep(0.5)
+                broken = True
+                await asyncio.sleep(0.2)
                 continue
+            if broken:  # back after an outage: what was queued in Redis may be gone (a restart empties it)
+                broken = False
+                self.post("reconnected", None)
             if message.get("type") == events.RUN_CANCEL:
                 self.cancel()
                 return

@@ -43,7 +43,7 @@ import contextlib
 import io
 import itertools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -279,13 +279,48 @@ def _jpeg_target(file: BinaryIO, header: SourceHeader, shrink: int) -> tuple[Ima
     target = zeroed_image(target_mode, width, height)
     decoder = Image._getdecoder(target_mode, "jpeg", ("RGBX", jpegmode), (shrink, 0))
     decoder.setimage(target.im, (0, 0, width, height))
-    return target, _feed_jpeg(decoder, file, header.scan_start, target)
+    last_row = (target.width - 1, target.height - 1)
+
+    def ended_at() -> int | None:
+        return None if _row_done(target, *last_row) else _first_row_not_done(target)
+
+    return target, _feed_jpeg(decoder, file, header.scan_start, target.height, ended_at)
 
 
-def _feed_jpeg(decoder: Any, file: BinaryIO, scan_start: int, target: Image.Image) -> Iterator[bool]:
+def _cmyk_jpeg(file: BinaryIO, header: SourceHeader) -> Image.Image | None:
+    """Decode a sequential CMYK JPEG (Adobe-inverted too) whole, checked as `_feed_jpeg` does; None if not one.
+
+    A CMYK target has no padding byte to tell written rows, so its last row starts as a pattern the
+    decoder overwrites.
+    """
+    with Image.open(file, formats=ACCEPTED_FORMATS) as opened:
+        progressive = opened.info.get("progressive") or opened.info.get("progression")
+        if opened.mode != "CMYK" or len(opened.tile) != 1 or progressive:
+            return None
+        (tile,) = opened.tile
+        width, height = opened.size
+        config = opened.decoderconfig
+    target = Image.new("CMYK", (width, height))
+    pattern = bytes((i * 37 + 11) % 256 for i in range(width * 4))
+    target.paste(Image.frombytes("CMYK", (width, 1), pattern), (0, height - 1))
+    decoder = Image._getdecoder("CMYK", "jpeg", tile.args, config)
+    decoder.setimage(target.im, (0, 0, width, height))
+
+    def ended_at() -> int | None:
+        return height - 1 if target.crop((0, height - 1, width, height)).tobytes() == pattern else None
+
+    for _ in _feed_jpeg(decoder, file, header.scan_start, height, ended_at):
+        pass
+    return target
+
+
+def _feed_jpeg(
+    decoder: Any, file: BinaryIO, scan_start: int, height: int, ended_at: Callable[[], int | None]
+) -> Iterator[bool]:
     """Feed the file to `decoder` in blocks; yield after each whether it has finished.
 
-    Before the end-of-image marker comes filler: if the last row is not done then, the data ended early.
+    Before the end-of-image marker comes filler: if the last row is not done then (`ended_at` gives the
+    first row not written, None when all are), the data ended early.
     """
     pending = b""
     finished = False
@@ -300,11 +335,9 @@ def _feed_jpeg(decoder: Any, file: BinaryIO, scan_start: int, target: Image.Imag
                 yield True
                 return
             pending = pending[consumed:]
-            if block is None and not _row_done(target, target.width - 1, target.height - 1):
-                row = _first_row_not_done(target)
+            if block is None and (row := ended_at()) is not None:
                 raise ImageRejected(
-                    f"the JPEG file is truncated: its pixel data ends at row {row} of {target.height} "
-                    "(premature end of data)"
+                    f"the JPEG file is truncated: its pixel data ends at row {row} of {height} (premature end of data)"
                 )
             yield False
         raise ImageRejected("the JPEG file is truncated")
@@ -380,6 +413,9 @@ def _bands_of_whole(
             pass
         method = _TRANSPOSE.get(header.orientation)
         image = target.transpose(method) if method is not None else target
+    elif header.source_mode == "CMYK" and header.format in ("JPEG", "MPO") and (cmyk := _cmyk_jpeg(file, header)):
+        method = _TRANSPOSE.get(header.orientation)
+        image = cmyk.transpose(method) if method is not None else cmyk
     else:
         image = _load_oriented(file, header.orientation)
     width, height = image.size

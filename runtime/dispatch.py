@@ -166,14 +166,23 @@ class Dispatcher:
 
     async def renew(self) -> None:
         """Send again every task whose lease ended; fail the run when one used all its attempts."""
+        now = time.monotonic()
+        await self._resend([key for key, lease in self._in_flight.items() if self._deadline(lease) <= now])
+
+    async def resend_all(self) -> None:
+        """Send every task in flight again, now: the layer came back and may have lost them."""
+        await self._resend(list(self._in_flight), counted=False)
+
+    async def _resend(self, keys: list[Key], *, counted: bool = True) -> None:
         limits = self._limits
         now = time.monotonic()
-        for key, lease in list(self._in_flight.items()):
-            if self._deadline(lease) > now:
+        for key in keys:
+            lease = self._in_flight.get(key)
+            if lease is None:
                 continue
             task = self._tasks[key]
             node = self._plan.segments[task.segment].chain[-1]
-            if lease.attempt >= limits.max_attempts:
+            if counted and lease.attempt >= limits.max_attempts:
                 raise RunFailed(
                     f"tile {task.index} of node '{node}' was not answered after {lease.attempt} attempts "
                     f"of {limits.lease_seconds:g} s each (no worker, or workers keep dying)",

@@ -15,11 +15,33 @@ TILE_DONE = "tile.done"
 TILE_FAILED = "tile.failed"
 # Anyone → conductor (through the run's control group): stop the run.
 RUN_CANCEL = "run.cancel"
+# Placed runs (Redis layer): a console offers a run on the runs lane, one worker with room conducts it.
+# Console → runs lane: a run to take (its plan and the keys of its input's pieces, runtime.blobs).
+RUN_OFFER = "run.offer"
+# Worker → console: this worker takes the offer (the first claim of an attempt wins).
+RUN_CLAIMED = "run.claimed"
+# Console → worker: the run is taken by another worker (or ended); stop it.
+RUN_DROP = "run.drop"
+# Worker → console: the run's outputs exist (node, file name, content type).
+RUN_PREPARED = "run.prepared"
+# Worker → console: encoded bytes of one output, from an offset (the key of a blob holding them).
+RUN_OUTPUT = "run.output"
+# Console → worker: send the outputs again from these offsets (messages were lost).
+RUN_RESEND = "run.resend"
+# Worker → console: a progress snapshot to save (the run's heartbeat on the console's side).
+RUN_SNAPSHOT = "run.snapshot"
+# Worker → console: the worker still conducts the run (its lease), sent with every worker heartbeat.
+RUN_ALIVE = "run.alive"
+# Worker → console: the run ended; its final snapshot and output sizes.
+RUN_DONE = "run.done"
+# Console → worker: the end was recorded; the worker may forget the run.
+RUN_ACK = "run.ack"
 # Conductor → websocket consumers (through the execution's group).
 EXECUTION_PROGRESS = "execution.progress"
 EXECUTION_STATUS = "execution.status"
 
 LANE_CHANNEL_PREFIX = "tileflow.lane."
+RUNS_CHANNEL = "tileflow.runs"  # the runs lane: every worker takes runs from it when it has room
 
 
 def lane_channel(lane: str) -> str:

@@ -39,20 +39,46 @@ class Pulse:
             self._future.set_result(None)
 
 
-class OutputWriter:
-    """Encode bands of one output node into its file, in order, off the event loop."""
+class FollowedFile:
+    """A file being written that readers follow as it grows: its size, whether it is complete or failed."""
 
-    def __init__(self, node: str, path: Path, encoder) -> None:
+    def __init__(self, node: str, path: Path, content_type: str) -> None:
         self.node = node
         self.path = path
-        self.encoder = encoder
-        self.content_type: str = encoder.content_type
+        self.content_type = content_type
         self.size = 0
-        self.bands = 0
-        self._header_queued = False
         self.complete = False
         self.failed = False
         self.pulse = Pulse()
+
+    async def follow(self, offset: int = 0) -> AsyncIterator[bytes]:
+        """Yield the file's bytes from `offset` (the first), as they are written, until it is complete.
+
+        Ends early (without error) when the run fails: the caller checks `failed`.
+        """
+        with open(self.path, "rb") as reader:
+            while True:
+                reader.seek(offset)
+                chunk = reader.read(FOLLOW_CHUNK)
+                if chunk:
+                    offset += len(chunk)
+                    yield chunk
+                    continue
+                if self.complete and offset >= self.size:
+                    return
+                if self.failed:
+                    return
+                await self.pulse.wait(timeout=1.0)
+
+
+class OutputWriter(FollowedFile):
+    """Encode bands of one output node into its file, in order, off the event loop."""
+
+    def __init__(self, node: str, path: Path, encoder) -> None:
+        super().__init__(node, path, encoder.content_type)
+        self.encoder = encoder
+        self.bands = 0
+        self._header_queued = False
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"tileflow-out-{node}")
         # Made now, while the first band is still being computed: a JPEG header is a small encode of
         # its own (~1-3 ms on busy cores), which would otherwise delay the first byte.
@@ -119,22 +145,41 @@ class OutputWriter:
             self.path.unlink(missing_ok=True)
         self.pulse.notify()
 
-    async def follow(self) -> AsyncIterator[bytes]:
-        """Yield the file's bytes from the first, as they are written, until it is complete.
 
-        Ends early (without error) when the run fails: the caller checks `failed`.
-        """
-        offset = 0
-        with open(self.path, "rb") as reader:
-            while True:
-                reader.seek(offset)
-                chunk = reader.read(FOLLOW_CHUNK)
-                if chunk:
-                    offset += len(chunk)
-                    yield chunk
-                    continue
-                if self.complete and offset >= self.size:
-                    return
-                if self.failed:
-                    return
-                await self.pulse.wait(timeout=1.0)
+class RelayedFile(FollowedFile):
+    """An output encoded elsewhere (on a worker), written here from the chunks it sends, in order.
+
+    Encoding is deterministic, so a chunk of a second attempt that covers bytes already written
+    brings the same bytes: only what lies beyond the file's end is appended.
+    """
+
+    def __init__(self, node: str, path: Path, content_type: str) -> None:
+        super().__init__(node, path, content_type)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "wb")
+
+    def write_at(self, offset: int, data: bytes) -> bool:
+        """Append the part of `data` (which starts at `offset`) beyond the end; False if it leaves a gap."""
+        if offset > self.size:
+            return False
+        fresh = data[self.size - offset :]
+        if fresh and not self.complete:
+            self._file.write(fresh)
+            self._file.flush()
+            self.size += len(fresh)
+            self.pulse.notify()
+        return True
+
+    def finish(self) -> None:
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self.complete = True
+        self.pulse.notify()
+
+    def abort(self, *, remove: bool) -> None:
+        self.failed = True
+        if not self._file.closed:
+            self._file.close()
+        if remove:
+            self.path.unlink(missing_ok=True)
+        self.pulse.notify()

@@ -26,8 +26,10 @@ class RunObserver(Protocol):
 class GroupPublisher:
     """Publish one execution's progress to its group, coalesced per node."""
 
-    def __init__(self, layer, execution_id: str, *, interval: float = 0.08) -> None:
+    def __init__(self, layer, execution_id: str, *, interval: float = 0.08, announce_end: bool = True) -> None:
         self._layer = layer
+        # False where another process records the end and announces it (a run placed on a worker).
+        self._announce_end = announce_end
         self._group = events.execution_group(execution_id)
         self._interval = interval
         self._latest: dict[str, tuple[int, int]] = {}
@@ -66,4 +68,5 @@ class GroupPublisher:
             self._task.cancel()
             self._task = None
         await self._flush()
-        await self._send({"type": events.EXECUTION_STATUS, "status": status, "error": error})
+        if self._announce_end:
+            await self._send({"type": events.EXECUTION_STATUS, "status": status, "error": error})

@@ -4,6 +4,14 @@ Each pass reads `floor(r) + 1` pixels either side, `r` being the box radius Pill
 the Gaussian radius (BoxBlur.c), so an output box needs its input grown by three times that. Inside
 the image the halo holds every pixel the passes reach; at the image border the tile ends where the
 image ends, so Pillow's edge extension sees the same pixels and the result is bit-identical.
+
+Blur stays on Pillow: no libvips operation measured both faster and within 50 dB of it (3000x2000
+photo, CPU seconds, Pillow 0.19-0.38 s at any radius). `gaussblur` with its default mask (cut at
+20 % amplitude) is fast (0.05 s at radius 8) but 39.5 dB away; with `min_ampl=0.01` 49.7 dB and
+0.23 s. Pillow's own kernel (three box blurs convolved) through `convsep` is 0.05-0.11 s up to
+radius 12, but libvips quantises the mask for its integer vector path whatever integers it is given:
+42-57 dB depending on the radius (radius 3: 42.3, 4: 56.3, 6: 47.7, 8: 57.0, 12: 44.7), and in float
+precision 55-58 dB at 0.4-3.3 s, slower than Pillow.
 """
 
 from __future__ import annotations

@@ -204,15 +204,23 @@ class Resize(Step):
         ctx.write(Tile.from_image(out, image))
 
     def _on_libvips(self, tile: Tile, out: Box) -> Image.Image:
-        """Return `out` of libvips' whole-image resize, computed from the tile alone (see `runtime.vips`)."""
-        whole = vips.in_place(vips.from_tile(tile), tile.box, self.input.size)
-        resized = whole.resize(
-            self.out_size.width / self.input.size.width,
-            vscale=self.out_size.height / self.input.size.height,
-            kernel=VIPS_KERNEL[self.params.resample],
-            gap=0.0,
-        )
-        return vips.to_image(vips.crop(resized, out), tile.mode)
+        """Return `out` of libvips' whole-image resize, computed from the tile alone (see `runtime.vips`).
+
+        `vips_resize` with `gap=0` is `reducev` by `1 / vscale`, then `reduceh` by `1 / hscale` (the tests
+        check it against `resize` itself). The vertical pass treats a row as a flat run of samples, so it
+        runs on a decode target's 4-byte pixels as they are stored, and the padding is dropped after it,
+        on half the rows (a 24 MP halving: ~30-100 ms of CPU less than repacking the whole region first).
+        """
+        kernel = VIPS_KERNEL[self.params.resample]
+        image = vips.whole_target(tile, self.input.size)  # the decoder's own image: no region to place
+        if image is None:
+            image = vips.in_place(vips.from_tile(tile, padded=True), tile.box, self.input.size)
+        if self.out_size.height != self.input.size.height:
+            image = image.reducev(1.0 / (self.out_size.height / self.input.size.height), kernel=kernel, gap=0.0)
+        image = vips.without_padding(image, tile.mode)
+        if self.out_size.width != self.input.size.width:
+            image = image.reduceh(1.0 / (self.out_size.width / self.input.size.width), kernel=kernel, gap=0.0)
+        return vips.to_image(vips.crop(image, out), tile.mode)
 
     def _horizontal(self, image: Image.Image, region: Box, out: Box) -> Image.Image:
         if self.input.size.width == self.out_size.width:

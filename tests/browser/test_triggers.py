@@ -78,7 +78,7 @@ def test_create_watch_pause_and_delete_a_trigger(triggers_page, triggers_console
     shutil.copy(tmp_path / "beach.png", photos / "inbox" / "trip" / "beach.png")
     page.locator(".trigger-details summary").click()
     row = page.locator('.trigger-events tr[data-key="trip/beach.png"]')
-    row.locator(".status-succeeded").wait_for(timeout=30_000)
+    row.locator(".status-succeeded").wait_for(timeout=60_000)
     assert "done/trip/beach.png" in row.inner_text()
     assert (photos / "done" / "trip" / "beach.png").is_file()
     assert row.locator("a").get_attribute("href").startswith("/executions/")
@@ -94,10 +94,10 @@ def test_create_watch_pause_and_delete_a_trigger(triggers_page, triggers_console
     page.wait_for_selector('article.trigger[data-enabled="true"]')
 
     (photos / "inbox").rename(photos / "inbox-moved")  # the folder vanishes: the card says so
-    page.wait_for_selector("article.trigger .trigger-error", timeout=30_000)
+    page.wait_for_selector("article.trigger .trigger-error", timeout=60_000)
     assert "does not exist" in card.locator(".trigger-error").inner_text()
     (photos / "inbox-moved").rename(photos / "inbox")
-    page.wait_for_selector("article.trigger .trigger-error", state="detached", timeout=30_000)
+    page.wait_for_selector("article.trigger .trigger-error", state="detached", timeout=60_000)
 
     page.once("dialog", lambda dialog: dialog.accept())
     page.click('article.trigger button[data-action="delete"]')

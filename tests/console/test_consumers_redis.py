@@ -154,21 +154,26 @@ def test_a_run_started_while_redis_stays_down_fails_saying_so(up):
     assert "Traceback" not in cluster.logs()
 
 
-def test_a_batch_socket_opened_after_a_restart_follows_the_batch_to_its_end(up):
+def test_batch_sockets_open_across_a_restart_and_opened_after_it_follow_the_batch_to_its_end(up):
     cluster = up
-    response = cluster.api(
-        "POST", f"/api/flows/{cluster.slow}/batches", files=[("image", ("a.png", IMAGE)), ("image", ("b.png", IMAGE))]
-    )
+    images = [("image", (f"{name}.png", IMAGE)) for name in "abcd"]
+    response = cluster.api("POST", f"/api/flows/{cluster.slow}/batches", files=images)
     assert response.status_code == 201, response.text
     batch_id = response.json()["id"]
+    before = SocketClient(cluster.port, f"/ws/batches/{batch_id}/", cluster.token, timeout=90)
+    first = before.receive()
+    assert first["type"] == "snapshot" and first["batch"]["status"] in ("queued", "running"), first
     cluster.redis.stop()
     time.sleep(1)
     cluster.redis.start()
-    socket = SocketClient(cluster.port, f"/ws/batches/{batch_id}/", cluster.token, timeout=90)
+    after = SocketClient(cluster.port, f"/ws/batches/{batch_id}/", cluster.token, timeout=90)
     try:
-        messages = socket.messages()
+        messages_before, messages_after = before.messages(), after.messages()
     finally:
-        socket.close()
+        before.close()
+        after.close()
     batch = cluster.api("GET", f"/api/batches/{batch_id}").json()
     assert batch["status"] in ("succeeded", "failed"), batch
-    assert messages[0]["type"] == "snapshot" and messages[-1] == {"type": "status", "status": batch["status"]}
+    assert messages_before and messages_before[-1] == {"type": "status", "status": batch["status"]}, messages_before
+    assert messages_after[0]["type"] == "snapshot"
+    assert messages_after[-1] == {"type": "status", "status": batch["status"]}

@@ -107,3 +107,13 @@ def test_anonymous_visitors_are_sent_to_login(client, flow, execution):
         assert response["Location"].startswith("/login/?next="), url
     response = client.get(f"/flows/{flow.id}/")
     assert response["Location"] == f"/login/?next=/flows/{flow.id}/"
+
+
+def test_staff_see_the_workers_on_the_home_page_and_others_do_not(client, owner):
+    client.force_login(owner)
+    assert b'id="worker-table"' not in client.get("/").content
+    owner.is_staff = True
+    owner.save()
+    page = client.get("/").content.decode()
+    assert 'id="worker-table"' in page
+    assert page.count("<tr><td>") == 1  # the embedded worker of this process

@@ -195,3 +195,22 @@ def test_a_wrong_key_a_vanished_bucket_and_an_unreachable_store_say_so(trigger_p
     s3_server.remove_bucket(name)
     with pytest.raises(StoreError, match="the bucket does not exist"):
         list(s3(name).objects())
+
+
+def test_a_store_that_does_not_answer_is_given_up_after_the_timeout(trigger_places, settings, s3_server):
+    import socket
+
+    with socket.socket() as silent:  # accepts connections, never answers a byte
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        slow = s3_server.connection(endpoint_url=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        settings.TILEFLOW = {
+            **settings.TILEFLOW,
+            "S3_CONNECTIONS": json.dumps({"store": s3_server.connection(), "slow": slow}),
+            "S3_TIMEOUT_SECONDS": 0.5,
+        }
+        stores.forget_configuration()
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="cannot be reached: Read timeout"):
+            list(s3("any-bucket", connection="slow").objects())
+        assert time.monotonic() - started < 10  # two attempts of half a second, and their pause

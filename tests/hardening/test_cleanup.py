@@ -60,6 +60,7 @@ async def test_upload_temp_files_are_gone_after_every_kind_of_end(user, token, s
     for execution_id, status in ends.items():
         left = sorted(path.name for path in (outputs / execution_id).glob("*"))
         assert (left != []) == (status == "succeeded"), (status, left)
+        assert (outputs / execution_id).exists() == (status == "succeeded")  # not even an empty folder
 
 
 def test_a_full_disk_fails_the_run_cleanly(tmp_path):

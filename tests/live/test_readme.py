@@ -42,7 +42,7 @@ def test_the_readme_commands_run_as_they_stand(admin_console, tmp_path):
             timeout=120,
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        for result in ("result.jpg", "background.jpg"):
+        for result in ("result.jpg", "background.jpg", "raw.jpg"):
             with Image.open(tmp_path / result) as image:
                 assert image.format == "JPEG" and image.size == (600, 400), result
     _, flows = Client(admin_console.url, admin_console.auth).json("GET", "/api/flows")

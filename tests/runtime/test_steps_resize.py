@@ -106,17 +106,19 @@ def test_pillow_runs_what_libvips_does_not_and_matches_it_exactly():
         )
 
 
-def test_a_tile_of_the_decode_target_resizes_in_place_to_libvips_whole_result():
+@pytest.mark.parametrize("params", [{"scale": 0.5}, {"scale": 0.37}, {"width": 300, "height": 90}, {"width": 133}])
+def test_tiles_of_the_decode_target_resize_in_place_to_libvips_whole_result(params):
     buffer = io.BytesIO()
     make_image(400, 300, "RGB", seed=9).save(buffer, "JPEG", quality=90)
     header = probe(io.BytesIO(buffer.getvalue()), 10**8)
     *_, (_, _, target, _) = decode_rows(buffer.getvalue(), header, [0, 300])
-    step = Resize(Resize.Params(scale=0.5), ImageInfo(Size(400, 300), "RGB"))
-    out = Box(40, 30, 120, 90)
-    written = []
-    tile = Tile.of_parent(step.needs(out), target)
-    step.process(tile, StepContext("r", out, step.input, step.output_info(), written.append))
-
-    whole = libvips_resize_whole(target.copy(), Size(200, 150))
-    assert written[0].box == out
-    assert written[0].view().tobytes() == whole.crop(out.as_tuple()).tobytes()
+    step = Resize(Resize.Params(**params), ImageInfo(Size(400, 300), "RGB"))
+    assert step.on_libvips
+    whole = libvips_resize_whole(target.copy(), step.out_size)
+    size = step.out_size
+    for out in (Box(0, 0, size.width, size.height), Box(5, 3, size.width // 2, size.height - 4)):
+        written = []
+        tile = Tile.of_parent(step.needs(out), target)  # read by libvips as the target's 4-byte pixels
+        step.process(tile, StepContext("r", out, step.input, step.output_info(), written.append))
+        assert written[0].box == out
+        assert written[0].view().tobytes() == whole.crop(out.as_tuple()).tobytes(), (params, out)

@@ -76,3 +76,23 @@ def test_the_whole_image_and_box_pass_through():
     assert vips.in_place(image, Box(0, 0, 10, 10), Size(10, 10)) is image
     assert vips.crop(image, Box(0, 0, 10, 10)) is image
     assert vips.version().count(".") == 2
+
+
+def test_a_tile_of_a_whole_decode_target_runs_on_the_target_itself():
+    buffer = io.BytesIO()
+    make_image(120, 80, "RGB", seed=6).save(buffer, "JPEG", quality=90)
+    header = probe(io.BytesIO(buffer.getvalue()), 10**8)
+    *_, (_, _, target, _) = decode_rows(buffer.getvalue(), header, [0, 80])
+    tile = Tile.of_parent(Box(10, 20, 70, 65), target)
+
+    whole = vips.whole_target(tile, Size(120, 80))
+
+    assert (whole.width, whole.height, whole.bands) == (120, 80, 4)  # the stored pixels, padding included
+    assert vips.whole_target(Tile.of_parent(Box(0, 0, 5, 5), target), Size(120, 80)) is whole  # one per target
+    assert vips.to_image(vips.without_padding(whole, "RGB"), "RGB").tobytes() == target.tobytes()
+    assert vips.whole_target(tile, Size(121, 80)) is None  # not the image the step reads
+    assert vips.whole_target(Tile.from_image(tile.box, tile.view()), Size(120, 80)) is None  # not a target's part
+    key = id(target)
+    del target, tile
+    gc.collect()
+    assert key not in vips._WHOLE  # its mapping is not kept alive by the libvips image

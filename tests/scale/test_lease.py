@@ -29,17 +29,15 @@ STEP = 0.3
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    cluster = Cluster(tmp_path_factory.mktemp("lease"), **{**SETTINGS, "TILEFLOW_TILE_LEASE_SECONDS": str(LEASE)})
+    cluster = Cluster(
+        tmp_path_factory.mktemp("lease"),
+        **{**SETTINGS, "TILEFLOW_TILE_LEASE_SECONDS": str(LEASE), "TILEFLOW_PLACEMENT": "tiles"},
+    )
     try:
         cluster.redis.start()  # the conductor runs here: no console, no database
         yield cluster
     finally:
         cluster.stop_all()
-
-
-@pytest.fixture
-def two_workers(cluster) -> Cluster:
-    return cluster.ensure_workers(2)
 
 
 class Run:

@@ -24,7 +24,8 @@ from runtime.geometry import tile_grid
 from runtime.testing import make_image, reference_flow
 from runtime.tiles import Size
 from tests.scale import slow_steps  # noqa: F401 - registers "slow" for the in-process conductor
-from tests.support.cluster import Cluster, png_bytes
+from tests.support.cluster import Cluster, png_bytes, running_cluster
+from tests.support.cluster import clean_output as clean_run
 
 pytestmark = pytest.mark.redis
 
@@ -77,31 +78,16 @@ def assert_same_pixels(data: bytes, expected: Image.Image) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    cluster = Cluster(tmp_path_factory.mktemp("scale"), **SETTINGS)
-    try:
-        cluster.setup()
-        cluster.start_server()
-        cluster.start_worker()
-        cluster.start_worker()
-        cluster.workers_ready_at = time.monotonic()
-        cluster.flows = {seconds: cluster.create_flow(f"slow-{seconds}", graph(seconds)) for seconds in (0.05, 0.15)}
+    # Tile-level spreading, the explicit choice for one huge image: the console conducts, workers run tiles.
+    flows = {seconds: graph(seconds) for seconds in (0.05, 0.15)}
+    with running_cluster(tmp_path_factory.mktemp("scale"), flows, **SETTINGS, TILEFLOW_PLACEMENT="tiles") as cluster:
         yield cluster
-    finally:
-        cluster.stop_all()
-
-
-@pytest.fixture
-def two_workers(cluster) -> Cluster:
-    return cluster.ensure_workers(2)
 
 
 @pytest.fixture(scope="module")
 def clean_output(cluster) -> bytes:
     """Return the output of the slow flow run without any fault (what faulty runs must match)."""
-    started = cluster.start_run(cluster.flows[0.15], png_bytes(IMAGE))
-    finished = cluster.wait(started["id"])
-    assert finished["status"] == "succeeded", (finished["error"], cluster.logs())
-    return cluster.output(started["id"])
+    return clean_run(cluster, cluster.flows[0.15], png_bytes(IMAGE))
 
 
 def test_idle_workers_still_take_tasks_and_both_do_work(two_workers):

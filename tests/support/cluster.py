@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,27 @@ def png_bytes(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+@contextmanager
+def running_cluster(workdir: Path, flows: dict[Any, dict[str, Any]], *, workers: int = 2, **settings: str):
+    """Yield a started cluster (Redis, console, `workers` one-thread workers) with `flows` created by key."""
+    cluster = Cluster(workdir, **settings)
+    try:
+        cluster.setup()
+        cluster.start_server()
+        for _ in range(workers):
+            cluster.start_worker()
+        cluster.workers_ready_at = time.monotonic()
+        cluster.flows = {key: cluster.create_flow(f"flow-{key}", graph) for key, graph in flows.items()}
+        yield cluster
+    finally:
+        cluster.stop_all()
+
+
+def clean_output(cluster: Cluster, flow_id: str, image: bytes) -> bytes:
+    """Return the output of a run without any fault (what the faulty runs of a test must match)."""
+    started = cluster.start_run(flow_id, image)
+    finished = cluster.wait(started["id"])
+    assert finished["status"] == "succeeded", (finished["error"], cluster.logs())
+    return cluster.output(started["id"])

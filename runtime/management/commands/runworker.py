@@ -1,4 +1,7 @@
-"""`manage.py runworker tileflow.lane.default`: a step worker process for the scale-out setup.
+"""`manage.py runworker tileflow.lane.default`: a worker process for the scale-out setup.
+
+With the Redis layer it also takes runs from the runs lane (`--runs` at once) and conducts them
+here (runtime.hosting): only compressed input and encoded output cross Redis.
 
 Same command line as Channels' runworker, with a worker that takes a task from the lane only when
 one of its threads is free. Channels' own worker moves every message it can get into an unbounded
@@ -15,6 +18,9 @@ from django.conf import settings
 from django.core.management import BaseCommand, CommandError
 
 from runtime import events
+from runtime.api import runs_layer
+from runtime.bridge import is_local
+from runtime.hosting import RunHost
 from runtime.worker import TaskRunner, serve_lane
 
 
@@ -24,6 +30,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--layer", default=DEFAULT_CHANNEL_LAYER, help="channel layer alias")
         parser.add_argument("--threads", type=int, default=0, help="step threads (default: one per core)")
+        parser.add_argument("--runs", type=int, default=0, help="runs at once (default: TILEFLOW_WORKER_RUNS)")
         parser.add_argument("channels", nargs="+", help="lane channels to take tasks from")
 
     def handle(self, *args, **options):
@@ -37,11 +44,24 @@ class Command(BaseCommand):
                 )
         if options["verbosity"] > 0:
             logging.getLogger("tileflow").setLevel(logging.INFO)
-        runner = TaskRunner(options["threads"] or settings.TILEFLOW["WORKER_THREADS"] or None)
-        self.stdout.write(f"Tileflow worker: {runner.threads} threads on {', '.join(options['channels'])}")
+        config = settings.TILEFLOW
+        runner = TaskRunner(options["threads"] or config["WORKER_THREADS"] or None)
+        runs = 0 if is_local(layer) else options["runs"] or config["WORKER_RUNS"]
+        taking = f"; {runs} runs at a time from {events.RUNS_CHANNEL}" if runs else ""
+        self.stdout.write(f"Tileflow worker: {runner.threads} threads on {', '.join(options['channels'])}{taking}")
 
         async def serve():
-            await asyncio.gather(*(serve_lane(layer, channel, runner) for channel in options["channels"]))
+            lanes = [serve_lane(layer, channel, runner) for channel in options["channels"]]
+            if runs:
+                host = RunHost(
+                    layer,
+                    runner,
+                    runs_layer=runs_layer(layer),
+                    capacity=runs,
+                    lease_seconds=config["RUN_LEASE_SECONDS"],
+                )
+                lanes.append(host.serve())
+            await asyncio.gather(*lanes)
 
         try:
             asyncio.run(serve())

@@ -1,0 +1,57 @@
+"""Bulk bytes of placed runs (inputs, encoded outputs) kept in Redis under keys of their own.
+
+Why not in channel messages: channels_redis receives a message at least once by copying it into
+a backup sorted set and popping it from there again (`_brpop_with_clean`), so every byte sent
+through it crosses Redis twice each way. A blob is written once (SET) and read once (GET, or
+GETDEL for a chunk only one console reads); the channel message that names it stays small.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import redis.asyncio as redis
+
+BLOB_PREFIX = "tileflow:blob:"
+INPUT_TTL = 86_400  # seconds: an input waits with its offer, however long the lane is
+CHUNK_TTL = 600  # seconds: an output chunk is read within moments, or asked for again
+
+
+class BlobStore:
+    """Put and take byte strings in the Redis of a channel layer."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.client = redis.Redis.from_url(address, socket_timeout=30)
+
+    @classmethod
+    def of_layer(cls, layer) -> BlobStore:
+        """Return a store on the (first) Redis server of a channels_redis layer."""
+        host = layer.hosts[0]
+        return cls(host["address"] if isinstance(host, dict) else host)
+
+    async def put(self, data: bytes, *, ttl: int = CHUNK_TTL) -> str:
+        key = BLOB_PREFIX + uuid.uuid4().hex
+        await self.client.set(key, data, ex=ttl)
+        return key
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.client.get(key)
+
+    async def take(self, key: str) -> bytes | None:
+        """Return the blob and delete it (None when it expired or Redis lost it)."""
+        return await self.client.getdel(key)
+
+    async def exists(self, *keys: str) -> bool:
+        """Tell whether every key is there (Redis restarted empty forgets them)."""
+        return await self.client.exists(*keys) == len(keys)
+
+    async def delete(self, *keys: str) -> None:
+        if keys:
+            await self.client.delete(*keys)
+
+    async def ping(self) -> bool:
+        return await self.client.ping()
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,398 @@
+"""Runs placed on workers (Redis layer): the console's side of a run that a worker conducts.
+
+The console puts the compressed input into Redis (in pieces under `PIECE` bytes, `runtime.blobs`)
+and offers the run on the runs lane (its plan, limits and the pieces' keys); a worker with room
+takes it, claims it (the first claim of an attempt wins), reads the input, decodes, runs the tiles
+on its own threads, encodes, and streams the encoded outputs back in chunks, which are written
+here to media, where HTTP responses follow them as they would a local run's. Progress goes from
+the worker to the execution's group directly; snapshots come here to be saved, and the end is
+recorded here before it is announced.
+
+Faults: the worker's heartbeat renews the run's lease (`RUN_ALIVE`); a run not heard of for a
+lease is offered again, and the next worker's output, byte-identical, is written only beyond what
+was received (a `/run` response that had sent bytes goes on where it was). A chunk that arrives
+past a gap, or a reconnection to the layer (Redis restarted: queued messages are gone), asks the
+worker to send again from what was received, at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runtime import events
+from runtime.blobs import INPUT_TTL, BlobStore
+from runtime.bridge import TRANSIENT_ERRORS, send_waiting
+from runtime.control import RunCancelled, RunFailed
+from runtime.outputs import RelayedFile
+from runtime.progress import GroupPublisher, RunObserver
+from runtime.reconnect import default_patience, unreachable_reason
+from runtime.spec import RunRecorder, RunSpec
+from runtime.upload import UploadBroken
+
+log = logging.getLogger("tileflow.placement")
+
+PIECE = 768 * 1024  # input bytes per message: channels_redis wants messages under ~1 MB
+TICK = 0.25  # seconds between lease checks
+
+
+def spec_to_wire(spec: RunSpec, input_keys: list[str]) -> dict[str, Any]:
+    """Return what a worker needs of a run: its graph, limits and the keys of its input's pieces."""
+    limits = spec.limits
+    return {
+        "execution": spec.execution,
+        "graph": spec.graph,
+        "input": input_keys,
+        "limits": {
+            "tile_size": limits.tile_size,
+            "max_in_flight": limits.max_in_flight,
+            "lease_seconds": limits.lease_seconds,
+            "max_attempts": limits.max_attempts,
+            "max_pixels": limits.max_pixels,
+            "heartbeat_seconds": limits.heartbeat_seconds,
+        },
+    }
+
+
+class PlacedRun:
+    """Offer a run to the workers and follow it; the console's stand-in for its conductor."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        layer,
+        *,
+        runs_layer=None,
+        recorder: RunRecorder | None = None,
+        observers: tuple[RunObserver, ...] = (),
+        lease_seconds: float = 3.0,
+        max_attempts: int = 3,
+    ) -> None:
+        self.spec = spec
+        self.layer = layer
+        self.runs_layer = runs_layer or layer
+        self.recorder = recorder
+        self.observers = observers
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.status = "queued"
+        self.error: str | None = None
+        self.outputs: dict[str, RelayedFile] = {}
+        self.prepared = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.first_output = asyncio.Event()
+        self.attempt = 0
+        self.offers = 0  # offers made (re-offers after a reconnection included)
+        self.resends = 0  # times the worker was asked to send outputs again
+        self.holders: list[str] = []  # workers that held the run, in order
+        self._snapshot: dict[str, Any] = {}
+        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._channel = ""
+        self._holder: str | None = None  # the channel of the worker that conducts the current attempt
+        self._heard = 0.0
+        self._input = b""
+        self._input_keys: list[str] = []
+        self._blobs: BlobStore | None = None
+        self._done: dict[str, Any] | None = None  # the worker's run.done, while outputs still arrive
+        self._cancel_requested = False
+
+    # -- what the API reads -----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the run's latest state, the outputs as written here."""
+        base = self._snapshot or {
+            "started_at": None,
+            "first_output_at": None,
+            "finished_at": None,
+            "retries": 0,
+            "duplicates": 0,
+            "workers": {},
+            "input": {},
+            "nodes": {},
+            "timeline": {},
+        }
+        outputs = [
+            {
+                "node": node,
+                "path": str(relayed.path),
+                "content_type": relayed.content_type,
+                "size": relayed.size,
+                "complete": relayed.complete,
+            }
+            for node, relayed in self.outputs.items()
+        ]
+        status = self.status
+        return {**base, "status": status, "error": self.error, "outputs": outputs}
+
+    def cancel(self) -> None:
+        """Ask the run to stop, wherever it runs."""
+        self._cancel_requested = True
+        self._inbox.put_nowait(("cancel", None))
+
+    async def cancel_queued(self) -> None:
+        """End a run that was cancelled before it was offered."""
+        self.status = "cancelled"
+        await self._end()
+
+    async def fail_queued(self, reason: str) -> None:
+        """End a run that can never start (it alone exceeds the memory budget), saying why."""
+        self.status, self.error = "failed", reason
+        await self._end()
+
+    # -- the run --------------------------------------------------------------------------------
+
+    async def run(self) -> str:
+        """Offer the run, follow it to its end; return the final status. Never raises for a failed run."""
+        receiver = None
+        try:
+            self._channel = await self.layer.new_channel("tileflow.placed.")
+            self._blobs = BlobStore.of_layer(self.layer)
+            receiver = asyncio.create_task(self._receive())
+            self._input = await self._read_input()
+            await self._offer()
+            await self._follow()
+        except (asyncio.CancelledError, RunCancelled):
+            self.status = "cancelled"
+        except RunFailed as failure:
+            self.status, self.error = "failed", str(failure)
+        except TRANSIENT_ERRORS as error:
+            self.status, self.error = "failed", unreachable_reason(self.layer, error)
+        except Exception as error:  # a bug of ours: the run fails with the reason, the server lives on
+            log.exception("placed run %s failed unexpectedly", self.spec.execution)
+            self.status, self.error = "failed", f"internal error: {type(error).__name__}: {error}"
+        finally:
+            if receiver is not None:
+                receiver.cancel()
+            await self._end()
+        return self.status
+
+    async def _forget_input(self) -> None:
+        if self._blobs is None:
+            return
+        try:
+            await self._blobs.delete(*self._input_keys)
+        except TRANSIENT_ERRORS as error:  # they expire on their own
+            log.warning("execution %s: input pieces not deleted (%s)", self.spec.execution, error)
+        await self._blobs.close()
+
+    async def _read_input(self) -> bytes:
+        """Return the input's bytes: held already, still arriving (read to its end), or in its file."""
+        spec = self.spec
+        if spec.input_data:
+            return spec.input_data
+        if spec.input_stream is not None:
+            stream = spec.input_stream
+            try:
+                return await asyncio.to_thread(lambda: stream.seek(0) == 0 and stream.read())
+            except UploadBroken as broken:
+                raise RunFailed(str(broken)) from broken
+        return await asyncio.to_thread(Path(spec.input_path).read_bytes)
+
+    async def _offer(self) -> None:
+        self.offers += 1
+        if self._holder is None:
+            self.attempt += 1
+        await self._store_input()
+        message = {
+            "type": events.RUN_OFFER,
+            **spec_to_wire(self.spec, self._input_keys),
+            "attempt": self.attempt,
+            "reply": self._channel,
+            "offered": time.time(),
+        }
+        await send_waiting(self.runs_layer, events.RUNS_CHANNEL, message)
+
+    async def _store_input(self) -> None:
+        """Put the input's pieces into Redis unless they are there (a restart forgets them)."""
+        data, waited, patience = self._input, 0.0, default_patience()
+        while True:
+            try:
+                if not self._input_keys or not await self._blobs.exists(*self._input_keys):
+                    pieces = [data[start : start + PIECE] for start in range(0, max(1, len(data)), PIECE)]
+                    self._input_keys = [await self._blobs.put(piece, ttl=INPUT_TTL) for piece in pieces]
+                return
+            except TRANSIENT_ERRORS:
+                if waited >= patience:
+                    raise
+                await asyncio.sleep(0.5)
+                waited += 0.5
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(TICK):
+                    kind, payload = await self._inbox.get()
+            except TimeoutError:
+                kind, payload = "tick", None
+            if kind == "cancel":
+                raise RunCancelled()
+            if kind == "reconnected":
+                await self._recover()
+            elif kind == "message":
+                if await self._handle(payload):
+                    return
+            if self._holder is not None and time.monotonic() - self._heard > self.lease_seconds:
+                await self._retake()
+
+    async def _handle(self, message: dict[str, Any]) -> bool:
+        """Handle one message from a worker; return True when the run has ended."""
+        kind = message.get("type")
+        if kind == events.RUN_CLAIMED:
+            await self._claimed(message)
+            return False
+        if message.get("attempt") != self.attempt or message.get("channel") != self._holder:
+            return False  # an attempt given up, or a worker whose claim lost
+        self._heard = time.monotonic()
+        if kind == events.RUN_PREPARED:
+            self._prepare(message["outputs"])
+        elif kind == events.RUN_OUTPUT:
+            await self._output(message)
+        elif kind == events.RUN_SNAPSHOT:
+            await self._snapshot_saved(message["snapshot"])
+        elif kind == events.RUN_DONE:
+            self._done = message
+        return await self._maybe_finished()
+
+    async def _claimed(self, message: dict[str, Any]) -> None:
+        worker_channel = message["channel"]
+        if message["attempt"] != self.attempt or self._holder is not None:
+            await self._send(worker_channel, {"type": events.RUN_DROP, "execution": self.spec.execution})
+            return
+        self._holder, self._heard = worker_channel, time.monotonic()
+        self.holders.append(message.get("worker", "?"))
+
+    def _prepare(self, outputs: list[list[str]]) -> None:
+        if self.outputs:
+            return  # a later attempt: the same files, already open here
+        for node, name, content_type in outputs:
+            self.outputs[node] = RelayedFile(node, Path(self.spec.output_dir) / Path(name).name, content_type)
+        self.prepared.set()
+
+    async def _output(self, message: dict[str, Any]) -> None:
+        relayed = self.outputs.get(message["node"])
+        if relayed is None:
+            return
+        try:
+            data = await self._blobs.take(message["key"])
+        except TRANSIENT_ERRORS:
+            data = None  # asked for again below, and again once the layer is back
+        if data is None or not relayed.write_at(message["offset"], data):
+            await self._ask_resend()  # a chunk was lost (Redis restarted): from what we have
+            return
+        if relayed.size and not self.first_output.is_set():
+            self.first_output.set()
+
+    async def _snapshot_saved(self, snapshot: dict[str, Any]) -> None:
+        self._snapshot = snapshot
+        if self.status == "queued":
+            self.status = "running"
+        for node, entry in snapshot.get("nodes", {}).items():
+            for observer in self.observers:
+                observer.progress(node, entry["done"], entry["total"])
+        if self.recorder is not None:
+            try:
+                await self.recorder.save(self.snapshot(), final=False)
+            except Exception:
+                log.exception("execution %s: progress not saved", self.spec.execution)
+
+    async def _maybe_finished(self) -> bool:
+        """End the run once the worker said it ended and every output byte is here."""
+        done = self._done
+        if done is None:
+            return False
+        self._snapshot = done["snapshot"]
+        if done["status"] == "succeeded":
+            sizes = done["sizes"]
+            if any(self.outputs[node].size < size for node, size in sizes.items() if node in self.outputs):
+                if not done.get("resend_asked"):
+                    done["resend_asked"] = True
+                    await self._ask_resend()
+                return False
+            for relayed in self.outputs.values():
+                relayed.finish()
+        self.status, self.error = done["status"], done["snapshot"].get("error")
+        await self._send(self._holder, {"type": events.RUN_ACK, "execution": self.spec.execution})
+        return True
+
+    async def _ask_resend(self) -> None:
+        self.resends += 1
+        offsets = {node: relayed.size for node, relayed in self.outputs.items()}
+        message = {"type": events.RUN_RESEND, "execution": self.spec.execution, "offsets": offsets}
+        await self._send(self._holder, message)
+
+    async def _recover(self) -> None:
+        """The layer came back (Redis restarted, its queues empty): send again what may be lost, at once."""
+        if self._holder is None:
+            await self._offer()
+            return
+        await self._ask_resend()
+
+    async def _retake(self) -> None:
+        """The worker went silent for a lease: offer the run again, for another worker to take."""
+        worker = self.holders[-1] if self.holders else "?"
+        if self.attempt >= self.max_attempts:
+            raise RunFailed(
+                f"the run was not finished after {self.attempt} attempts: its workers stopped answering "
+                f"(last: {worker})"
+            )
+        log.warning("execution %s: worker %s went silent; offering the run again", self.spec.execution, worker)
+        await self._send(self._holder, {"type": events.RUN_DROP, "execution": self.spec.execution})
+        self._holder, self._done = None, None
+        await self._offer()
+
+    async def _send(self, channel: str | None, message: dict[str, Any]) -> None:
+        if channel is None:
+            return
+        try:
+            await self.layer.send(channel, message)
+        except TRANSIENT_ERRORS as error:  # control messages are repeated by the leases and resends
+            log.warning("execution %s: %s not sent (%s)", self.spec.execution, message["type"], error)
+        except Exception as error:  # ChannelFull: a dead worker's channel; its lease moves the run
+            log.warning("execution %s: %s not sent (%s)", self.spec.execution, message["type"], error)
+
+    async def _receive(self) -> None:
+        broken = False
+        while True:
+            try:
+                message = await self.layer.receive(self._channel)
+            except TRANSIENT_ERRORS as error:
+                if not broken:
+                    log.warning("execution %s: channel layer unreachable (%s)", self.spec.execution, error)
+                broken = True
+                await asyncio.sleep(0.2)
+                continue
+            if broken:
+                broken = False
+                self._inbox.put_nowait(("reconnected", None))
+            if message.get("execution") == self.spec.execution:
+                self._inbox.put_nowait(("message", message))
+
+    async def _end(self) -> None:
+        if self.status != "succeeded":
+            for relayed in self.outputs.values():
+                relayed.abort(remove=True)
+            if self.status == "cancelled":
+                await self._send(self._holder, {"type": events.RUN_CANCEL, "execution": self.spec.execution})
+        self.prepared.set()
+        self.first_output.set()
+        snapshot = self.snapshot()
+        now = datetime.now(UTC).isoformat()
+        snapshot["started_at"] = snapshot["started_at"] or now
+        snapshot["finished_at"] = snapshot["finished_at"] or now
+        self._snapshot = {**self._snapshot, **{key: snapshot[key] for key in ("started_at", "finished_at")}}
+        if self.recorder is not None:
+            try:
+                await self.recorder.save(snapshot, final=True)
+            except Exception:
+                log.exception("execution %s: final state not saved", self.spec.execution)
+        await self._forget_input()
+        publisher = GroupPublisher(self.layer, self.spec.execution)
+        for observer in (publisher, *self.observers):
+            for node, entry in snapshot.get("nodes", {}).items():
+                observer.progress(node, entry["done"], entry["total"])
+            await observer.status(self.status, self.error)
+        self.finished.set()

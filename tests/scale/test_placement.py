@@ -1,0 +1,197 @@
+"""Runs placed on workers, on a real Redis with real `runworker` processes and a Daphne console.
+
+A run is conducted by one worker; only the compressed input and the encoded output cross Redis.
+Faults: a worker killed (SIGKILL) or silenced (SIGSTOP) mid-run hands the run to another worker,
+and a `/run` stream that already sent bytes goes on where it was, byte-identical; a Redis restart
+costs a hiccup, not a lease. Busy workers take no new runs: runs wait in the lane, in order.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import threading
+import time
+
+import pytest
+import requests
+from PIL import Image
+
+from tests.scale.test_scale_out import IMAGE, SETTINGS, TILES, graph
+from tests.support.cluster import Cluster, png_bytes, running_cluster
+from tests.support.cluster import clean_output as clean_run
+from tests.support.services import manage
+
+pytestmark = pytest.mark.redis
+
+RUN_LEASE = 1.5
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    flows = {seconds: graph(seconds) for seconds in (0.0, 0.08)}
+    settings = {**SETTINGS, "TILEFLOW_RUN_LEASE_SECONDS": str(RUN_LEASE), "TILEFLOW_WORKER_RUNS": "1"}
+    with running_cluster(tmp_path_factory.mktemp("placement"), flows, **settings) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def clean_output(cluster) -> bytes:
+    return clean_run(cluster, cluster.flows[0.08], png_bytes(IMAGE))
+
+
+def redis_bytes(cluster: Cluster) -> tuple[int, int]:
+    stats = dict(line.split(":", 1) for line in cluster.redis_cli("INFO", "stats").splitlines() if ":" in line)
+    return int(stats["total_net_input_bytes"]), int(stats["total_net_output_bytes"])
+
+
+def holder(cluster: Cluster, execution: dict):
+    """Return the worker process that conducts the run (the one its tiles are counted for)."""
+    names = list(execution["workers"])
+    assert len(names) == 1, execution["workers"]
+    pid = int(names[0].rpartition(":")[2])
+    return next(worker for worker in cluster.live_workers() if worker.pid == pid)
+
+
+def test_one_worker_conducts_a_run_and_only_compressed_bytes_cross_redis(two_workers):
+    cluster = two_workers
+    photo = IMAGE.resize((1600, 1280))
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=90)
+    upload = buffer.getvalue()
+    flow = cluster.create_flow(
+        "jpeg",
+        {
+            "nodes": [
+                {"id": "in", "type": "source", "params": {}},
+                {"id": "half", "type": "resize", "params": {"scale": 0.5}},
+                {"id": "out", "type": "output", "params": {"format": "jpeg", "quality": 90}},
+            ],
+            "edges": [{"from": "in", "to": "half"}, {"from": "half", "to": "out"}],
+        },
+    )
+    before = redis_bytes(cluster)
+    started = cluster.api("POST", f"/api/flows/{flow}/executions", files={"image": ("photo.jpg", upload)}).json()
+    finished = cluster.wait(started["id"])
+    after = redis_bytes(cluster)
+    assert finished["status"] == "succeeded", (finished["error"], cluster.logs())
+    output = cluster.output(started["id"])
+    payload = len(upload) + len(output)
+    into, out_of = after[0] - before[0], after[1] - before[1]
+    # Tiles crossing Redis would be ~15 MB each way for this run; placed, it is the files and a little.
+    assert into <= 1.5 * payload and out_of <= 1.5 * payload, (into, out_of, payload)
+    assert len(finished["workers"]) == 1  # every tile of the run was made by one worker
+    assert Image.open(io.BytesIO(output)).size == (800, 640)
+
+
+def test_a_sync_run_whose_worker_is_killed_still_streams_one_identical_file(two_workers, clean_output):
+    cluster = two_workers
+    response = cluster.api(
+        "POST",
+        f"/api/flows/{cluster.flows[0.08]}/run",
+        files={"image": ("photo.png", png_bytes(IMAGE))},
+        stream=True,
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    chunks = response.iter_content(chunk_size=None)
+    received = next(chunks)  # bytes already sent to the client when the worker dies
+    execution = cluster.wait(response.headers["X-Execution-Id"], until=lambda body: body["workers"], timeout=20)
+    cluster.kill(holder(cluster, execution))
+    received += b"".join(chunks)
+
+    assert received == clean_output
+    finished = cluster.wait(response.headers["X-Execution-Id"])
+    assert finished["status"] == "succeeded", (finished["error"], cluster.logs())
+    assert len(finished["workers"]) == 1 and sum(finished["workers"].values()) == TILES  # the second worker's
+
+
+def test_a_silent_worker_loses_its_run_within_a_few_seconds(two_workers, clean_output):
+    cluster = two_workers
+    started = cluster.start_run(cluster.flows[0.08], png_bytes(IMAGE))
+    execution = cluster.wait(started["id"], until=lambda body: body["workers"], timeout=20)
+    silent = holder(cluster, execution)
+    os.kill(silent.pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        moved = cluster.wait(started["id"], until=lambda body: set(body["workers"]) != set(execution["workers"]))
+        assert time.monotonic() - stopped < RUN_LEASE + 3, "the run did not move within a few seconds"
+        finished = cluster.wait(started["id"])
+    finally:
+        os.kill(silent.pid, signal.SIGCONT)
+    assert moved and finished["status"] == "succeeded", (finished["error"], cluster.logs())
+    assert cluster.output(started["id"]) == clean_output
+    # The worker woken up again learns that its attempt was given up, and takes new runs.
+    time.sleep(RUN_LEASE)
+    again = [cluster.start_run(cluster.flows[0.0], png_bytes(IMAGE)) for _ in range(2)]
+    for run in again:
+        assert cluster.wait(run["id"])["status"] == "succeeded"
+
+
+def test_busy_workers_take_no_new_run_and_runs_wait_in_order(two_workers):
+    cluster = two_workers
+    lengths: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            lengths.append(int(cluster.redis_cli("ZCARD", "asgitileflow.runs") or 0))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        runs = [cluster.start_run(cluster.flows[0.08], png_bytes(IMAGE))["id"] for _ in range(4)]
+        finished = [cluster.wait(run, timeout=90) for run in runs]
+    finally:
+        done.set()
+        watcher.join()
+    assert all(body["status"] == "succeeded" for body in finished), cluster.logs()
+    assert max(lengths) == 2, lengths  # two runs held by the two one-run workers, two waiting in Redis
+    starts = [body["started_at"] for body in finished]
+    assert starts == sorted(starts), starts  # taken in the order they were offered
+
+
+def test_a_redis_restart_is_a_hiccup_for_a_run_in_flight(two_workers, clean_output):
+    cluster = two_workers
+    started = cluster.start_run(cluster.flows[0.08], png_bytes(IMAGE))
+    cluster.wait(started["id"], until=lambda body: body["nodes"]["soft"]["done"] >= 4, timeout=30)
+    cluster.redis.stop()
+    time.sleep(1)
+    cluster.redis.start()  # same port, empty: every queued message is gone
+    back = time.monotonic()
+    finished = cluster.wait(started["id"], timeout=60)
+    assert finished["status"] == "succeeded", (finished["error"], cluster.logs())
+    # The run needs ~2 s more of work; a lost message waited for its lease would add 30 s (tiles) or more.
+    assert time.monotonic() - back < 15, time.monotonic() - back
+    assert cluster.output(started["id"]) == clean_output
+
+
+def test_health_says_what_is_down_and_staff_see_the_workers(two_workers):
+    cluster = two_workers
+    health = requests.get(f"{cluster.url}/api/health", timeout=10)
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert cluster.api("GET", "/api/workers").status_code == 403
+    manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; "
+        "get_user_model().objects.filter(username='scale').update(is_staff=True)",
+        env=cluster.env,
+        timeout=120,
+    )
+    listed = cluster.api("GET", "/api/workers").json()["workers"]
+    assert sorted(worker["pid"] for worker in listed) == sorted(worker.pid for worker in cluster.live_workers())
+    assert all(worker["threads"] == 1 and worker["capacity"] == 1 for worker in listed), listed
+
+    cluster.redis.stop()
+    try:
+        down = requests.get(f"{cluster.url}/api/health", timeout=10)
+        assert down.status_code == 503 and down.json() == {"status": "the channel layer (Redis) is unreachable"}
+    finally:
+        cluster.redis.start()
+    deadline = time.monotonic() + 10
+    while requests.get(f"{cluster.url}/api/health", timeout=10).status_code != 200:  # the workers beat again
+        assert time.monotonic() < deadline, cluster.logs()
+        time.sleep(0.1)
