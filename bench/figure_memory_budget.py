@@ -20,7 +20,7 @@ from session import FLOWS, BenchSession, standalone
 from tileflow_server import TileflowServer
 
 MIB = 1024 * 1024
-BUDGET = 2560 * MIB  # room for two of these runs at a time (each is estimated at ~950 MiB)
+BUDGET = 2560 * MIB  # room for two of these runs at a time (each is estimated at ~930 MiB)
 USERS = ("ada", "grace", "edsger")
 RUNS_PER_USER = 4
 SIDE = 12000  # 144 MP

@@ -17,6 +17,7 @@ from flows.trigger_stores import configured_names
 from runtime import api as runtime
 
 RECENT_EXECUTIONS = 10
+RECENT_BATCHES = 5
 EXECUTIONS_PER_PAGE = 200
 
 
@@ -53,6 +54,7 @@ def home(request: HttpRequest) -> HttpResponse:
     for flow in flows:
         flow.last_status_label = labels.get(flow.last_status, flow.last_status)
     context = {"flows": flows, "executions": _labelled(executions), "templates": gallery.templates(), "nav": "home"}
+    context["batches"] = Batch.objects.filter(owner=request.user)[:RECENT_BATCHES]
     if request.user.is_staff:  # staff see the workers that run everyone's flows
         context["workers"] = async_to_sync(runtime.workers)()
     return render(request, "console/home.html", context)

@@ -55,26 +55,29 @@ def estimate(graph: dict[str, Any], header: SourceHeader, *, tile_size: int, max
 
     What the conductor holds, from its plan (see docs/architecture.md, "Decode memory"):
 
-    - The decoder's image: full size, 4 bytes a pixel for colour. A streamed JPEG's target (shrunk
-      on load when the flow allows); Pillow's own image for every other format, twice while an EXIF
-      orientation is applied (the transposed copy is made before the original goes).
+    - The decoder's image: full size. A streamed JPEG's target, 4 bytes a pixel (shrunk on load when
+      the flow allows); Pillow's own image for every other format, in the mode it opens (a palette
+      is 1 byte a pixel), twice while an EXIF orientation is applied (the transposed copy is made
+      before the original goes).
     - The source store: the decoder runs ahead until `max_in_flight + 2` rows of tiles wait, and two
       more bands are asked of it; a non-streamed source's bands are copies, a streamed JPEG's tiles
-      are parts of its target (nothing more). Every other store: the rows the tasks in flight fill,
-      plus the row an encoder joins. All of a store when a whole-image step reads it.
+      are parts of its target (nothing more). Every other store: what the order of the tasks makes it
+      hold at most (`_stores_peak`). All of a store when a whole-image step reads it.
     - In flight: each task's region is copied for its worker and every step of its chain makes a
       tile of its own: the `max_in_flight` largest tasks count.
     - Encoders: a band joined and encoded in parts (three band-sized buffers; six for PNG, whose
       rows are filtered and compressed on two threads), and the whole picture for WebP, which buffers it.
 
     Checked against the peak resident memory of one run (docs/benchmarks.md, figure M): within
-    0.94-1.4 of it for PNG and JPEG sources of 24-144 MP through resize, rotate, blur, fan-out and
+    0.94-1.33 of it for PNG and JPEG sources of 24-144 MP through resize, rotate, blur, fan-out and
     every encoder; an estimate is rounded up, never tuned to a single case.
     """
     shrink, graph = shrink_on_load(graph, header.size) if header.streamable else (1, graph)
     size = shrunk_size(header.size, shrink)
     plan = compile_plan(graph, ImageInfo(size, header.mode), tile_size=tile_size)
-    decode = size.width * size.height * pixel_bytes(header.mode)
+    # A streamed JPEG decodes into a 4-byte target; anything else as Pillow opens it (a palette: 1 byte).
+    decoded_mode = header.mode if header.streamable else header.source_mode or header.mode
+    decode = size.width * size.height * pixel_bytes(decoded_mode)
     if not header.streamable and header.orientation != 1:
         decode *= 2
     return RunCost(decode=decode, working=_working_bytes(plan, max_in_flight, streamed=header.streamable))
@@ -98,9 +101,9 @@ def _working_bytes(plan: Plan, max_in_flight: int, *, streamed: bool) -> int:
         elif store == plan.source:
             rows = 0 if streamed else max_in_flight + 2 + 2
         else:
-            columns = -(-info.size.width // plan.tile_size)
-            rows = -(-max_in_flight // columns) + 2
+            continue  # below: how much of it the order of the tasks makes it hold
         total += _rows_bytes(info, rows, plan.tile_size)
+    total += _stores_peak(plan, max_in_flight, skip=whole_read)
     in_flight = []
     for task in plan.tasks:
         segment = plan.segments[task.segment]
@@ -117,6 +120,57 @@ def _working_bytes(plan: Plan, max_in_flight: int, *, streamed: bool) -> int:
         if node.params.format == "webp":
             total += node.output.size.width * node.output.size.height * 4
     return total
+
+
+def _stores_peak(plan: Plan, max_in_flight: int, *, skip: set[str]) -> int:
+    """Return the most bytes the stores after the source hold at once, replaying the plan's task order.
+
+    A tile is kept from the task that makes it until its last reader is done: the tasks that read it
+    (later in the order) and, for an output's store, the encoder, which takes whole rows in order. A
+    rotation fills its store column by column, so it holds the whole image before its first row can
+    be encoded; a resize holds about one row. Tasks in flight finish out of order: `max_in_flight`
+    tiles more per store.
+    """
+    refs = plan.reference_counts()
+    boxes = {store: plan.grid(store) for store in plan.stores if store != plan.source and store not in skip}
+    sizes = {store: pixel_bytes(plan.nodes[store].output.mode) for store in boxes}
+    present: dict[str, set[int]] = {store: set() for store in boxes}
+    feeds = {plan.nodes[output].inputs[0]: 0 for output in plan.outputs if plan.nodes[output].inputs[0] in boxes}
+    columns = {store: -(-plan.nodes[store].output.size.width // plan.tile_size) for store in boxes}
+    held = peak = 0
+
+    def tile_bytes(store: str, index: int) -> int:
+        box = boxes[store][index]
+        return box.width * box.height * sizes[store]
+
+    def release(store: str, index: int) -> None:
+        nonlocal held
+        refs[store][index] -= 1
+        if refs[store][index] <= 0 and index in present[store]:
+            present[store].discard(index)
+            held -= tile_bytes(store, index)
+
+    for task in plan.tasks:
+        segment = plan.segments[task.segment]
+        if segment.input_store in boxes:
+            for index in plan.needed_tiles(task):
+                release(segment.input_store, index)
+        store = segment.chain[-1]
+        if store not in boxes:
+            continue
+        present[store].add(task.index)
+        held += tile_bytes(store, task.index)
+        peak = max(peak, held)
+        if store in feeds:
+            width = columns[store]
+            while feeds[store] * width < len(boxes[store]) and all(
+                index in present[store] for index in range(feeds[store] * width, (feeds[store] + 1) * width)
+            ):
+                for index in range(feeds[store] * width, (feeds[store] + 1) * width):
+                    release(store, index)
+                feeds[store] += 1
+    lag = sum(max_in_flight * plan.tile_size * plan.tile_size * sizes[store] for store in boxes)
+    return peak + lag
 
 
 class RunTooLarge(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 import time
 from pathlib import Path
@@ -164,3 +165,54 @@ def test_without_credentials_nothing_is_read(console, flow_id, photo):
         "127.0.0.1", console.port, f"/api/flows/{flow_id}/run", photo, {"Content-Type": "image/jpeg"}, RATE * 10
     )
     assert answer.status == 401
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "progressive JPEG"])
+def test_images_that_do_not_stream_are_read_whole_first_and_run(console, client, flow_id, image_format):
+    # The probe reads these to their end (truncation is refused before any run), then the run decodes them whole.
+    options = {"format": "PNG"} if image_format == "PNG" else {"progressive": True}
+    photo = image_bytes(600, 400, seed=3, **options)
+    content_type = "image/png" if image_format == "PNG" else "image/jpeg"
+    answer = paced_upload(
+        "127.0.0.1",
+        console.port,
+        f"/api/flows/{flow_id}/run",
+        photo,
+        {**console.auth, "Content-Type": content_type},
+        RATE * 4,
+    )
+    assert answer.status == 200, answer.body[:300]
+    check_result(answer.body, photo)
+
+
+def test_a_draft_graph_sent_before_the_image_is_what_runs(console, flow_id, photo):
+    draft = {
+        "nodes": [
+            {"id": "in", "type": "source", "params": {}},
+            {"id": "gray", "type": "grayscale", "params": {}},
+            {"id": "out", "type": "output", "params": {"format": "png"}},
+        ],
+        "edges": [{"from": "in", "to": "gray"}, {"from": "gray", "to": "out"}],
+    }
+    boundary = "streamed-draft-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="graph"\r\n\r\n{json.dumps(draft)}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + photo
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    answer = paced_upload(
+        "127.0.0.1",
+        console.port,
+        f"/api/flows/{flow_id}/run",
+        body,
+        {**console.auth, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        RATE * 4,
+    )
+    assert answer.status == 200, answer.body[:300]
+    result = Image.open(io.BytesIO(answer.body))
+    assert result.format == "PNG" and result.mode == "L"
+    assert result.tobytes() == reference_flow(draft, Image.open(io.BytesIO(photo)))["out"].tobytes()

@@ -140,3 +140,17 @@ async def test_a_full_queue_refuses_new_runs_with_a_time_to_retry():
     held.release()
     (await waiting).release()
     budget.check(10)
+
+
+def test_a_rotation_holds_its_whole_output_before_the_first_row_can_be_encoded():
+    header = header_of(4000, 3000)
+    rotated = cost(chain(("rotate", {"angle": 90}), output={"format": "jpeg"}), header)
+    in_order = cost(chain(("grayscale", {}), output={"format": "jpeg"}), header)
+    assert rotated.working - in_order.working >= 3000 * 4000 * 4 * 3 // 4  # most of the rotated image
+
+
+def test_a_palette_image_decodes_at_one_byte_a_pixel():
+    buffer = io.BytesIO()
+    Image.new("P", (3000, 2000)).save(buffer, "PNG")
+    header = probe(buffer, 10**9)
+    assert cost(chain(("resize", {"scale": 0.5})), header).decode == 3000 * 2000
