@@ -18,7 +18,7 @@ from console.daphne_tuning import stream_request_bodies  # noqa: E402
 from console.limits import UploadLimitASGIMiddleware  # noqa: E402
 from console.routing import websocket_routes  # noqa: E402
 from console.upload_gate import UploadGateASGIMiddleware  # noqa: E402
-from flows.batch_runner import start_supervisor_with_server  # noqa: E402
+from flows.batch_resume import start_supervisor_with_server  # noqa: E402
 from flows.sweeper import start_sweeper  # noqa: E402
 from flows.trigger_loop import start_embedded_triggers  # noqa: E402
 

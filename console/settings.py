@@ -207,6 +207,7 @@ TILEFLOW = {
     "BATCH_MAX_ITEMS": env.int("TILEFLOW_BATCH_MAX_ITEMS", default=2000),
     "BATCH_MAX_UPLOAD_BYTES": env.int("TILEFLOW_BATCH_MAX_UPLOAD_BYTES", default=2 * 1024**3),
     "BATCH_CONCURRENCY": env.int("TILEFLOW_BATCH_CONCURRENCY", default=2),
+    "BATCH_TILE_SIZE": env.int("TILEFLOW_BATCH_TILE_SIZE", default=1024),
     "ARCHIVE_MAX_BYTES": env.int("TILEFLOW_ARCHIVE_MAX_BYTES", default=4 * 1024**3),
     "ARCHIVE_MAX_RATIO": env.int("TILEFLOW_ARCHIVE_MAX_RATIO", default=200),
     # Triggers (CONTRACT §8): named sources and destinations, and how their pollers behave.

@@ -11,11 +11,13 @@ from django.urls import reverse
 from django.utils import formats
 from django.utils.translation import gettext as _
 
+from console import gallery
 from flows.models import Batch, Execution, Flow
 from flows.trigger_stores import configured_names
 from runtime import api as runtime
 
 RECENT_EXECUTIONS = 10
+RECENT_BATCHES = 5
 EXECUTIONS_PER_PAGE = 200
 
 
@@ -51,7 +53,8 @@ def home(request: HttpRequest) -> HttpResponse:
     flows = list(flows)
     for flow in flows:
         flow.last_status_label = labels.get(flow.last_status, flow.last_status)
-    context = {"flows": flows, "executions": _labelled(executions), "nav": "home"}
+    context = {"flows": flows, "executions": _labelled(executions), "templates": gallery.templates(), "nav": "home"}
+    context["batches"] = Batch.objects.filter(owner=request.user)[:RECENT_BATCHES]
     if request.user.is_staff:  # staff see the workers that run everyone's flows
         context["workers"] = async_to_sync(runtime.workers)()
     return render(request, "console/home.html", context)

@@ -1,30 +1,27 @@
-"""Run a batch's items a few at a time, under the same limits as any run, and survive a restart.
+"""Run a batch's items a few at a time, under the same limits as any run; cancel a batch.
 
 A driver (one asyncio task per batch, in the server process that took it) keeps at most
 `BATCH_CONCURRENCY` items started and unfinished: each is probed, given its execution and started
 through `runtime.api.start` like any run, so the per-user slots and the server-wide admission
 apply to it and a batch of a thousand never holds more than a few decoded images or waiting tasks.
-The driver's heartbeat is the batch row's `heartbeat_at`. When a server dies mid-batch, a
-supervisor (in every server, at start-up and every few seconds) claims batches whose driver is gone:
-items that never started run; items whose run was interrupted run again (once) from their stored
-input; items that ended keep their result.
+The driver's heartbeat is the batch row's `heartbeat_at`; `flows.batch_resume` takes over the
+batches whose driver died.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
-import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from flows import executions
@@ -36,20 +33,28 @@ from runtime.bridge import TRANSIENT_ERRORS
 
 log = logging.getLogger("tileflow.batches")
 
-# An item whose run was interrupted by a server's death runs again, this many times in all.
-MAX_ATTEMPTS = 2
-INTERRUPTED = "interrupted: the server running this batch stopped before the item finished"
 PUBLISH_INTERVAL = 0.25
 UNFINISHED = ("queued", "running")
 
 _driving: dict[str, asyncio.Task] = {}
-_supervisor: dict[int, asyncio.Task] = {}  # id(loop) -> supervisor task
 
 
 def window() -> int:
     """Return how many items of one batch may be started and unfinished at once."""
     config = settings.TILEFLOW
     return max(1, min(config["BATCH_CONCURRENCY"], config["MAX_CONCURRENT_RUNS_PER_USER"]))
+
+
+def item_limits() -> runtime.RunLimits:
+    """Return the limits of an item's run: larger tiles than an interactive run's.
+
+    Nobody waits for an item's first band, so it trades the short first rows' latency for fewer,
+    larger tiles (a 2 MP photo is 10 source tiles instead of 24, its half-size result 4 instead of
+    10): less per-tile work on the event loop, the same pixels (tiled results equal whole-image ones
+    at any tile size).
+    """
+    limits = runtime.limits()
+    return dataclasses.replace(limits, tile_size=max(limits.tile_size, settings.TILEFLOW["BATCH_TILE_SIZE"]))
 
 
 def drive(batch_id) -> asyncio.Task:
@@ -126,7 +131,10 @@ class BatchDriver:
                 await _end_item(item.pk, "failed", f"the stored input cannot be read: {error.strerror or error}")
                 return
             execution = await sync_to_async(_create_execution)(batch, item, header)
-            conductor = await executions.launch(execution, header)
+            spec = dataclasses.replace(executions.run_spec(execution, header), limits=item_limits())
+            conductor = await runtime.start(
+                spec, owner=str(execution.owner_id), recorder=executions.ExecutionRecorder(execution.id)
+            )
             self.conductors[item.pk] = conductor
             await conductor.finished.wait()
             await _end_item(item.pk, conductor.status, conductor.error)
@@ -164,7 +172,7 @@ class BatchDriver:
         return tally
 
     async def _finish(self, cancelled: bool) -> None:
-        status = await sync_to_async(_close_batch)(self.batch_id, cancelled)
+        status = await sync_to_async(close_batch)(self.batch_id, cancelled)
         await self._publish(final=True)
         if status is not None:
             await self._send({"type": events.BATCH_STATUS, "status": status})
@@ -193,9 +201,11 @@ async def _claim_next(batch_id: str) -> BatchItem | None:
 def _create_execution(batch: Batch, item: BatchItem, header: runtime.SourceHeader) -> Execution:
     """Store the item's execution (its input is the item's stored file) and link it."""
     with transaction.atomic():
+        # The flow may have been deleted since the batch started: its items still run its frozen graph.
+        flow_id = Batch.objects.filter(pk=batch.pk).values_list("flow_id", flat=True).first()
         execution = Execution.objects.create(
             owner_id=batch.owner_id,
-            flow_id=batch.flow_id,
+            flow_id=flow_id,
             graph=batch.graph,
             flow_name=batch.flow_name,
             flow_version=batch.flow_version,
@@ -216,7 +226,7 @@ async def _end_item(item_id: int, status: str, error: str | None) -> None:
     )
 
 
-def _close_batch(batch_id: str, cancelled: bool) -> str | None:
+def close_batch(batch_id: str, cancelled: bool) -> str | None:
     """Give the batch its final status once no item is unfinished; return it (None if not over)."""
     with transaction.atomic():
         if cancelled:
@@ -263,106 +273,6 @@ async def cancel(batch: Batch) -> None:
             async with asyncio.timeout(5):
                 await asyncio.shield(task)
         return
-    await sync_to_async(_cancel_orphan)(batch.pk)
+    from flows.batch_resume import end_orphan_cancelled  # resuming builds on this module
 
-
-def _cancel_orphan(batch_id) -> None:
-    """End a cancelled batch here when nobody drives it any more (its server is gone)."""
-    batch = Batch.objects.filter(pk=batch_id).first()
-    if batch is not None and batch.runner != executions.RUNNER and _orphaned(batch, _cutoff()):
-        requeue_interrupted(batch_id)
-        _close_batch(str(batch_id), True)
-
-
-# -- resuming after a restart -------------------------------------------------------------------
-
-
-def _cutoff():
-    return timezone.now() - timedelta(seconds=max(10.0, settings.TILEFLOW["HEARTBEAT_SECONDS"] * 5))
-
-
-def _orphaned(batch: Batch, cutoff) -> bool:
-    if not batch.runner:
-        return False  # created moments ago; its server starts driving it at once
-    if batch.runner == executions.RUNNER:
-        return not driving(batch.pk)
-    return executions._runner_gone(batch.runner) or (batch.heartbeat_at or batch.created_at) < cutoff
-
-
-def claim_orphans() -> list[str]:
-    """Take over the unfinished batches whose driver is gone; return their ids, ready to drive."""
-    cutoff = _cutoff()
-    claimed = []
-    candidates = Batch.objects.filter(status__in=UNFINISHED).only("id", "runner", "heartbeat_at", "created_at")
-    for batch in candidates:
-        if driving(batch.pk) or not _orphaned(batch, cutoff):
-            continue
-        taken = Batch.objects.filter(pk=batch.pk, runner=batch.runner, heartbeat_at=batch.heartbeat_at).update(
-            runner=executions.RUNNER, heartbeat_at=timezone.now()
-        )
-        if taken:
-            requeue_interrupted(batch.pk)
-            claimed.append(str(batch.pk))
-    if claimed:
-        log.warning("resuming %d batch(es) whose server stopped: %s", len(claimed), ", ".join(claimed))
-    return claimed
-
-
-def requeue_interrupted(batch_id) -> None:
-    """Settle the items a dead driver left running: keep what ended, run the rest again (once)."""
-    now = timezone.now()
-    for item in BatchItem.objects.filter(batch_id=batch_id, status="running").select_related("execution"):
-        execution = item.execution
-        ended = execution is not None and execution.status in Execution.FINISHED
-        interrupted = ended and execution.status == "failed" and (execution.error or "").startswith("interrupted")
-        if ended and not interrupted:
-            BatchItem.objects.filter(pk=item.pk).update(
-                status=execution.status,
-                error=execution.error if execution.status == "failed" else None,
-                finished_at=execution.finished_at or now,
-            )
-            continue
-        if execution is not None and not ended:
-            Execution.objects.filter(pk=execution.pk, status__in=UNFINISHED).update(
-                status="failed", finished_at=now, error=INTERRUPTED
-            )
-        if item.attempts < MAX_ATTEMPTS:
-            BatchItem.objects.filter(pk=item.pk).update(status="queued", started_at=None)
-        else:
-            BatchItem.objects.filter(pk=item.pk).update(status="failed", error=INTERRUPTED, finished_at=now)
-
-
-async def supervise(interval: float | None = None) -> None:
-    """Claim and drive orphaned batches now and every few heartbeats, for as long as the loop runs."""
-    interval = interval or max(2.0, settings.TILEFLOW["HEARTBEAT_SECONDS"] * 2)
-    while True:
-        try:
-            for batch_id in await sync_to_async(_claim_orphans_fresh)():
-                drive(batch_id)
-        except Exception:
-            log.exception("batch supervision failed")
-        await asyncio.sleep(interval)
-
-
-def _claim_orphans_fresh() -> list[str]:
-    close_old_connections()
-    return claim_orphans()
-
-
-def ensure_supervisor() -> None:
-    """Start this event loop's supervisor once."""
-    loop = asyncio.get_running_loop()
-    task = _supervisor.get(id(loop))
-    if task is None or task.done():
-        _supervisor[id(loop)] = loop.create_task(supervise(), name="batch-supervisor")
-
-
-def start_supervisor_with_server() -> bool:
-    """Under Daphne, start the supervisor as soon as its event loop runs (Daphne has no lifespan)."""
-    if "twisted.internet.reactor" not in sys.modules:
-        return False
-    from twisted.internet import reactor
-
-    # Startup triggers fire before the asyncio loop runs; callLater lands in the running loop.
-    reactor.callWhenRunning(reactor.callLater, 0, ensure_supervisor)
-    return True
+    await sync_to_async(end_orphan_cancelled)(batch.pk)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile
+from django.db import close_old_connections
 from django.utils import timezone
 
 from flows import executions as service
@@ -38,6 +39,19 @@ def output_key(key: str, node: str, content_type: str, *, several: bool) -> str:
     path = PurePosixPath(key)
     suffix = f"-{node}" if several else ""
     return str(path.with_name(path.stem + suffix + EXTENSIONS.get(content_type, ".bin")))
+
+
+# Listing, reading and writing stores happen here, not in the event loop's default executor, which
+# runs' progress saves and decodes share: a slow store then holds only triggers' threads.
+STORE_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tileflow-triggers")
+
+
+async def _off_loop(function, *args):
+    def call():
+        close_old_connections()  # as a request would: never reuse a connection the database dropped
+        return function(*args)
+
+    return await asyncio.get_running_loop().run_in_executor(STORE_THREADS, call)
 
 
 def _retry_pause(attempts: int) -> timedelta:
@@ -62,8 +76,8 @@ class TriggerWorker:
         trigger = await Trigger.objects.select_related("flow", "owner").filter(pk=self.trigger_id).afirst()
         if trigger is None or not trigger.enabled:
             return False
-        await sync_to_async(self.scan, thread_sensitive=False)(trigger)
-        await sync_to_async(self.reconcile, thread_sensitive=False)(trigger)
+        await _off_loop(self.scan, trigger)
+        await _off_loop(self.reconcile, trigger)
         await self.start_pending(trigger)
         return True
 
@@ -141,7 +155,7 @@ class TriggerWorker:
         )
         if not claimed:
             return
-        prepared = await sync_to_async(self.prepare, thread_sensitive=False)(trigger, event)
+        prepared = await _off_loop(self.prepare, trigger, event)
         if prepared is None:
             return
         execution, header = prepared
@@ -186,7 +200,7 @@ class TriggerWorker:
     async def _finish_when_done(self, event_id, conductor) -> None:
         await conductor.finished.wait()
         try:
-            await sync_to_async(self.finish, thread_sensitive=False)(event_id)
+            await _off_loop(self.finish, event_id)
         except Exception:  # the next cycle's reconcile finishes it
             log.exception("finishing trigger event %s failed", event_id)
 
@@ -247,15 +261,16 @@ class TriggerWorker:
     def _store_failed(self, trigger: Trigger, event: TriggerEvent, message: str, *, back_to: str) -> None:
         """Keep the event's place and try again later, unless it has been tried too often."""
         attempts = event.attempts + 1
-        _set_error(trigger.pk, message)
         rows = TriggerEvent.objects.filter(pk=event.pk)
         if attempts >= settings.TILEFLOW["TRIGGER_MAX_ATTEMPTS"]:
             message = f"{message} (gave up after {attempts} attempts)"
             rows.update(
                 status=Status.FAILED, attempts=attempts, error=message, retry_at=None, finished_at=timezone.now()
             )
+            _set_error(trigger.pk, message)
             return
         rows.update(status=back_to, attempts=attempts, error=message, retry_at=timezone.now() + _retry_pause(attempts))
+        _set_error(trigger.pk, message)  # after the event: a scan meanwhile finds it waiting, and keeps the error
 
 
 def record_notification(trigger: Trigger, records: list[dict]) -> int:

@@ -130,3 +130,14 @@ def test_a_body_that_is_not_an_image_has_no_header_length():
 
     with pytest.raises(ValueError, match="not a complete"):
         image_header_length(b"<html>error</html>")
+
+
+def test_the_batch_figure_sends_every_photo_as_an_image_part():
+    from django.core.files.uploadhandler import MemoryFileUploadHandler
+    from django.http.multipartparser import MultiPartParser
+    from figure_batch import batch_body
+
+    body, content_type = batch_body(b"\xff\xd8photo\xff\xd9", 3)
+    meta = {"CONTENT_TYPE": content_type, "CONTENT_LENGTH": str(len(body))}
+    _, files = MultiPartParser(meta, io.BytesIO(body), [MemoryFileUploadHandler()]).parse()
+    assert [upload.name for upload in files.getlist("image")] == ["photo-000.jpg", "photo-001.jpg", "photo-002.jpg"]

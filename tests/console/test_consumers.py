@@ -144,3 +144,7 @@ async def test_batch_socket_sends_snapshot_counts_that_never_decrease_and_the_st
     theirs = batch_socket(batch_id, their_token)
     connected, _ = await theirs.connect()
     assert not connected
+    no_origin = WebsocketCommunicator(
+        websocket_routes(), f"/ws/batches/{batch_id}/", headers=[(b"authorization", f"Bearer {token}".encode())]
+    )
+    assert not (await no_origin.connect())[0]

@@ -117,3 +117,22 @@ def test_staff_see_the_workers_on_the_home_page_and_others_do_not(client, owner)
     page = client.get("/").content.decode()
     assert 'id="worker-table"' in page
     assert page.count("<tr><td>") == 1  # the embedded worker of this process
+
+
+def test_batch_page_and_home_links_to_batches_and_run_on_many(client, owner, stranger, flow):
+    from flows.models import Batch
+
+    batch = Batch.objects.create(owner=owner, flow=flow, flow_name=flow.name, graph=GRAPH, status="running")
+    client.force_login(owner)
+    page = client.get(f"/batches/{batch.id}/").content.decode()
+    assert f'data-batch-id="{batch.id}"' in page and "batch/batch-page.js" in page
+    assert "&lt;b&gt;shrink&lt;/b&gt;" in page and "<b>shrink</b>" not in page
+    assert f'href="/api/batches/{batch.id}/results"' in page
+    home = client.get("/").content.decode()
+    assert f'href="/batches/{batch.id}/"' in home
+    assert f'data-run-many data-flow-id="{flow.id}"' in home and "batch/run-many.js" in home
+    editor = client.get(f"/flows/{flow.id}/").content.decode()
+    assert f'data-run-many data-flow-id="{flow.id}"' in editor
+    client.force_login(stranger)
+    assert client.get(f"/batches/{batch.id}/").status_code == 404
+    assert f"/batches/{batch.id}/" not in client.get("/").content.decode()

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
-from PIL import Image
+from PIL import Image, ImageChops
 
+from flows import batch_runner
 from flows.models import Batch, BatchItem, Flow
 from runtime import api as runtime
-from runtime.testing import chain
+from runtime.testing import chain, reference_flow
 from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, decode, image_bytes, read_stream, upload
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
@@ -269,3 +270,33 @@ async def test_the_flow_is_frozen_at_creation(http, flow):
     results = await http.get(f"/api/batches/{done['id']}/results")
     with zipfile.ZipFile(io.BytesIO(await read_stream(results))) as zipped:
         assert {Image.open(zipped.open(name)).format for name in zipped.namelist()} == {"JPEG"}
+
+
+async def test_items_run_on_larger_tiles_with_the_same_pixels_as_the_whole_image(http, user, settings):
+    settings.TILEFLOW = {**settings.TILEFLOW, "BATCH_TILE_SIZE": 1024}
+    assert batch_runner.item_limits().tile_size == 1024
+    graph = chain(("resize", {"scale": 0.5}), ("grayscale", {}), output={"format": "png"})
+    flow = await Flow.objects.acreate(owner=user, name="exact", graph=graph)
+    photos = {f"{seed}.jpg": image_bytes(1500, 1100, seed=seed) for seed in range(2)}
+    response = await http.post(
+        f"/api/flows/{flow.id}/batches", {"image": [upload(data, name) for name, data in photos.items()]}
+    )
+    assert (await wait_batch(http, response.json()["id"]))["status"] == "succeeded"
+    results = await http.get(f"/api/batches/{response.json()['id']}/results")
+    with zipfile.ZipFile(io.BytesIO(await read_stream(results))) as zipped:
+        for name, data in photos.items():
+            expected = reference_flow(graph, decode(data))["out"]
+            result = decode(zipped.read(name.replace(".jpg", ".png")))
+            assert ImageChops.difference(result.convert(expected.mode), expected).getbbox() is None, name
+
+
+async def test_a_flow_deleted_mid_batch_leaves_its_items_running_its_frozen_graph(http, flow):
+    response = await http.post(
+        f"/api/flows/{flow.id}/batches",
+        {"image": [upload(image_bytes(300, 200, seed=n), f"{n}.jpg") for n in range(4)]},
+    )
+    assert response.status_code == 201
+    assert (await http.delete(f"/api/flows/{flow.id}")).status_code == 204
+    done = await wait_batch(http, response.json()["id"])
+    assert done["status"] == "succeeded", [item["error"] for item in done["items"]]
+    assert done["flow"] is None and done["flow_name"] == "compress-and-watermark"

@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tests.support.http import Client
@@ -234,3 +235,40 @@ def test_an_s3_trigger_on_a_live_server_with_notifications(tmp_path, s3_server):
         assert len(events(client, trigger)) == 1
     finally:
         console.stop()
+
+
+@pytest.mark.django_db(transaction=True)  # the loop closes stale connections, as its threads must
+def test_leases_one_holder_at_a_time_taken_when_lapsed_or_dead_given_up_when_paused(user, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from flows.models import Flow, Trigger
+    from flows.trigger_loop import TriggerLoop
+
+    settings.TILEFLOW = {**settings.TILEFLOW, "TRIGGER_LEASE_SECONDS": 10.0, "TRIGGER_POLL_SECONDS": 1.0}
+    flow = Flow.objects.create(owner=user, name="f", graph=GRAPH)
+    trigger = Trigger.objects.create(
+        owner=user, flow=flow, type="folder", source={}, destination={}, watch_from=timezone.now()
+    )
+    first, second = TriggerLoop(), TriggerLoop()
+    TriggerLoop.live_holders.update({first.holder, second.holder})
+    try:
+        assert first.hold_leases() == {trigger.pk}
+        assert second.hold_leases() == set()
+        expires = Trigger.objects.get(pk=trigger.pk).lease_expires_at
+        assert first.hold_leases() == {trigger.pk}
+        assert Trigger.objects.get(pk=trigger.pk).lease_expires_at == expires  # still fresh: not rewritten
+
+        Trigger.objects.filter(pk=trigger.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        assert second.hold_leases() == {trigger.pk}  # lapsed: taken over
+        assert first.hold_leases() == set()  # and the first knows it lost it
+
+        TriggerLoop.live_holders.discard(second.holder)  # its loop stopped without letting go
+        assert first.hold_leases() == {trigger.pk}
+
+        Trigger.objects.filter(pk=trigger.pk).update(enabled=False)
+        assert first.hold_leases() == set()
+        assert Trigger.objects.get(pk=trigger.pk).lease_owner == ""
+    finally:
+        TriggerLoop.live_holders.difference_update({first.holder, second.holder})

@@ -225,7 +225,7 @@ async def test_a_destination_that_fails_is_retried_later_then_given_up(trigger_p
     await run_until(worker, waiting)
     event = await TriggerEvent.objects.aget(trigger=trigger, key="a.jpg")
     assert event.status == "running" and event.error.startswith("could not write the output")
-    assert (await Trigger.objects.aget(pk=trigger.pk)).last_error == event.error
+    assert (await Trigger.objects.aget(pk=trigger.pk)).last_error.startswith("could not write the output")
 
     await run_until(worker, settled(trigger, 1))
     event = await TriggerEvent.objects.aget(trigger=trigger, key="a.jpg")

@@ -78,3 +78,33 @@ def test_prune_uses_the_setting_by_default(user, settings):
     old = make_execution(user, age_days=4)
     assert "freed 2 files, 1500 bytes" in prune()
     assert not old.outputs.exists()
+
+
+@pytest.mark.django_db
+def test_prune_frees_the_inputs_of_old_batches_but_one_a_newer_run_uses(user):
+    from flows.batches import batch_dir, media_name
+    from flows.models import Batch, BatchItem
+
+    def batch_with_inputs(age_days: float, count: int) -> tuple[Batch, list[str]]:
+        finished = timezone.now() - timedelta(days=age_days)
+        batch = Batch.objects.create(owner=user, graph={}, status="succeeded", finished_at=finished)
+        names = []
+        for index in range(count):
+            path = batch_dir(batch.pk) / "inputs" / f"{index:05d}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x" * 100)
+            names.append(media_name(path))
+            BatchItem.objects.create(batch=batch, index=index, name=f"{index}.jpg", input_file=names[-1])
+        return batch, names
+
+    old, old_inputs = batch_with_inputs(40, 3)
+    recent, _ = batch_with_inputs(1, 2)
+    rerun = make_execution(user, age_days=0)
+    Execution.objects.filter(pk=rerun.pk).update(input_file=old_inputs[0])  # a rerun of an old item
+
+    assert "would free 2 files, 200 bytes" in prune("--days", "30", "--dry-run")
+    assert (batch_dir(old.pk) / "inputs" / "00001.jpg").exists()
+    prune("--days", "30")
+    assert [path.name for path in (batch_dir(old.pk) / "inputs").iterdir()] == ["00000.jpg"]
+    assert len(list((batch_dir(recent.pk) / "inputs").iterdir())) == 2
+    assert Batch.objects.filter(pk=old.pk).exists()

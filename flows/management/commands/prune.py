@@ -4,7 +4,8 @@ An execution is old when it finished (or, never finished, was created) before th
 queued ones are never touched. Its output files and their rows go, and its input file goes unless a
 newer execution (a rerun) still uses it; the execution row stays, for the history, with no files.
 Files under media/inputs and media/outputs that no execution refers to (left by a crash) are deleted
-once they are older than the cutoff too.
+once they are older than the cutoff too, and so is the folder of a batch that finished before it
+(the inputs of its items, but any that a newer execution still uses).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from flows import media as media_files
-from flows.models import Execution, ExecutionOutput
+from flows.batches import batch_dir
+from flows.models import Batch, Execution, ExecutionOutput
 
 
 @dataclass
@@ -92,6 +94,9 @@ class Command(BaseCommand):
         if not dry_run:
             with transaction.atomic():
                 ExecutionOutput.objects.filter(execution_id__in=old_ids).delete()
+            for execution_id in old_ids:  # their inputs are gone: node previews could not be made again
+                media_files.remove_previews(execution_id)
+        self._batches(cutoff, kept_inputs, freed, dry_run=dry_run)
         self._orphans(cutoff.timestamp(), freed, dry_run=dry_run)
 
         verb = "would free" if dry_run else "freed"
@@ -99,6 +104,21 @@ class Command(BaseCommand):
             f"prune: {verb} {freed.files} files, {freed.bytes} bytes ({_human(freed.bytes)}) "
             f"of {len(freed.executions)} executions older than {days:g} days"
         )
+
+    def _batches(self, cutoff, kept_inputs: set[str], freed: Freed, *, dry_run: bool) -> None:
+        """Delete the stored inputs of batches that finished before the cutoff (the rows stay)."""
+        media = Path(settings.MEDIA_ROOT)
+        for batch in Batch.objects.filter(status__in=Batch.FINISHED, finished_at__lt=cutoff).only("pk"):
+            folder = batch_dir(batch.pk)
+            for path in sorted(folder.rglob("*"), reverse=True):
+                if path.is_file() and str(path.relative_to(media)) not in kept_inputs:
+                    freed.add(path)
+                    if not dry_run:
+                        path.unlink()
+                elif path.is_dir() and not dry_run and not any(path.iterdir()):
+                    path.rmdir()
+            if not dry_run and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
     def _orphans(self, cutoff: float, freed: Freed, *, dry_run: bool) -> None:
         """Delete old files that no execution owns, then the folders they leave empty."""

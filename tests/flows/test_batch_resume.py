@@ -11,7 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from flows import batch_runner, batches
+from flows import batch_resume, batch_runner, batches
 from flows.models import Batch, BatchItem, Execution, Flow
 from tests.support.runs import COMPRESS_AND_WATERMARK, image_bytes
 
@@ -62,10 +62,10 @@ def orphan(user) -> Batch:
 
 
 async def test_a_dead_servers_batch_is_taken_over_and_finished(orphan):
-    claimed = await sync_to_async(batch_runner.claim_orphans)()
+    claimed = await sync_to_async(batch_resume.claim_orphans)()
     assert claimed == [str(orphan.id)]
     driver = batch_runner.drive(orphan.id)
-    assert await sync_to_async(batch_runner.claim_orphans)() == []  # driven here now
+    assert await sync_to_async(batch_resume.claim_orphans)() == []  # driven here now
     await asyncio.wait_for(driver, 60)
 
     await orphan.arefresh_from_db()
@@ -74,17 +74,17 @@ async def test_a_dead_servers_batch_is_taken_over_and_finished(orphan):
     assert items[1].attempts == 2 and items[1].execution.status == "succeeded"
     assert "interrupted" in items[2].error and items[2].attempts == 2
     assert orphan.status == "failed" and orphan.finished_at is not None
-    assert orphan.runner == batch_runner.executions.RUNNER
+    assert orphan.runner == batch_resume.executions.RUNNER
     interrupted = await Execution.objects.filter(status="failed", error__startswith="interrupted").acount()
     assert interrupted == 2  # the two runs the dead server had going
 
 
 async def test_a_batch_with_a_live_driver_is_left_alone(orphan):
     await Batch.objects.filter(pk=orphan.pk).aupdate(runner=f"{socket.gethostname()}:1", heartbeat_at=timezone.now())
-    assert await sync_to_async(batch_runner.claim_orphans)() == []
+    assert await sync_to_async(batch_resume.claim_orphans)() == []
     stale = timezone.now() - timezone.timedelta(minutes=5)
     await Batch.objects.filter(pk=orphan.pk).aupdate(runner="another-host:42", heartbeat_at=stale)
-    assert await sync_to_async(batch_runner.claim_orphans)() == [str(orphan.id)]
+    assert await sync_to_async(batch_resume.claim_orphans)() == [str(orphan.id)]
 
 
 async def test_cancelling_an_orphaned_batch_ends_it(orphan, http):
