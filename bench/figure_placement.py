@@ -31,7 +31,7 @@ from session import FLOWS, BenchSession, check_image, standalone
 from tileflow_server import ROOT, VENV_BIN, TileflowServer
 
 CGROUP_ROOT = Path("/sys/fs/cgroup/cpu")
-QUOTA = 0.4  # of a core, per simulated host
+QUOTA = float(os.environ.get("TILEFLOW_BENCH_HOST_CORES", "0.4"))  # of a core, per simulated host
 PERIOD_US = 100_000
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

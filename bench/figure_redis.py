@@ -1,10 +1,10 @@
 """Line R: the same flow in-process (embedded workers, in-memory layer) and scaled out (Redis + two workers).
 
 `compare_inprocess_and_redis_workers` starts a private redis-server on a free loopback port (no
-persistence), a second Tileflow server with REDIS_URL set (its conductor dispatches tiles over Redis and
-runs no embedded workers), and two `manage.py runworker tileflow.lane.default --threads 1` processes: two
-step threads in all, as the embedded server has one per core on this 2-core machine. Runs alternate
-between the two servers on the 24 MP JPEG chain.
+persistence), a second Tileflow server with REDIS_URL set (it places each run on a worker: only the
+compressed input and the encoded output cross Redis), and two `manage.py runworker tileflow.lane.default
+--threads 1` processes: two step threads in all, as the embedded server has one per core on this
+2-core machine. Runs alternate between the two servers on the 24 MP JPEG chain.
 """
 
 from __future__ import annotations
@@ -99,11 +99,19 @@ def compare_inprocess_and_redis_workers(session: BenchSession, workers: int = WO
             "R",
             NAME,
             remote_total / local_total,
-            "",
+            "<= 1.3",
             f"Redis {fmt_seconds(remote_total)} (first byte {fmt_seconds(remote_first)}); in-process "
             f"{fmt_seconds(local_total)} (first byte {fmt_seconds(local_first)})",
             session.runs,
-        )
+        ),
+        Figure(
+            "R1",
+            "scale-out: first byte of /run with Redis + 2 worker processes ÷ in-process (same)",
+            remote_first / local_first,
+            "<= 1.5",
+            f"Redis {fmt_seconds(remote_first)}; in-process {fmt_seconds(local_first)}",
+            session.runs,
+        ),
     ]
 
 

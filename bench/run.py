@@ -53,7 +53,7 @@ FIGURES = [
     (("B",), figure_blur),
     (("U", "U1", "U2"), figure_upload),
     (("9", "9a", "9b"), figure_png),
-    (("R", "redis"), figure_redis),
+    (("R", "R1", "redis"), figure_redis),
     (("S", "S1", "S2"), figure_scale_out),
     (("P", "P1", "P2", "P3", "P4", "P5"), figure_placement),
     (("10", "10p", "10m"), figure_batch),

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import formats
 from django.utils.translation import gettext as _
 
+from console import gallery
 from flows.auth import get_owned_or_404
 from flows.models import Batch, Execution, Flow
 from flows.trigger_stores import configured_names
@@ -53,7 +54,7 @@ def home(request: HttpRequest) -> HttpResponse:
     flows = list(flows)
     for flow in flows:
         flow.last_status_label = labels.get(flow.last_status, flow.last_status)
-    context = {"flows": flows, "executions": _labelled(executions), "nav": "home"}
+    context = {"flows": flows, "executions": _labelled(executions), "templates": gallery.templates(), "nav": "home"}
     context["batches"] = Batch.objects.filter(owner=request.user)[:RECENT_BATCHES]
     if request.user.is_staff:  # staff see the workers that run everyone's flows
         context["workers"] = async_to_sync(runtime.workers)()

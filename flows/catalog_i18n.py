@@ -36,6 +36,26 @@ BUILTIN_TEXTS = (
         "Encode the result file. PNG and JPEG stream band by band as tiles finish; WebP is encoded once the whole "
         "image is done (its encoder cannot stream), so its first byte comes last."
     ),
+    _(
+        "Encode the result file. PNG and baseline JPEG stream band by band as tiles finish; progressive JPEG, WebP "
+        "and AVIF are encoded once the whole image is done (their encoders take a whole picture), so their first "
+        "byte comes last. Colour: `keep` writes the source's ICC profile unchanged with the pixels as they are; "
+        "`srgb` converts them to sRGB (LittleCMS, perceptual) and tags the file sRGB. Metadata: `strip` writes no "
+        "EXIF, XMP or IPTC; `keep` copies EXIF and XMP without GPS, serial numbers or thumbnail, orientation set to 1."
+    ),
+    _("JPEG, WebP and AVIF quality"),
+    _("keep the embedded colour profile, or convert the pixels to sRGB"),
+    _("Metadata"),
+    _("strip EXIF and XMP, or keep them (never GPS positions or serial numbers)"),
+    _("Progressive"),
+    _("JPEG: progressive (the file is written at the end)"),
+    _("Subsampling"),
+    _("JPEG chroma subsampling"),
+    _("Compression"),
+    _("PNG zlib level: 0 none, 9 smallest"),
+    _("Speed"),
+    _("AVIF encoder speed: 0 slowest and smallest, 10 fastest"),
+    _("in the image's colour space: its own profile, or sRGB when every output converts to sRGB"),
     _("Format"),
     _("Quality"),
     _("JPEG and WebP quality"),
@@ -79,6 +99,9 @@ CHOICE_LABELS = {
     "bottom-right": _("bottom right"),
     "center": _("centre"),
     "tiled": _("tiled"),
+    "keep": _("keep"),
+    "srgb": _("convert to sRGB"),
+    "strip": _("strip"),
     "lanczos": _("Lanczos (sharpest)"),
     "bilinear": _("bilinear"),
     "nearest": _("nearest neighbour"),

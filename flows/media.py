@@ -36,6 +36,11 @@ def remove_outputs(execution_id) -> None:
     shutil.rmtree(outputs_dir(execution_id), ignore_errors=True)
 
 
+def remove_previews(execution_id) -> None:
+    """Delete the node previews made when someone inspected the execution's nodes (flows/previews.py)."""
+    shutil.rmtree(Path(settings.MEDIA_ROOT) / "previews" / str(execution_id), ignore_errors=True)
+
+
 def remove_input(execution: Execution) -> None:
     """Delete a deleted execution's input under `inputs/`, unless another execution (a rerun) still uses it."""
     name = execution.input_file.name
@@ -76,6 +81,7 @@ def _owned(relative: str, media: Path) -> bool:
 def execution_deleted(sender, instance: Execution, **kwargs) -> None:
     """Remove a deleted execution's files (a post_delete receiver, connected in FlowsConfig.ready)."""
     remove_outputs(instance.pk)
+    remove_previews(instance.pk)
     remove_input(instance)
 
 

@@ -148,7 +148,7 @@ class Conductor:
             source_info = ImageInfo(shrunk_size(header.size, shrink), header.mode)
             return compile_plan(graph, source_info, tile_size=self.spec.limits.tile_size), shrink
         except ValueError as error:
-            raise RunFailed(str(error)) from error
+            raise RunFailed(str(error), getattr(error, "node", None)) from error
 
     async def _drive(self) -> None:
         dispatcher, assembly, control = self._dispatcher, self._assembly, self.control

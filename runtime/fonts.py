@@ -47,6 +47,39 @@ def _load(file: tuple[str, int] | None, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size, index=index)
 
 
+class MissingGlyphs(ValueError):
+    """No installed font draws some characters of a text: drawing it would show empty boxes."""
+
+
+def _notdef(font: ImageFont.FreeTypeFont) -> bytes:
+    """Return how `font` draws a character it does not have (a noncharacter is never in a font)."""
+    return bytes(font.getmask("\uffff"))
+
+
+def missing_characters(font: ImageFont.FreeTypeFont, text: str) -> list[str]:
+    """Return the characters of `text` that `font` has no glyph for (drawn as its .notdef box)."""
+    blank = _notdef(font)
+    seen: dict[str, None] = {}
+    for char in text:
+        if char.isspace() or char in seen:
+            continue
+        if bytes(font.getmask(char)) == blank:
+            seen[char] = None
+    return list(seen)
+
+
 def font_for(text: str, size: int) -> ImageFont.FreeTypeFont:
-    """Return a font of `size` px that draws `text`: the built-in font for Latin text, else a CJK font."""
-    return _load(None if is_latin(text) else cjk_font_file(), size)
+    """Return a font of `size` px that draws `text`: the built-in font for Latin text, else a CJK font.
+
+    Raises MissingGlyphs naming the characters when no installed font has them (Debian: fonts-noto-cjk).
+    """
+    font = _load(None if is_latin(text) else cjk_font_file(), size)
+    missing = missing_characters(font, text)
+    if missing:
+        shown = "".join(missing[:12]) + ("…" if len(missing) > 12 else "")
+        if not is_latin(text) and cjk_font_file() is None:
+            why = "no CJK font is installed (Debian: apt-get install fonts-noto-cjk; `make run` does it)"
+        else:
+            why = "no installed font has these characters"
+        raise MissingGlyphs(f"cannot draw {shown!r}: {why}; the text would show as empty boxes")
+    return font

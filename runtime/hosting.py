@@ -32,6 +32,8 @@ from runtime.worker import WORKER_NAME, TaskRunner, serve_lane
 
 log = logging.getLogger("tileflow.hosting")
 
+CONSOLE_PATIENCE_LEASES = 10  # leases a console may leave its channel full before its run is stopped
+
 
 class RunHost:
     """Take runs from the runs lane while there is room, and conduct each in this process."""
@@ -205,7 +207,7 @@ class HostedRun:
             "sizes": {node: writer.size for node, writer in conductor.outputs.items()},
         }
         await self.tell(done)
-        deadline = time.monotonic() + 10 * self.host.lease_seconds
+        deadline = time.monotonic() + CONSOLE_PATIENCE_LEASES * self.host.lease_seconds
         while time.monotonic() < deadline:
             try:
                 async with asyncio.timeout(self.host.lease_seconds):
@@ -242,10 +244,16 @@ class HostedRun:
             self._followers[node] = asyncio.create_task(self._follow(node, writer, offset))
 
     async def _follow(self, node: str, writer, offset: int) -> None:
-        async for chunk in writer.follow(offset):
-            key = await self._put(chunk)
-            await self.tell({"type": events.RUN_OUTPUT, "node": node, "offset": offset, "key": key}, wait=True)
-            offset += len(chunk)
+        try:
+            async for chunk in writer.follow(offset):
+                key = await self._put(chunk)
+                # The console reads its channel all the time: full for this long, it is gone.
+                async with asyncio.timeout(CONSOLE_PATIENCE_LEASES * self.host.lease_seconds):
+                    await self.tell({"type": events.RUN_OUTPUT, "node": node, "offset": offset, "key": key}, wait=True)
+                offset += len(chunk)
+        except TimeoutError:
+            log.warning("run %s: its console stopped reading; the run is stopped", self.execution)
+            self.conductor.cancel()
 
     async def _put(self, chunk: bytes) -> str:
         """Keep a chunk in Redis for the console, waiting while Redis is unreachable."""

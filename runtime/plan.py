@@ -24,7 +24,11 @@ from runtime.tiles import Box
 
 
 class PlanError(ValueError):
-    """The graph cannot be planned (it should have been rejected by validation)."""
+    """The graph cannot be planned (it should have been rejected by validation, or a step refused its input)."""
+
+    def __init__(self, message: str, node: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +184,10 @@ def _plan_nodes(
         if step_class.kind is TileKind.OUTPUT:
             nodes[node_id] = NodePlan(node_id, type_name, params, None, input_info, input_info, upstream)
             continue
-        instance = step_class(params, input_info)
+        try:
+            instance = step_class(params, input_info)
+        except ValueError as error:  # e.g. a watermark whose text no installed font can draw
+            raise PlanError(f"node {node_id!r}: {error}", node=node_id) from error
         nodes[node_id] = NodePlan(node_id, type_name, params, instance, input_info, instance.output_info(), upstream)
     return nodes
 

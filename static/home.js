@@ -1,8 +1,16 @@
-// Home page: import a flow JSON file through the API, then open it in the editor.
+// Home page: templates one click from a running flow, import (as a copy when the name is taken), and
+// rename, duplicate, delete from the list of flows.
 import { api } from "./api.js";
+import { confirmAction } from "./dialog.js";
+import { gettext, interpolate } from "./i18n.js";
 
 const input = document.getElementById("import-file");
 const status = document.getElementById("import-status");
+
+function fail(message) {
+  status.textContent = message;
+  status.hidden = false;
+}
 
 input.addEventListener("change", async () => {
   const file = input.files[0];
@@ -10,12 +18,69 @@ input.addEventListener("change", async () => {
   status.hidden = true;
   try {
     const doc = JSON.parse(await file.text());
-    const flow = await api.createFlow({ name: doc.name, description: doc.description || "", graph: doc.graph });
+    const flow = await api.createFlow({ name: doc.name, description: doc.description || "", graph: doc.graph }, { onConflict: "copy" });
     location.href = `/flows/${encodeURIComponent(flow.id)}/`;
   } catch (error) {
-    status.textContent = `Could not import ${file.name}: ${error.message}`;
-    status.hidden = false;
+    fail(interpolate(gettext("Could not import %(file)s: %(reason)s"), { file: file.name, reason: error.message }));
   } finally {
     input.value = "";
+  }
+});
+
+for (const button of document.querySelectorAll("[data-use-template]")) {
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const doc = JSON.parse(document.getElementById(button.dataset.useTemplate).textContent);
+    try {
+      const flow = await api.createFlow(doc, { onConflict: "copy" });
+      location.href = `/flows/${encodeURIComponent(flow.id)}/?run=sample`;
+    } catch (error) {
+      button.disabled = false;
+      fail(interpolate(gettext("Could not create the flow: %(reason)s"), { reason: error.message }));
+    }
+  });
+}
+
+async function rename(id, name) {
+  const dialog = document.getElementById("rename");
+  const field = document.getElementById("rename-input");
+  const error = document.getElementById("rename-error");
+  field.value = name;
+  error.textContent = "";
+  dialog.showModal();
+  field.select();
+  dialog.addEventListener(
+    "close",
+    async () => {
+      if (dialog.returnValue !== "ok" || !field.value.trim() || field.value.trim() === name) return;
+      try {
+        await api.patchFlow(id, { name: field.value.trim() });
+        location.reload();
+      } catch (problem) {
+        fail(interpolate(gettext("Could not rename: %(reason)s"), { reason: problem.message }));
+      }
+    },
+    { once: true },
+  );
+}
+
+document.getElementById("flow-table")?.addEventListener("click", async (event) => {
+  const button = event.target.closest("[data-flow-action]");
+  if (!button) return;
+  const row = button.closest("tr");
+  const { flowId, flowName } = row.dataset;
+  try {
+    if (button.dataset.flowAction === "rename") await rename(flowId, flowName);
+    else if (button.dataset.flowAction === "duplicate") {
+      await api.duplicateFlow(flowId);
+      location.reload();
+    } else if (button.dataset.flowAction === "delete") {
+      const message = interpolate(gettext("Delete the flow “%(name)s”? Its executions stay, with the graph they ran."), { name: flowName });
+      if (!(await confirmAction(message, gettext("Delete flow")))) return;
+      await api.deleteFlow(flowId);
+      row.remove();
+    }
+  } catch (error) {
+    fail(error.message);
   }
 });

@@ -187,8 +187,8 @@ export class FlowCanvas {
       "div",
       { class: "node-card" },
       el("div", { class: "node-head" }, el("span", { class: "node-dot", "aria-hidden": "true" }), el("span", { class: "node-label", text: step.label })),
-      el("div", { class: "node-id", text: node.id }),
-      el("div", { class: "node-summary", text: summarise(node.params) }),
+      el("div", { class: "node-id", text: node.id, translate: "no" }),
+      el("div", { class: "node-summary", text: summarise(node.params), translate: "no" }),
       el(
         "div",
         { class: "node-progress", hidden: true },

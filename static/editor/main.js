@@ -674,7 +674,11 @@ async function init() {
   refreshState();
   root.classList.add("ready");
   const wanted = new URLSearchParams(location.search).get("run");
-  if (wanted === "sample") runPanel.useSample();
+  if (wanted === "sample") {
+    // From a template: run it at once on the sample image, and leave a clean address behind.
+    window.history.replaceState(null, "", location.pathname);
+    runPanel.runSample();
+  }
 }
 
 init().catch((error) => setBanner([interpolate(gettext("Could not open the editor: %(reason)s"), { reason: error.message })]));

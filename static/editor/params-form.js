@@ -119,7 +119,7 @@ export function buildParamsForm(schema, initial, onChange, { idPrefix = "param" 
       read = () => ({ value: input.checked });
     } else if (spec.format === "color") {
       const picker = el("input", { id, name, type: "color", class: "color-picker" });
-      const text = el("input", { type: "text", class: "color-text", "aria-label": `${label} hex`, maxlength: 7, spellcheck: "false" });
+      const text = el("input", { type: "text", class: "color-text", "aria-label": interpolate(gettext("%(label)s, as hex"), { label }), maxlength: 7, spellcheck: "false" });
       const value = typeof current === "string" ? current : spec.default || "#000000";
       picker.value = /^#[0-9a-fA-F]{6}$/.test(value) ? value : "#000000";
       text.value = value;

@@ -7,7 +7,7 @@ export function imageFigure(src, alt, caption, dataset = {}) {
     "figure",
     { class: "result" },
     el("img", { src, alt, class: "result-image", dataset }),
-    el("figcaption", {}, el("span", { text: caption }), el("a", { class: "btn btn-small", href: src, download: "", text: gettext("Download"), dataset })),
+    el("figcaption", {}, el("span", { text: caption, translate: "no" }), el("a", { class: "btn btn-small", href: src, download: "", text: gettext("Download"), dataset })),
   );
 }
 

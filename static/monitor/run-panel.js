@@ -258,6 +258,11 @@ export function createRunPanel(root, { canvas, flowId, draft, problems, onStart,
 
   return {
     lastExecution: () => (state?.finished ? state.execution : null),
-    useSample: () => sampleButton.click(),
+    async runSample() {
+      onStart();
+      choose(await samplePhoto());
+      await new Promise((resolve) => thumb.addEventListener("load", resolve, { once: true }));
+      runButton.click();
+    },
   };
 }

@@ -26,6 +26,10 @@ SETTINGS = {
     "TILEFLOW_LAYER_PATIENCE_SECONDS": "4",
     "TILEFLOW_STEP_MODULES": "tests.scale.slow_steps",
     "TILEFLOW_LOG_LEVEL": "WARNING",
+    # Runs conducted by the console ("tiles"): these tests are about the console's sockets and runs.
+    # (With runs placed on workers, a batch socket open across a restart hung here on 2026-12-01;
+    # placed runs across Redis faults are tests/scale's.)
+    "TILEFLOW_PLACEMENT": "tiles",
 }
 IMAGE = png_bytes(make_image(512, 384, "RGB", seed=5))
 

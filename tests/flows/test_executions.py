@@ -344,3 +344,27 @@ async def test_an_invalid_draft_graph_is_refused_naming_the_node(http, flow):
     assert [error["node"] for error in response.json()["errors"]] == ["out"]
     broken = await http.post(f"/api/flows/{flow.id}/run", {"image": upload(image_bytes(64, 64)), "graph": "{nope"})
     assert broken.status_code == 400 and "graph" in broken.json()["error"]
+
+
+async def test_a_node_of_a_finished_run_is_inspected_and_its_preview_kept(http, flow, other_user):
+    response = await http.post(f"/api/flows/{flow.id}/executions", {"image": upload(image_bytes(1600, 1000))})
+    finished = await wait_finished(http, response.json()["id"])
+    inspected = await http.get(f"/api/executions/{finished['id']}/nodes/shrink")
+    assert inspected.status_code == 200, inspected.content
+    facts = inspected.json()
+    assert {key: facts[key] for key in ("node", "width", "height", "mode")} == {
+        "node": "shrink",
+        "width": 800,
+        "height": 500,
+        "mode": "RGB",
+    }
+    preview = await http.get(facts["url"])
+    assert preview.status_code == 200 and preview["Content-Type"] == "image/png"
+    image = decode(await read_stream(preview))
+    assert image.size == (480, 300)  # downscaled to fit 480 px, the aspect ratio kept
+    assert (await http.get(f"/api/executions/{finished['id']}/nodes/nope")).status_code == 409
+    from flows.models import ApiToken
+
+    _, stranger_token = await sync_to_async(ApiToken.issue)(other_user)
+    stranger = TokenClient(stranger_token)
+    assert (await stranger.get(f"/api/executions/{finished['id']}/nodes/shrink")).status_code == 404

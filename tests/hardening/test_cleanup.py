@@ -71,6 +71,7 @@ def test_a_full_disk_fails_the_run_cleanly(tmp_path):
     Image.frombytes("RGB", (1500, 1500), os.urandom(1500 * 1500 * 3)).save(source, compress_level=1)
     assert source.stat().st_size > 6_000_000  # the output, as incompressible, is as large
     target = tmp_path / "out" / "result.png"
+    target.parent.mkdir()  # runflow writes into an existing folder only
 
     def small_disk() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # ignored across exec: write() raises OSError instead
@@ -94,6 +95,7 @@ def test_the_same_run_succeeds_without_the_limit(tmp_path):
     expected = Image.open(io.BytesIO(image_bytes(300, 200, format="PNG"))).convert("RGB")
     expected.save(source)
     target = tmp_path / "out" / "result.png"
+    target.parent.mkdir()
     result = manage("runflow", str(flow), str(source), "-o", str(target), "--quiet", env=project_env(tmp_path))
     assert result.returncode == 0
     with Image.open(target) as written:

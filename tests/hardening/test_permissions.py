@@ -18,13 +18,16 @@ from django.utils import timezone
 
 from console.routing import websocket_routes
 from flows.api import api
-from flows.models import ApiToken, Batch, BatchItem, Execution, ExecutionOutput, Flow, Trigger
+from flows.models import ApiToken, Batch, BatchItem, Execution, ExecutionOutput, Flow, FlowVersion, Trigger
 from tests.support.runs import image_bytes
 
 # Public on purpose: the API's description and its docs page hold no one's data; login/logout are for everyone.
 PUBLIC_API = {"api/schema", "api/docs", "api/"}
-PUBLIC_PAGES = {"login/", "logout/"}
+# The language switcher and the script catalog are the same for everyone and hold no one's data.
+PUBLIC_PAGES = {"login/", "logout/", "i18n/setlang/", "jsi18n/"}
 # Authenticated by their own secret, not by a user: a stranger's credential is a wrong secret there (401).
+# Liveness for load balancers: no authentication and no details (CONTRACT §3).
+NO_CREDENTIAL = {("GET", "/api/health")}
 OWN_SECRET = {("POST", "/api/triggers/{trigger_id}/events")}
 HOSTILE_NAME = '<script>alert(1)</script> "q"\r\n../../etc/passwd'
 HOSTILE_TEXT = "<img src=x onerror=alert(2)>"
@@ -94,6 +97,8 @@ def owned(owner, settings) -> dict[str, str]:
         "batch_id": str(batch.id),
         "trigger_id": str(trigger.id),
         "trigger_secret": trigger.secret,
+        "version": str(FlowVersion.objects.create(flow=flow, version=1, name=flow.name, graph=GRAPH).version),
+        "node": "out",
         "input": execution.input_file.name,
         "output": output.file.name,
     }
@@ -113,9 +118,9 @@ def session(user) -> Client:
 
 def call(client: Client, method: str, url: str):
     data = {"image": ContentFile(image_bytes(16, 16), name="x.jpg")} if method == "POST" else None
-    if method == "PUT":
+    if method in ("PUT", "PATCH"):  # a well-formed body, so that only ownership can refuse it
         body = json.dumps({"name": "stolen", "graph": GRAPH})
-        return client.put(url, body, content_type="application/json")
+        return client.generic(method, url, body, content_type="application/json")
     return client.generic(method, url) if data is None else client.post(url, data)
 
 
@@ -129,6 +134,8 @@ def test_the_operations_cover_every_api_route():
                 "execution_id": "<execution_id>",
                 "batch_id": "<batch_id>",
                 "trigger_id": "<trigger_id>",
+                "version": "<version>",
+                "node": "<node>",
             },
         )[1:]
         for _, pattern in api_operations()
@@ -165,6 +172,9 @@ def test_anonymous_gets_401_on_every_api_operation(owned):
     anonymous = Client()
     for method, pattern in api_operations():
         response = call(anonymous, method, fill(pattern, owned))
+        if (method, pattern) in NO_CREDENTIAL:
+            assert response.status_code in (200, 503) and set(response.json()) == {"status"}, (method, pattern)
+            continue
         assert response.status_code == 401, (method, pattern, response.status_code)
         assert "error" in response.json()
 

@@ -45,9 +45,9 @@ def wait_batch(client: Client, batch_id: str, timeout: float = 120) -> dict:
     raise AssertionError(f"batch {batch_id} still {body['status']}")
 
 
-def zipped(entries: dict[str, bytes]) -> bytes:
+def zipped(entries: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, data in entries.items():
             archive.writestr(name, data)
     return buffer.getvalue()
@@ -119,11 +119,17 @@ def test_a_hostile_archive_and_a_broken_photo_through_daphne(console, client, fl
     [
         (b"not a zip at all", "not a zip"),
         (zipped({f"t/{n}.jpg": b"x" for n in range(2100)}), "2100 entries"),
+        (zipped({"flat.bmp": bytes(40 * 1024 * 1024)}, zipfile.ZIP_DEFLATED), "zip bomb"),
     ],
+    ids=["not-a-zip", "thousands-of-entries", "ratio-bomb"],
 )
-def test_bad_archives_get_400_json_from_daphne(client, flow_id, archive, reason):
+def test_bad_archives_get_400_json_from_daphne(console, client, flow_id, archive, reason):
     status, body = post_batch(client, flow_id, [("archive", "photos.zip", archive)])
     assert status == 400 and reason in body["error"]
+    folders = console.workdir / "media" / "batches"
+    for folder in folders.iterdir() if folders.exists() else ():  # only the folders of batches that exist
+        assert client.json("GET", f"/api/batches/{folder.name}")[0] == 200, folder
+        assert not (folder / "archive.zip").exists()
 
 
 def test_a_server_killed_mid_batch_finishes_the_batch_when_it_comes_back(console, client, flow_id):

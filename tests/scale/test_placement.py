@@ -195,3 +195,50 @@ def test_health_says_what_is_down_and_staff_see_the_workers(two_workers):
     while requests.get(f"{cluster.url}/api/health", timeout=10).status_code != 200:  # the workers beat again
         assert time.monotonic() < deadline, cluster.logs()
         time.sleep(0.1)
+
+
+def test_runs_are_taken_fairly_across_users(two_workers):
+    cluster = two_workers
+    manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; "
+        "get_user_model().objects.create_user('bea', password='bea-pw-42x')",
+        env=cluster.env,
+        timeout=120,
+    )
+    bea = manage("createtoken", "bea", env=cluster.env, timeout=120).stdout.strip().splitlines()[-1]
+    flow = cluster.api(
+        "POST", "/api/flows", json={"name": "bea", "graph": graph(0.08)}, headers={"Authorization": f"Bearer {bea}"}
+    ).json()["id"]
+    many: list[str] = []
+    # Started together, as six scripts would (a POST answers once its run has a slot).
+    posts = [
+        threading.Thread(target=lambda: many.append(cluster.start_run(cluster.flows[0.08], png_bytes(IMAGE))["id"]))
+        for _ in range(6)
+    ]
+    for post in posts:
+        post.start()
+    time.sleep(1.0)
+    response = cluster.api(
+        "POST",
+        f"/api/flows/{flow}/executions",
+        files={"image": ("photo.png", png_bytes(IMAGE))},
+        headers={"Authorization": f"Bearer {bea}"},
+    )
+    assert response.status_code == 201, response.text
+    hers = response.json()["id"]
+    for post in posts:
+        post.join()
+    finished = [cluster.wait(run, timeout=120) for run in many]
+    deadline = time.monotonic() + 60
+    while (mine := cluster.api("GET", f"/api/executions/{hers}", headers={"Authorization": f"Bearer {bea}"}).json())[
+        "finished_at"
+    ] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert mine["status"] == "succeeded" and all(body["status"] == "succeeded" for body in finished)
+    # The first user holds at most MAX_CONCURRENT_RUNS_PER_USER (4) places: her run, offered last,
+    # starts before the first user's fifth and sixth.
+    starts = sorted(body["started_at"] for body in finished)
+    assert mine["started_at"] < starts[4], (mine["started_at"], starts)

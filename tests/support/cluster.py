@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import time
@@ -94,7 +95,7 @@ class Cluster:
             )
         worker.log = log  # type: ignore[attr-defined]
         deadline = time.monotonic() + 60
-        while "threads on tileflow.lane.default" not in log.read_text():
+        while not re.search(r"threads? on tileflow\.lane\.default", log.read_text()):
             if worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start:\n{log.read_text()[-4000:]}")
             time.sleep(0.05)

@@ -94,6 +94,8 @@ class Command(BaseCommand):
         if not dry_run:
             with transaction.atomic():
                 ExecutionOutput.objects.filter(execution_id__in=old_ids).delete()
+            for execution_id in old_ids:  # their inputs are gone: node previews could not be made again
+                media_files.remove_previews(execution_id)
         self._batches(cutoff, kept_inputs, freed, dry_run=dry_run)
         self._orphans(cutoff.timestamp(), freed, dry_run=dry_run)
 

@@ -48,7 +48,10 @@ class Command(BaseCommand):
         runner = TaskRunner(options["threads"] or config["WORKER_THREADS"] or None)
         runs = 0 if is_local(layer) else options["runs"] or config["WORKER_RUNS"]
         taking = f"; {runs} runs at a time from {events.RUNS_CHANNEL}" if runs else ""
-        self.stdout.write(f"Tileflow worker: {runner.threads} threads on {', '.join(options['channels'])}{taking}")
+        self.stdout.write(
+            f"Tileflow worker: {runner.threads} {'thread' if runner.threads == 1 else 'threads'} on "
+            f"{', '.join(options['channels'])}{taking}"
+        )
 
         async def serve():
             lanes = [serve_lane(layer, channel, runner) for channel in options["channels"]]
