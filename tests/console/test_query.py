@@ -19,3 +19,10 @@ def test_a_repeated_parameter_is_refused_by_name():
 def test_single_values_and_pages_pass():
     assert middleware(RequestFactory().get("/api/executions?flow=a&limit=1")).content == b"through"
     assert middleware(RequestFactory().get("/executions/?status=a&status=b")).content == b"through"
+
+
+def test_a_number_past_64_bits_is_refused():
+    response = middleware(RequestFactory().get("/api/batches?offset=15870802787589739773952"))
+    assert response.status_code == 400
+    assert json.loads(response.content) == {"error": "the query parameter 'offset' is out of range"}
+    assert middleware(RequestFactory().get("/api/batches?offset=4611686018427387904")).content == b"through"
