@@ -32,6 +32,7 @@ IMAGE_UPLOADS = re.compile(r"/flows/\{flow_id\}/(executions|run)$")
 
 
 ERROR_SCHEMA = "#/components/schemas/ErrorOut"
+LARGEST_QUERY_INTEGER = 2**62
 
 
 def _document(responses: dict, status: int, description: str) -> None:
@@ -42,10 +43,20 @@ def _document(responses: dict, status: int, description: str) -> None:
         }
 
 
+def _bound_integers(schema: dict[str, Any]) -> None:
+    """A query integer past 2^62 is refused (console/query.py): say so in the parameter's schema."""
+    for option in [schema, *schema.get("anyOf", [])]:
+        if option.get("type") == "integer":
+            option.setdefault("maximum", LARGEST_QUERY_INTEGER)
+            option.setdefault("minimum", -LARGEST_QUERY_INTEGER)
+
+
 def document_every_answer(schema: dict[str, Any]) -> dict[str, Any]:
     """Add to each operation the answers that come from before its view: a bad Host, a stalled or huge body."""
     for path, operations in schema["paths"].items():
         for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                _bound_integers(parameter.get("schema", {}))
             responses = operation.setdefault("responses", {})
             _document(responses, 400, "malformed: a parameter, the body, or a Host this server does not serve")
             body = operation.get("requestBody")
