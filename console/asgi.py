@@ -7,7 +7,9 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 django.setup(set_prefix=False)
 
-from console.handler import TileflowASGIHandler  # noqa: E402
+import logging  # noqa: E402
+
+from console.handler import CutShortResponses, TileflowASGIHandler  # noqa: E402
 
 django_asgi_app = TileflowASGIHandler()
 
@@ -24,6 +26,8 @@ from flows.trigger_loop import start_embedded_triggers  # noqa: E402
 
 # Daphne starts the application when the headers are in and streams the body: limits apply before it.
 stream_request_bodies()
+# A run that fails after its result began streaming ends the response early; that is no server error.
+logging.getLogger("daphne.server").addFilter(CutShortResponses())
 # Runs left "running" by a server that died are failed as "interrupted" at start and from then on.
 start_sweeper()
 # Batches whose server stopped mid-way are taken over as soon as this server's event loop runs.

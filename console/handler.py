@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections.abc import AsyncIterator
 
 from django.core.exceptions import RequestAborted
@@ -22,6 +23,7 @@ from django.core.handlers.asgi import ASGIHandler
 from django.urls import Resolver404, resolve
 
 from console.limits import Message, Receive, Scope, Send
+from runtime.api import RunFailed
 
 STREAMED_VIEWS: set[str] = set()
 
@@ -102,3 +104,14 @@ class TileflowASGIHandler(ASGIHandler):
             if size:
                 request.META["CONTENT_LENGTH"] = str(size)
         return request, error
+
+
+class CutShortResponses(logging.Filter):
+    """Log a streamed result that a failed run cut short as one line, not as a server error's traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failure = record.exc_info[1] if record.exc_info else None
+        if isinstance(failure, RunFailed):
+            record.msg, record.args, record.exc_info = "a streamed result was cut short: %s", (failure,), None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True

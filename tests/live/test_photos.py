@@ -144,4 +144,4 @@ def test_the_631_byte_jpeg_of_12000x12000_is_refused(client):
 
     data = corpus()["jpeg-144-mp-in-600-bytes"].data
     status, _, body = client.upload(f"/api/flows/{_flow(client)}/run", data)
-    assert status == 400 and b"truncated" in body
+    assert status in (400, 422) and b"truncated" in body  # refused at upload, or the run fails naming it
