@@ -33,12 +33,15 @@ Truncation. A sequential JPEG's decoder is fed its data up to its end-of-image m
 filler bytes (skipped as junk by a decoder that has finished the scan, read as more data by one that
 has not), and only then the marker: if the last row is not done by then, the scan ended early and
 libjpeg would fill the rest with grey ("premature end of data segment"), so the image is refused.
-Progressive JPEGs are checked at upload only (`runtime.headers.check_jpeg_data`): libjpeg outputs
-their rows only after the marker.
+libjpeg outputs a progressive JPEG's rows only after the marker: its scans are checked at upload
+(`runtime.headers.check_jpeg_data`: cut before its last scan), and while Pillow decodes it libvips
+reads it again at 1/8 scale on a second core, where libjpeg's "premature end of data" is an error
+(cut inside its last scan).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import io
 import itertools
@@ -50,6 +53,7 @@ from typing import Any, BinaryIO
 import pillow_heif
 from PIL import Image, ImageFile, features
 
+from runtime import vips
 from runtime.colour import UNTAGGED, WorkingSpace, to_srgb
 from runtime.headers import ImageRejected, check_jpeg_data, exif_orientation, isobmff_nclx, jpeg_layout, png_facts
 from runtime.icc import nclx_profile
@@ -416,6 +420,8 @@ def _bands_of_whole(
     elif header.source_mode == "CMYK" and header.format in ("JPEG", "MPO") and (cmyk := _cmyk_jpeg(file, header)):
         method = _TRANSPOSE.get(header.orientation)
         image = cmyk.transpose(method) if method is not None else cmyk
+    elif header.format in ("JPEG", "MPO"):
+        image = _load_progressive(file, header.orientation)
     else:
         image = _load_oriented(file, header.orientation)
     width, height = image.size
@@ -423,6 +429,18 @@ def _bands_of_whole(
         raise ImageRejected("the image changed since its header was read")
     for y0, y1 in itertools.pairwise(bounds):
         yield y0, _in_space(image.crop((0, y0, width, y1)), header.mode, space)
+
+
+def _load_progressive(file: BinaryIO, orientation: int) -> Image.Image:
+    """Decode a progressive JPEG as `_load_oriented` does; libvips checks on a second thread that its data is whole."""
+    file.seek(0)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tileflow-jpeg-check") as pool:
+        cut = pool.submit(vips.jpeg_ends_early, file.read())
+        file.seek(0)
+        image = _load_oriented(file, orientation)
+        if cut.result():
+            raise ImageRejected("the JPEG file is truncated: its last scan ends early (premature end of data)")
+    return image
 
 
 def _load_oriented(file: BinaryIO, orientation: int) -> Image.Image:

@@ -5,7 +5,10 @@
   (2 with the end-of-block code of a sequential scan), so a file whose data after its first scan is
   shorter than that is truncated, whatever markers it ends with: a 631-byte file declaring
   12000x12000 is refused here instead of decoding 144 MP of grey filler. A cut that leaves more bytes
-  than that bound is caught while decoding (`runtime.decode`).
+  than that bound is caught while decoding (`runtime.decode`) for a sequential JPEG. A progressive one
+  codes each coefficient over several scans (successive approximation): every scan is walked, and a
+  file whose scans stop before each coefficient they start is refined to its last bit, or before every
+  component's DC, was cut (libjpeg would decode what came and fill the rest with grey).
 - HEIC and AVIF: the nclx colour box (H.273 primaries and transfer), for files without an ICC profile.
 - PNG: every chunk up to IEND is walked, which finds a cut file, an image stream too short to inflate
   to the declared rows (deflate never expands more than 1032:1), and the EXIF and XMP that
@@ -119,6 +122,70 @@ def check_jpeg_data(file: BinaryIO, layout: JpegLayout, size: tuple[int, int]) -
             f"the JPEG file is truncated: its {available} bytes of pixel data cannot hold {width}x{height} "
             f"pixels (at least {-(-needed_bits // 8)} bytes are needed)"
         )
+    if layout.progressive:
+        _check_progressive_scans(file, end)
+
+
+# In entropy-coded data an FF is followed by 00 (a stuffed byte) or a restart marker: anything else ends it.
+_SCAN_END = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
+
+
+def _check_progressive_scans(file: BinaryIO, end: int) -> None:
+    """Refuse a progressive JPEG whose scans stop before its coefficients are whole (it was cut, then closed).
+
+    Each (component, coefficient) a scan starts (Ah = 0) must be refined down to Al = 0 by later scans,
+    and every component of the frame needs its DC: what a cut file misses, its last scans.
+    """
+    file.seek(0)
+    data = file.read(end)
+    components: list[int] = []
+    lowest: dict[tuple[int, int], int] = {}  # (component, coefficient) -> the lowest bit sent so far
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            break  # junk after the image's end: nothing more to read
+        marker = data[position + 1]
+        if marker == 0xFF:
+            position += 1
+            continue
+        if marker == 0xD9:
+            break
+        if marker in _STANDALONE:
+            position += 2
+            continue
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        segment = data[position + 4 : position + 2 + length]
+        position += 2 + length
+        if marker in (0xC2, 0xC6) and len(segment) >= 6 and not components:
+            count = segment[5]
+            components = [segment[6 + 3 * i] for i in range(count) if 6 + 3 * i < len(segment)]
+        elif marker == _SOS and segment:
+            _record_scan(segment, lowest)
+            found = _SCAN_END.search(data, position)
+            if found is None:
+                break
+            position = found.end() - 2
+    missing = [c for c in components if (c, 0) not in lowest]
+    unrefined = sum(1 for bit in lowest.values() if bit > 0)
+    if missing or unrefined:
+        what = "the DC of a component" if missing else f"{unrefined} coefficient bands at their last bits"
+        raise ImageRejected(f"the JPEG file is truncated: its progressive scans end before the image is whole ({what})")
+
+
+def _record_scan(header: bytes, lowest: dict[tuple[int, int], int]) -> None:
+    count = header[0]
+    if len(header) < 1 + 2 * count + 3:
+        raise ImageRejected("the image header is damaged or truncated (short scan header)")
+    ids = [header[1 + 2 * i] for i in range(count)]
+    start, stop, bits = header[1 + 2 * count], header[2 + 2 * count], header[3 + 2 * count]
+    high, low = bits >> 4, bits & 15
+    for component in ids:
+        for k in range(start, min(stop, 63) + 1):
+            key = (component, k)
+            if high == 0:
+                lowest.setdefault(key, low)
+            elif lowest.get(key) == high:
+                lowest[key] = low
 
 
 def _has_end_marker(file: BinaryIO, scan_start: int, end: int) -> bool:

@@ -50,6 +50,21 @@ _WHOLE_LOCK = threading.Lock()
 BANDS = {"L": 1, "LA": 2, "La": 2, "RGB": 3, "RGBA": 4, "RGBa": 4}
 
 
+def jpeg_ends_early(data: bytes) -> bool:
+    """Tell whether libjpeg finds the scan data of JPEG `data` ending early ("premature end of data segment").
+
+    A progressive JPEG cut inside its last scan and closed by an end-of-image marker holds every scan
+    header, and libjpeg, which decodes it with Pillow too, only warns and fills in zeros: libvips turns
+    that warning into an error. Decoded at 1/8 scale, so only the entropy decoding costs; a JPEG libvips
+    cannot read for another reason is left to Pillow to judge.
+    """
+    try:
+        pyvips.Image.jpegload_buffer(data, shrink=8, fail_on="warning").avg()
+    except pyvips.Error as error:
+        return "premature end of data" in str(error).lower()
+    return False
+
+
 def version() -> str:
     """Return the version of the libvips the wheel brought, e.g. "8.18.7"."""
     return ".".join(str(pyvips.version(part)) for part in range(3))

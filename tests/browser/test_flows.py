@@ -31,7 +31,7 @@ def client(console_server) -> Client:
 
 def wait_succeeded(page) -> None:
     page.wait_for_function(
-        "document.querySelector('#run-status')?.dataset.status === 'succeeded'"
+        "() => document.querySelector('#run-status')?.dataset.status === 'succeeded'"
         " && document.querySelector('#run-stats [data-stat=\"total\"]') !== null",
         timeout=RUN_TIMEOUT_MS,
     )
@@ -113,7 +113,7 @@ def test_a_run_leaves_the_saved_flow_unchanged_and_a_version_is_restored(
     # The node's own output: a preview of what it produced in that run, its size, mode and timing.
     select_node(page, "grey")
     inspected = page.locator('#node-inspect img[data-inspect="grey"]')
-    page.wait_for_function("document.querySelector('#node-inspect img')?.naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#node-inspect img')?.naturalWidth > 0")
     assert inspected.evaluate("(i) => [i.naturalWidth, i.naturalHeight]") == [200, 100]
     assert page.locator('#node-inspect [data-fact="size"] dd').inner_text() == "200 × 100 px"
     assert page.locator('#node-inspect [data-fact="mode"] dd').inner_text() == "L"

@@ -152,6 +152,35 @@ def test_a_baseline_jpeg_cut_then_closed_by_its_marker_fails_while_decoding(frac
             pass
 
 
+@pytest.mark.parametrize("fraction", [0.1, 0.3, 0.5, 0.7, 0.9, 0.99])
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_a_progressive_jpeg_cut_then_closed_by_its_marker_is_refused(fraction, mode, tmp_path):
+    """Cut before its last scan: refused at upload; inside it: the decode fails, naming libjpeg's reason."""
+    data = _save("JPEG", photo_like(320, 240).convert(mode), quality=92, progressive=True)
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: int(len(data) * fraction)] + b"\xff\xd9")
+    with pytest.raises(ImageRejected, match="truncated"):
+        header = probe(path, 10**8)
+        for _ in decode_bands(path, header, 32):
+            pass
+
+
+def test_an_early_progressive_cut_is_refused_at_upload_naming_the_scans(tmp_path):
+    data = _save("JPEG", photo_like(320, 240), quality=92, progressive=True)
+    with pytest.raises(ImageRejected, match="progressive scans end before the image is whole"):
+        probe(io.BytesIO(data[: len(data) // 3] + b"\xff\xd9"), 10**8)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_a_whole_progressive_jpeg_decodes_as_pillow(mode, tmp_path):
+    data = _save("JPEG", photo_like(320, 240).convert(mode), quality=92, progressive=True, optimize=True)
+    path = tmp_path / "whole.jpg"
+    path.write_bytes(data)
+    header = probe(path, 10**8)
+    bands = [band for _, band in decode_bands(path, header, 64)]
+    assert sum(band.height for band in bands) == 240
+
+
 def test_a_whole_baseline_jpeg_with_restart_markers_decodes(tmp_path):
     data = _jpeg(restart_marker_rows=1)
     path = tmp_path / "restart.jpg"
