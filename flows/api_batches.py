@@ -31,6 +31,7 @@ MULTIPART_BODY = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
+                    "additionalProperties": False,
                     "properties": {
                         "image": {
                             "type": "array",
@@ -96,9 +97,25 @@ class BatchUploadAuth:
             request.POST  # noqa: B018 - parses the body: each file goes to disk through the batch's handler
 
 
+FILE_FIELDS = (batches.IMAGE_FIELD, batches.ARCHIVE_FIELD)
+TEXT_FIELDS = (batches.PATH_FIELD,)
+
+
 def _parse(request: HttpRequest) -> tuple[list, list[str], Any]:
-    images = request.FILES.getlist(batches.IMAGE_FIELD)
+    """The images, their paths and the archive; a field the call does not take is refused, not ignored."""
+    misplaced = sorted(set(request.POST) & set(FILE_FIELDS))
+    if misplaced:
+        raise batches.BatchRejected(f"'{misplaced[0]}' must be a file (multipart with a filename), not a text field")
+    skipped = request._batch_upload.skipped  # files the upload handler did not store
+    unknown = sorted((set(request.POST) - set(TEXT_FIELDS)) | (set(skipped) - set(FILE_FIELDS)))
+    if unknown:
+        raise batches.BatchRejected(
+            f"unknown field {unknown[0]!r}: send 'image' files (each with an optional 'path') and/or one 'archive'"
+        )
+    if batches.ARCHIVE_FIELD in skipped:
+        raise batches.BatchRejected("more than one 'archive': send at most one (more images go in it)")
     archives = request.FILES.getlist(batches.ARCHIVE_FIELD)
+    images = request.FILES.getlist(batches.IMAGE_FIELD)
     return images, request.POST.getlist(batches.PATH_FIELD), archives[0] if archives else None
 
 
@@ -123,6 +140,13 @@ async def create_batch(request, flow_id: str):
         return _error(400, "send the images as multipart/form-data ('image' files and/or one 'archive')")
     try:
         images, paths, archive = await asyncio.to_thread(_parse, request)
+    except batches.BatchRejected as rejected:
+        upload.discard()
+        return _error(rejected.status, str(rejected))
+    except BAD_BODY as error:
+        upload.discard()
+        return _error(400, f"the multipart body cannot be read: {error}")
+    try:
         items = await asyncio.to_thread(batches.prepare_items, upload, images, paths, archive)
         batch = await sync_to_async(batches.save_batch)(owner=request.auth, flow=flow, upload=upload, items=items)
     except BAD_BODY as error:

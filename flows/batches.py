@@ -85,6 +85,7 @@ class BatchUploadHandler(FileUploadHandler):
         self.written = 0
         self.path: Path | None = None
         self.limit = settings.TILEFLOW["MAX_UPLOAD_BYTES"]
+        self.skipped: list[str] = []  # the fields of files not stored: unknown ones, a second archive
 
     def new_file(self, field_name, file_name, *args, **kwargs) -> None:
         super().new_file(field_name, file_name, *args, **kwargs)
@@ -94,6 +95,7 @@ class BatchUploadHandler(FileUploadHandler):
         elif field_name == ARCHIVE_FIELD and not (self.folder / "archive.zip").exists():
             self.path = self.folder / "archive.zip"
         else:
+            self.skipped.append(field_name)  # not stored: the call refuses it (`flows.api_batches`)
             raise SkipFile()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(self.path, "xb")  # closed in file_complete, or by Django on a skip

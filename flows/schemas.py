@@ -89,7 +89,8 @@ class FlowPatch(Schema):
 
 
 class DuplicateIn(Schema):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
+    # Leave `name` out for the default name; null is not a name (the schema says string) and answers 400.
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = None
 
 
 class FlowVersionOut(Schema):

@@ -234,7 +234,14 @@ async def test_refusals_keep_nothing(http, flow, other_user, settings):
     stranger = await Flow.objects.acreate(owner=other_user, name="theirs", graph=chain(("grayscale", {})))
     response = await http.post(f"/api/flows/{stranger.id}/batches", {"image": upload(image_bytes(50, 50))})
     assert response.status_code == 404
-    response = await http.post(f"/api/flows/{flow.id}/batches", {"other": "field"})
+    response = await http.post(f"/api/flows/{flow.id}/batches", {"image": upload(image_bytes(50, 50)), "other": "x"})
+    assert response.status_code == 400 and "unknown field 'other'" in response.json()["error"]
+    response = await http.post(f"/api/flows/{flow.id}/batches", {"image": "-2212"})
+    assert response.status_code == 400 and "'image' must be a file" in response.json()["error"]
+    two = [upload(zip_bytes({"a.png": image_bytes(5, 5)}), name=f"{n}.zip") for n in "ab"]
+    response = await http.post(f"/api/flows/{flow.id}/batches", {"archive": two})
+    assert response.status_code == 400 and "more than one 'archive'" in response.json()["error"]
+    response = await http.post(f"/api/flows/{flow.id}/batches", {"path": "a.jpg"})
     assert response.status_code == 400 and "no images" in response.json()["error"]
     response = await http.post(f"/api/flows/{flow.id}/batches", b"{}", content_type="application/json")
     assert response.status_code == 400

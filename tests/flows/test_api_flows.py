@@ -316,6 +316,9 @@ def test_duplicate_gets_a_free_name_and_its_own_history(api_client):
     assert first.json()["graph"] == CONTRACT_EXAMPLE["graph"] and first.json()["version"] == 1
     named = api_client.post(f"/api/flows/{flow['id']}/duplicate", {"name": "mine"}, content_type="application/json")
     assert named.json()["name"] == "mine"
+    for wrong in ({"name": None}, {"name": 3}, {"name": " "}, ["mine"]):
+        refused = api_client.post(f"/api/flows/{flow['id']}/duplicate", wrong, content_type="application/json")
+        assert refused.status_code == 400 and ("name" in str(refused.json()) or "object" in str(refused.json()))
 
 
 def test_import_as_a_copy_when_the_name_exists(api_client):
