@@ -4,6 +4,8 @@ Channels dispatches a message of type "tile.task" to a consumer's `tile_task` me
 here are the only ones the runtime sends.
 """
 
+import uuid
+
 # Conductor → lane (any worker listening on the lane's channel): run one task.
 TILE_TASK = "tile.task"
 # Worker → conductor: a task starts now, after waiting in the lane for a good part of its lease
@@ -32,6 +34,8 @@ RUN_RESEND = "run.resend"
 RUN_SNAPSHOT = "run.snapshot"
 # Worker → console: the worker still conducts the run (its lease), sent with every worker heartbeat.
 RUN_ALIVE = "run.alive"
+# Worker → console: the run's input pieces are gone from Redis (a restart): offer it again, input included.
+RUN_INPUT_GONE = "run.input_gone"
 # Worker → console: the run ended; its final snapshot and output sizes.
 RUN_DONE = "run.done"
 # Console → worker: the end was recorded; the worker may forget the run.
@@ -42,6 +46,16 @@ EXECUTION_STATUS = "execution.status"
 
 LANE_CHANNEL_PREFIX = "tileflow.lane."
 RUNS_CHANNEL = "tileflow.runs"  # the runs lane: every worker takes runs from it when it has room
+
+
+def private_channel(prefix: str) -> str:
+    """Return a new channel name only its creator receives on, for the messages of one placed run.
+
+    Not the layer's `new_channel`: channels_redis serves all of a process's `!` channels through one
+    shared receive loop, which after a Redis restart could leave a run's replies unread. A plain
+    name of its own is read directly, and each receive call reconnects by itself.
+    """
+    return f"{prefix}{uuid.uuid4().hex}"
 
 
 def lane_channel(lane: str) -> str:

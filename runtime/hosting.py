@@ -134,7 +134,7 @@ class HostedRun:
 
     async def run(self, room: asyncio.Semaphore) -> None:
         layer = self.host.layer
-        self.channel = await layer.new_channel("tileflow.hosted.")
+        self.channel = events.private_channel("tileflow.hosted.")
         receiver = asyncio.create_task(self._receive())
         workdir = Path(tempfile.mkdtemp(prefix="tileflow-run-"))
         try:
@@ -142,7 +142,8 @@ class HostedRun:
             self._claimed = True
             data = await self._input()
             if data is None:
-                log.warning("run %s: its input is gone (Redis restarted?); left for a new offer", self.execution)
+                log.warning("run %s: its input is gone (Redis restarted?); asking for a new offer", self.execution)
+                await self.tell({"type": events.RUN_INPUT_GONE})
                 return
             await layer.group_add(events.run_control_group(self.execution), self.channel)
             await self._conduct(data, workdir, room)

@@ -38,6 +38,7 @@ log = logging.getLogger("tileflow.placement")
 
 PIECE = 768 * 1024  # input bytes per message: channels_redis wants messages under ~1 MB
 TICK = 0.25  # seconds between lease checks
+OFFER_CHECK_SECONDS = 1.0  # between checks that an offer nobody took yet is still in Redis
 
 
 def spec_to_wire(spec: RunSpec, input_keys: list[str]) -> dict[str, Any]:
@@ -94,6 +95,7 @@ class PlacedRun:
         self._channel = ""
         self._holder: str | None = None  # the channel of the worker that conducts the current attempt
         self._heard = 0.0
+        self._offer_checked = 0.0  # when the unclaimed offer's input was last found in Redis
         self._input = b""
         self._input_keys: list[str] = []
         self._blobs: BlobStore | None = None
@@ -149,7 +151,7 @@ class PlacedRun:
         """Offer the run, follow it to its end; return the final status. Never raises for a failed run."""
         receiver = None
         try:
-            self._channel = await self.layer.new_channel("tileflow.placed.")
+            self._channel = events.private_channel("tileflow.placed.")
             self._blobs = BlobStore.of_layer(self.layer)
             receiver = asyncio.create_task(self._receive())
             self._input = await self._read_input()
@@ -205,6 +207,7 @@ class PlacedRun:
             "offered": time.time(),
         }
         await send_waiting(self.runs_layer, events.RUNS_CHANNEL, message)
+        self._offer_checked = time.monotonic()
 
     async def _store_input(self) -> None:
         """Put the input's pieces into Redis unless they are there (a restart forgets them)."""
@@ -237,6 +240,8 @@ class PlacedRun:
                     return
             if self._holder is not None and time.monotonic() - self._heard > self.lease_seconds:
                 await self._retake()
+            elif self._holder is None and time.monotonic() - self._offer_checked >= OFFER_CHECK_SECONDS:
+                await self._check_offer()
 
     async def _handle(self, message: dict[str, Any]) -> bool:
         """Handle one message from a worker; return True when the run has ended."""
@@ -244,8 +249,18 @@ class PlacedRun:
         if kind == events.RUN_CLAIMED:
             await self._claimed(message)
             return False
-        if message.get("attempt") != self.attempt or message.get("channel") != self._holder:
-            return False  # an attempt given up, or a worker whose claim lost
+        if message.get("attempt") != self.attempt:
+            return False  # an attempt given up
+        if self._holder is None and message.get("channel"):
+            # The worker of this attempt speaks, but its claim never came (lost in a Redis restart).
+            await self._claimed({**message, "type": events.RUN_CLAIMED})
+        if message.get("channel") != self._holder:
+            return False  # a worker whose claim lost
+        if kind == events.RUN_INPUT_GONE:
+            log.warning("execution %s: its input was lost with Redis; offering the run again", self.spec.execution)
+            self._holder, self._done = None, None
+            await self._offer()  # the input is put again
+            return False
         self._heard = time.monotonic()
         if kind == events.RUN_PREPARED:
             self._prepare(message["outputs"])
@@ -324,6 +339,22 @@ class PlacedRun:
         message = {"type": events.RUN_RESEND, "execution": self.spec.execution, "offsets": offsets}
         await self._send(self._holder, message)
 
+    async def _check_offer(self) -> None:
+        """While no worker holds the run, make sure its offer can still be taken: Redis keeps its input.
+
+        A Redis restarted empty forgot the offer in the lane along with the input. Its connection
+        errors reach only one of this process's receivers (channels_redis shares one receive loop),
+        so the run cannot wait to be told: its input's absence tells it.
+        """
+        self._offer_checked = time.monotonic()
+        try:
+            present = await self._blobs.exists(*self._input_keys)
+        except TRANSIENT_ERRORS:
+            return  # Redis is away: checked again once it answers
+        if not present:
+            log.warning("execution %s: its offer was lost with Redis; offering the run again", self.spec.execution)
+            await self._offer()
+
     async def _recover(self) -> None:
         """The layer came back (Redis restarted, its queues empty): send again what may be lost, at once."""
         if self._holder is None:
@@ -355,21 +386,37 @@ class PlacedRun:
             log.warning("execution %s: %s not sent (%s)", self.spec.execution, message["type"], error)
 
     async def _receive(self) -> None:
-        broken = False
+        watcher: asyncio.Task | None = None
+        try:
+            while True:
+                try:
+                    message = await self.layer.receive(self._channel)
+                except TRANSIENT_ERRORS as error:
+                    if watcher is None or watcher.done():
+                        log.warning("execution %s: channel layer unreachable (%s)", self.spec.execution, error)
+                        watcher = asyncio.create_task(self._watch_reconnection())
+                    await asyncio.sleep(0.2)
+                    continue
+                if message.get("execution") == self.spec.execution:
+                    self._inbox.put_nowait(("message", message))
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _watch_reconnection(self) -> None:
+        """Tell the run the moment Redis answers again: a restart may have emptied the lane of its offer.
+
+        Waiting for the next message instead would wait for ever when the offer, or the claim, was
+        what the restart lost (nobody has anything to send this run).
+        """
         while True:
             try:
-                message = await self.layer.receive(self._channel)
-            except TRANSIENT_ERRORS as error:
-                if not broken:
-                    log.warning("execution %s: channel layer unreachable (%s)", self.spec.execution, error)
-                broken = True
+                await self._blobs.ping()
+            except TRANSIENT_ERRORS:
                 await asyncio.sleep(0.2)
                 continue
-            if broken:
-                broken = False
-                self._inbox.put_nowait(("reconnected", None))
-            if message.get("execution") == self.spec.execution:
-                self._inbox.put_nowait(("message", message))
+            self._inbox.put_nowait(("reconnected", None))
+            return
 
     async def _end(self) -> None:
         if self.status != "succeeded":

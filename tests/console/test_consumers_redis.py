@@ -26,10 +26,6 @@ SETTINGS = {
     "TILEFLOW_LAYER_PATIENCE_SECONDS": "4",
     "TILEFLOW_STEP_MODULES": "tests.scale.slow_steps",
     "TILEFLOW_LOG_LEVEL": "WARNING",
-    # Runs conducted by the console ("tiles"): these tests are about the console's sockets and runs.
-    # (With runs placed on workers, a batch socket open across a restart hung here on 2026-12-01;
-    # placed runs across Redis faults are tests/scale's.)
-    "TILEFLOW_PLACEMENT": "tiles",
 }
 IMAGE = png_bytes(make_image(512, 384, "RGB", seed=5))
 
@@ -43,9 +39,11 @@ def slow_graph(seconds: float) -> dict:
     return {"nodes": nodes, "edges": [{"from": a["id"], "to": b["id"]} for a, b in itertools.pairwise(nodes)]}
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    cluster = Cluster(tmp_path_factory.mktemp("redis-faults"), **SETTINGS)
+# Runs placed on workers (the default with Redis), and conducted by the console (tiles sent to workers).
+@pytest.fixture(scope="module", params=["worker", "tiles"])
+def cluster(request, tmp_path_factory):
+    settings = {**SETTINGS, "TILEFLOW_PLACEMENT": request.param}
+    cluster = Cluster(tmp_path_factory.mktemp(f"redis-faults-{request.param}"), **settings)
     try:
         cluster.setup()
         cluster.start_server()
