@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import io
 import math
 import os
 import threading
@@ -22,9 +23,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.decode import SourceHeader
+from runtime.decode import ImageRejected, SourceHeader, probe
 from runtime.plan import Plan, compile_plan
 from runtime.registry import ImageInfo, TileKind
+from runtime.spec import RunSpec
 from runtime.steps.source import shrink_on_load, shrunk_size
 
 MB = 1024 * 1024
@@ -327,3 +329,18 @@ def physical_memory() -> int:
 
 def default_capacity() -> int:
     return int(physical_memory() * DEFAULT_FRACTION)
+
+
+def spec_cost(spec: RunSpec) -> RunCost | None:
+    """Return a run's cost from its header (probed here if the caller had none); None if it cannot be read.
+
+    A run whose input cannot be probed or planned fails in the conductor with the reason, before any
+    pixel: it holds nothing worth budgeting.
+    """
+    try:
+        header = spec.header or probe(
+            io.BytesIO(spec.input_data) if spec.input_data else spec.input_path, spec.limits.max_pixels
+        )
+        return estimate(spec.graph, header, tile_size=spec.limits.tile_size, max_in_flight=spec.limits.max_in_flight)
+    except (ImageRejected, OSError, ValueError):
+        return None

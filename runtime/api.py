@@ -9,7 +9,6 @@ lane workers: inside this process for the embedded default, `manage.py runworker
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import weakref
 from collections.abc import AsyncIterator
@@ -194,12 +193,13 @@ async def start(
         conductor = Conductor(spec, layer, recorder=recorder, observers=(publisher, *observers))
     slot = _slot(owner)
     budget = memory_budget()
+    placed = isinstance(conductor, PlacedRun)  # its worker holds the pixels, under the worker's own budget
 
     async def run() -> None:
         grant = None
         try:
             async with slot:
-                cost = await asyncio.to_thread(_spec_cost, spec)
+                cost = None if placed else await asyncio.to_thread(admission.spec_cost, spec)
                 grant = await budget.acquire(cost.total) if cost is not None else None
                 await conductor.run()
         except asyncio.CancelledError:
@@ -230,23 +230,6 @@ async def _give_back(conductor: Run) -> None:
     if closed is not None:
         await asyncio.wrap_future(closed)
     await asyncio.to_thread(give_back_free_memory)
-
-
-def _spec_cost(spec: RunSpec) -> RunCost | None:
-    """Return a run's cost from its header (probed here if the caller had none); None if it cannot be read.
-
-    A run whose input cannot be probed or planned fails in the conductor with the reason, before any
-    pixel: it holds nothing worth budgeting.
-    """
-    try:
-        header = spec.header or probe(
-            io.BytesIO(spec.input_data) if spec.input_data else spec.input_path, spec.limits.max_pixels
-        )
-        return admission.estimate(
-            spec.graph, header, tile_size=spec.limits.tile_size, max_in_flight=spec.limits.max_in_flight
-        )
-    except (ImageRejected, OSError, ValueError):
-        return None
 
 
 def local_run(execution_id: str) -> Run | None:

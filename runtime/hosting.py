@@ -22,7 +22,8 @@ from typing import Any
 
 from channels.layers import InMemoryChannelLayer
 
-from runtime import events, roster
+from runtime import admission, events, roster
+from runtime.admission import Grant, MemoryBudget, RunTooLarge
 from runtime.blobs import BlobStore
 from runtime.bridge import TRANSIENT_ERRORS, send_waiting
 from runtime.conductor import Conductor
@@ -39,9 +40,17 @@ class RunHost:
     """Take runs from the runs lane while there is room, and conduct each in this process."""
 
     def __init__(
-        self, layer, runner: TaskRunner, *, runs_layer=None, capacity: int = 1, lease_seconds: float = 3.0
+        self,
+        layer,
+        runner: TaskRunner,
+        *,
+        runs_layer=None,
+        capacity: int = 1,
+        lease_seconds: float = 3.0,
+        budget: MemoryBudget | None = None,
     ) -> None:
         self.layer = layer
+        self.budget = budget  # this worker's memory budget: the decoded bytes its runs may hold at once
         self.runs_layer = runs_layer or layer
         self.runner = runner
         self.capacity = capacity
@@ -171,6 +180,28 @@ class HostedRun:
         publisher = GroupPublisher(self.host.layer, self.execution, announce_end=False)
         conductor = Conductor(spec, self.host.local, recorder=ConsoleReporter(self), observers=(publisher,))
         self.conductor = conductor
+        try:
+            grant = await self._admit(spec)
+        except RunTooLarge as refused:
+            await conductor.fail_queued(str(refused))
+            self.release(room)
+            await self._report_end("failed")
+            return
+        try:
+            await self._conduct_admitted(conductor, room, grant)
+        finally:
+            if grant is not None:
+                grant.release()
+
+    async def _admit(self, spec: RunSpec) -> Grant | None:
+        """Wait until the run's decoded bytes fit in this worker's budget (the console waits meanwhile)."""
+        budget = self.host.budget
+        if budget is None:
+            return None
+        cost = await asyncio.to_thread(admission.spec_cost, spec)
+        return await budget.acquire(cost.total) if cost is not None else None
+
+    async def _conduct_admitted(self, conductor: Conductor, room: asyncio.Semaphore, grant: Grant | None) -> None:
         running = asyncio.create_task(conductor.run())
         control = asyncio.create_task(self._control())
         try:
@@ -180,6 +211,8 @@ class HostedRun:
                 await self.tell({"type": events.RUN_PREPARED, "outputs": outputs})
                 self._resend({node: 0 for node in conductor.outputs})
             status = await running
+            if grant is not None:
+                grant.release()  # the pixels are gone: the next run may have the memory
             control.cancel()  # from here on, the end's handshake reads the inbox
             if status == "succeeded":
                 await self._followed()

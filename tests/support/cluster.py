@@ -82,14 +82,14 @@ class Cluster:
         self.consoles.append(console)
         return console
 
-    def start_worker(self, threads: int = 1) -> subprocess.Popen:
-        """Start `manage.py runworker tileflow.lane.default`; return once it is serving the lane."""
+    def start_worker(self, threads: int = 1, **settings: str) -> subprocess.Popen:
+        """Start `manage.py runworker tileflow.lane.default` (with `settings` of its own); return once it serves."""
         log = self._log("worker")
         with log.open("wb") as sink:
             worker = subprocess.Popen(
                 [PYTHON, str(ROOT / "manage.py"), "runworker", "--threads", str(threads), "tileflow.lane.default"],
                 cwd=ROOT,
-                env=self.env,
+                env={**self.env, **settings},
                 stdout=sink,
                 stderr=subprocess.STDOUT,
             )

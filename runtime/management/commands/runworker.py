@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.management import BaseCommand, CommandError
 
 from runtime import events
-from runtime.api import runs_layer
+from runtime.api import memory_budget, runs_layer
 from runtime.bridge import is_local
 from runtime.hosting import RunHost
 from runtime.worker import TaskRunner, serve_lane
@@ -62,6 +62,7 @@ class Command(BaseCommand):
                     runs_layer=runs_layer(layer),
                     capacity=runs,
                     lease_seconds=config["RUN_LEASE_SECONDS"],
+                    budget=memory_budget(),
                 )
                 lanes.append(host.serve())
             await asyncio.gather(*lanes)
