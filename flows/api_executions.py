@@ -315,9 +315,11 @@ async def download_output(request, execution_id: str, node: str | None = None, f
             return _error(404, f"no output node '{node}' in this execution")
     extension = mimetypes.guess_extension(chosen.content_type) or ""
     filename = f"{_safe_filename(execution.flow_name or 'tileflow')}-{_safe_filename(chosen.node)}{extension}"
-    response = FileResponse(
-        chosen.file.open("rb"), as_attachment=True, filename=filename, content_type=chosen.content_type
-    )
+    try:
+        stored = chosen.file.open("rb")
+    except FileNotFoundError:  # removed behind the database's back
+        return _error(404, f"the output of node '{chosen.node}' is not stored")
+    response = FileResponse(stored, as_attachment=True, filename=filename, content_type=chosen.content_type)
     response["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -350,14 +352,17 @@ async def download_input(request, execution_id: str):
     if execution is None or not execution.input_file:
         return _error(404, "no such execution")
     await service.input_stored(execution)  # a /run just started writes its upload after its first band
+    await execution.arefresh_from_db(fields=["input_file"])  # a broken upload is not kept
     content_type = mimetypes.types_map.get(f".{execution.input_format.lower()}", "application/octet-stream")
     if execution.input_format.upper() == "JPEG":
         content_type = "image/jpeg"
-    response = FileResponse(
-        execution.input_file.open("rb"),
-        content_type=content_type,
-        filename=_safe_filename(execution.input_name or "input"),
-    )
+    try:
+        stored = execution.input_file.open("rb") if execution.input_file else None
+    except FileNotFoundError:
+        stored = None
+    if stored is None:  # removed (pruned, a failed run's cleanup) or never written
+        return _error(404, "the input of this execution is not stored")
+    response = FileResponse(stored, content_type=content_type, filename=_safe_filename(execution.input_name or "input"))
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

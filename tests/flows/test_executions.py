@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -254,6 +255,20 @@ async def test_run_stores_its_upload_after_the_first_band_and_before_the_respons
     assert await read_stream(stored) == data
     await read_stream(response)
     assert writes == [True]  # once, and after the run's first band was out
+
+
+async def test_an_input_or_output_whose_file_is_gone_answers_404_not_500(http, flow):
+    response = await http.post(f"/api/flows/{flow.id}/executions", {"image": upload(image_bytes(64, 64))})
+    execution_id = response.json()["id"]
+    await wait_finished(http, execution_id)
+    execution = await Execution.objects.aget(pk=execution_id)
+    Path(execution.input_file.path).unlink()  # removed behind the database's back
+    gone = await http.get(f"/api/executions/{execution_id}/input")
+    assert gone.status_code == 404 and gone.json() == {"error": "the input of this execution is not stored"}
+    output = await execution.outputs.aget(node="out")
+    Path(output.file.path).unlink()
+    gone = await http.get(f"/api/executions/{execution_id}/output")
+    assert gone.status_code == 404 and gone.json() == {"error": "the output of node 'out' is not stored"}
 
 
 async def test_run_whose_upload_cannot_be_stored_ends_its_stream_and_fails(http, flow, monkeypatch):
