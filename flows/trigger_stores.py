@@ -69,9 +69,26 @@ def folder_roots() -> dict[str, Path]:
     return roots
 
 
+S3_FIELDS = ("endpoint_url", "region", "access_key", "secret_key", "addressing_style")
+# Other spellings administrators bring from boto3, the AWS CLI or MinIO's docs, taken for the same field.
+S3_FIELD_ALIASES = {
+    "endpoint": "endpoint_url",
+    "url": "endpoint_url",
+    "region_name": "region",
+    "aws_access_key_id": "access_key",
+    "access_key_id": "access_key",
+    "aws_secret_access_key": "secret_key",
+    "secret_access_key": "secret_key",
+}
+
+
 @cache
 def s3_connections() -> dict[str, dict[str, str]]:
-    """Parse TILEFLOW_S3_CONNECTIONS (JSON: name -> endpoint_url, region, access_key, secret_key)."""
+    """Parse TILEFLOW_S3_CONNECTIONS (JSON: name -> endpoint_url, region, access_key, secret_key).
+
+    A field this does not know is refused rather than ignored: a misspelt endpoint would otherwise send
+    the keys to AWS itself.
+    """
     text = settings.TILEFLOW["S3_CONNECTIONS"].strip()
     if not text:
         return {}
@@ -81,7 +98,44 @@ def s3_connections() -> dict[str, dict[str, str]]:
         raise ImproperlyConfigured(f"TILEFLOW_S3_CONNECTIONS is not valid JSON: {error}") from None
     if not isinstance(connections, dict) or not all(isinstance(value, dict) for value in connections.values()):
         raise ImproperlyConfigured('TILEFLOW_S3_CONNECTIONS must be {"name": {"endpoint_url": …, …}, …}')
-    return connections
+    return {name: _s3_connection(name, entry) for name, entry in connections.items()}
+
+
+def _s3_connection(name: str, entry: dict) -> dict[str, str]:
+    connection: dict[str, str] = {}
+    for key, value in entry.items():
+        field = S3_FIELD_ALIASES.get(key, key)
+        if field not in S3_FIELDS:
+            raise ImproperlyConfigured(
+                f"TILEFLOW_S3_CONNECTIONS: connection {name!r} has an unknown field {key!r} "
+                f"(known: {', '.join(S3_FIELDS)})"
+            )
+        if field in connection:
+            raise ImproperlyConfigured(f"TILEFLOW_S3_CONNECTIONS: connection {name!r} gives {field!r} twice")
+        if not isinstance(value, str):
+            raise ImproperlyConfigured(f"TILEFLOW_S3_CONNECTIONS: connection {name!r}: {key!r} must be a string")
+        connection[field] = value
+    endpoint = connection.get("endpoint_url")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(
+            f"TILEFLOW_S3_CONNECTIONS: connection {name!r}: endpoint_url {endpoint!r} must start with http:// or https://"
+        )
+    if bool(connection.get("access_key")) != bool(connection.get("secret_key")):
+        raise ImproperlyConfigured(
+            f"TILEFLOW_S3_CONNECTIONS: connection {name!r} needs both access_key and secret_key, or neither"
+        )
+    return connection
+
+
+def configuration_errors() -> list[str]:
+    """Return what is wrong with TILEFLOW_FOLDER_ROOTS and TILEFLOW_S3_CONNECTIONS (for the system check)."""
+    problems = []
+    for parse in (folder_roots, s3_connections):
+        try:
+            parse()
+        except ImproperlyConfigured as error:
+            problems.append(str(error))
+    return problems
 
 
 def configured_names() -> dict[str, list[str]]:

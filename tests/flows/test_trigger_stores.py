@@ -214,3 +214,53 @@ def test_a_store_that_does_not_answer_is_given_up_after_the_timeout(trigger_plac
         with pytest.raises(StoreError, match="cannot be reached: Read timeout"):
             list(s3("any-bucket", connection="slow").objects())
         assert time.monotonic() - started < 10  # two attempts of half a second, and their pause
+
+
+def test_a_connection_may_use_boto3_s_spellings_of_its_fields(trigger_places, settings, s3_server):
+    name = bucket(s3_server)
+    s3_server.client().put_object(Bucket=name, Key="in/a.jpg", Body=b"aaa")
+    aliased = {
+        "endpoint": s3_server.url,
+        "region_name": "us-east-1",
+        "aws_access_key_id": s3_server.access_key,
+        "aws_secret_access_key": s3_server.secret_key,
+    }
+    settings.TILEFLOW = {**settings.TILEFLOW, "S3_CONNECTIONS": json.dumps({"store": aliased})}
+    stores.forget_configuration()
+    assert stores.s3_connections()["store"]["endpoint_url"] == s3_server.url
+    assert [item.key for item in s3(name, "in").objects()] == ["a.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("connection", "reason"),
+    [
+        ({"endpont_url": "http://127.0.0.1:9"}, "unknown field 'endpont_url' (known: endpoint_url, region, "),
+        ({"endpoint": "http://a", "endpoint_url": "http://b"}, "gives 'endpoint_url' twice"),
+        ({"endpoint_url": "127.0.0.1:9000"}, "must start with http:// or https://"),
+        ({"endpoint_url": "http://a", "access_key": "id"}, "needs both access_key and secret_key"),
+        ({"region": 5}, "'region' must be a string"),
+    ],
+)
+def test_a_connection_with_a_field_it_cannot_use_stops_the_server_from_starting(settings, connection, reason):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.TILEFLOW = {**settings.TILEFLOW, "S3_CONNECTIONS": json.dumps({"obs": connection}), "FOLDER_ROOTS": ""}
+    try:
+        assert any(reason in problem for problem in stores.configuration_errors()), stores.configuration_errors()
+        with pytest.raises(SystemCheckError, match=r"tileflow\.E001"):
+            call_command("check")  # what migrate, runworker and runtriggers run first
+    finally:
+        stores.forget_configuration()
+
+
+def test_a_folder_root_that_is_not_absolute_stops_the_server_from_starting(settings):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.TILEFLOW = {**settings.TILEFLOW, "FOLDER_ROOTS": "photos=srv/photos", "S3_CONNECTIONS": ""}
+    try:
+        with pytest.raises(SystemCheckError, match="is not name=/absolute/path"):
+            call_command("check")
+    finally:
+        stores.forget_configuration()
