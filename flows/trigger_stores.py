@@ -69,6 +69,14 @@ def folder_roots() -> dict[str, Path]:
     return roots
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what an output written to a destination folder gets (read once, at import)
+
 S3_FIELDS = ("endpoint_url", "region", "access_key", "secret_key", "addressing_style")
 # Other spellings administrators bring from boto3, the AWS CLI or MinIO's docs, taken for the same field.
 S3_FIELD_ALIASES = {
@@ -292,6 +300,7 @@ class FolderStore:
         try:
             folder = self._destination_folder(folders)
             with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", delete=False) as partial:
+                os.fchmod(partial.fileno(), FILE_MODE)  # as any new file, not the temporary file's 0600
                 with open(path, "rb") as output:
                     while chunk := output.read(COPY_CHUNK):
                         partial.write(chunk)

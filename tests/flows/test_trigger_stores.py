@@ -119,6 +119,9 @@ def test_writing_creates_sub_folders_and_leaves_no_partial_file(trigger_places, 
     assert written == "out/trip/day1/b.png"
     assert (trigger_places / "out" / "trip" / "day1" / "b.png").read_bytes() == b"png bytes"
     assert os.listdir(trigger_places / "out" / "trip" / "day1") == ["b.png"]
+    # Readable as any file this process creates (umask applied), not private like a temporary file.
+    mode = (trigger_places / "out" / "trip" / "day1" / "b.png").stat().st_mode & 0o777
+    assert mode == output.stat().st_mode & 0o777 == stores.FILE_MODE  # `output` was made by write_bytes
 
 
 def test_writing_refuses_a_folder_swapped_for_a_link(trigger_places, tmp_path):
