@@ -91,10 +91,14 @@ class BatchDriver:
             return
         await self._beat(start=True)
         beat = max(0.5, settings.TILEFLOW["HEARTBEAT_SECONDS"])
+        beaten = time.monotonic()
         cancelling = False
         try:
             while True:
-                cancelling = cancelling or await self._cancel_requested()
+                # Once a heartbeat, not once an item: the row is the other servers' sign of life and the
+                # place a cancel is asked for (cancel() also ends the queued and running items itself).
+                due = time.monotonic() - beaten >= beat
+                cancelling = cancelling or (due and await self._cancel_requested())
                 if cancelling:
                     for conductor in self.conductors.values():
                         conductor.cancel()
@@ -108,9 +112,11 @@ class BatchDriver:
                 done, _ = await asyncio.wait(self.active, timeout=beat, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     self.active.pop(task)
-                if not await self._beat():
-                    log.warning("batch %s was taken over by another server; this one stops driving it", self.batch_id)
-                    return
+                if due:
+                    beaten = time.monotonic()
+                    if not await self._beat():
+                        log.warning("batch %s was taken over by another server; this one stops", self.batch_id)
+                        return
                 await self._publish(final=False)
         except asyncio.CancelledError:
             for task in self.active:
