@@ -68,10 +68,12 @@ def missing_characters(font: ImageFont.FreeTypeFont, text: str) -> list[str]:
     return list(seen)
 
 
+@functools.lru_cache(maxsize=256)
 def font_for(text: str, size: int) -> ImageFont.FreeTypeFont:
     """Return a font of `size` px that draws `text`: the built-in font for Latin text, else a CJK font.
 
     Raises MissingGlyphs naming the characters when no installed font has them (Debian: fonts-noto-cjk).
+    Cached (a refusal is not): checking the glyphs renders every character of the text.
     """
     font = _load(None if is_latin(text) else cjk_font_file(), size)
     missing = missing_characters(font, text)

@@ -12,6 +12,7 @@ source's own profile (what a `keep` output carries), or sRGB when every output c
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Literal
@@ -58,10 +59,19 @@ def ink(mode: str, color: str) -> int | tuple[int, ...]:
 
 
 def watermark_layout(params: Watermark.Params, size: Size) -> WatermarkLayout:
-    """Return the font, stamp size and stamp positions of `params` on an image of `size`."""
-    font_size = params.font_size or auto_font_size(size)
-    font = font_for(params.text, font_size)
-    left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).multiline_textbbox((0, 0), params.text, font=font)
+    """Return the font, stamp size and stamp positions of `params` on an image of `size`.
+
+    Cached: one run lays its watermark out several times (its memory estimate, its plan, each worker's
+    step), and a batch does it again for every photo of the same size.
+    """
+    return _layout(params.text, params.opacity, params.position, params.font_size, size)
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(text: str, opacity: float, position: Position, font_size: int | None, size: Size) -> WatermarkLayout:
+    font_size = font_size or auto_font_size(size)
+    font = font_for(text, font_size)
+    left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).multiline_textbbox((0, 0), text, font=font)
     stamp = Size(max(1, right - left), max(1, bottom - top))
     margin = max(2, font_size // 2)
     far_x, far_y = size.width - stamp.width - margin, size.height - stamp.height - margin
@@ -72,15 +82,15 @@ def watermark_layout(params: Watermark.Params, size: Size) -> WatermarkLayout:
         "bottom-right": (far_x, far_y),
         "center": ((size.width - stamp.width) // 2, (size.height - stamp.height) // 2),
     }
-    if params.position == "tiled":
+    if position == "tiled":
         positions = _tiled_positions(size, stamp, gap=max(4, font_size * 2))
     else:
-        positions = (corners[params.position],)
+        positions = (corners[position],)
     return WatermarkLayout(
-        text=params.text,
+        text=text,
         font=font,
         font_size=font_size,
-        fill=round(255 * params.opacity),
+        fill=round(255 * opacity),
         offset=(-left, -top),
         stamp_size=stamp,
         positions=positions,
@@ -142,8 +152,7 @@ class Watermark(Step):
         super().__init__(params, input)
         self.layout = watermark_layout(params, input.size)
         self.ink = ink(input.mode, params.color)
-        self.stamp = Image.new("L", (self.layout.stamp_size.width, self.layout.stamp_size.height), 0)
-        draw_text(ImageDraw.Draw(self.stamp), self.layout, (0, 0))
+        self.stamp = _stamp(self.layout)  # shared, only read (cropped) from here on
         self.buckets: dict[tuple[int, int], list[Box]] = defaultdict(list)
         image_box = input.size.box
         for box in self.layout.stamp_boxes():
@@ -172,6 +181,14 @@ class Watermark(Step):
             mask = self.stamp.crop(part.relative_to(stamp).as_tuple())
             image.paste(self.ink, part.relative_to(tile.box).as_tuple(), mask)
         ctx.write(Tile.from_image(tile.box, image))
+
+
+@functools.lru_cache(maxsize=64)
+def _stamp(layout: WatermarkLayout) -> Image.Image:
+    """Return the text's coverage mask, drawn once for each layout."""
+    stamp = Image.new("L", (layout.stamp_size.width, layout.stamp_size.height), 0)
+    draw_text(ImageDraw.Draw(stamp), layout, (0, 0))
+    return stamp
 
 
 def _bucket_keys(box: Box) -> list[tuple[int, int]]:

@@ -54,3 +54,18 @@ def test_auto_font_size_follows_the_image_and_tiled_stamps_do_not_overlap():
 def test_multiline_text_and_tiny_images():
     check({"text": "line one\nline two", "position": "tiled", "font_size": 9}, 97, 61, "RGBA", 16)
     check({"text": "big", "font_size": 200}, 5, 3)
+
+
+def test_a_layout_is_made_once_and_each_parameter_makes_its_own():
+    params = {"text": "© ACME", "position": "tiled", "opacity": 0.5, "font_size": 12}
+    size = Size(300, 200)
+    layout = watermark_layout(Watermark.Params(**params), size)
+    assert watermark_layout(Watermark.Params(**params), Size(300, 200)) is layout  # planning, admission, workers
+    assert watermark_layout(Watermark.Params(**params, color="#000000"), size) is layout  # the colour is ink only
+    for change in ({"text": "© ACMF"}, {"position": "center"}, {"opacity": 0.6}, {"font_size": 13}):
+        other = watermark_layout(Watermark.Params(**{**params, **change}), size)
+        assert other != layout, change
+    assert watermark_layout(Watermark.Params(**params), Size(600, 200)).positions != layout.positions
+    # Two runs of one flow share the stamp; neither changes it (the second still draws the same pixels).
+    first, second = check(params), check(params)
+    assert max_difference(first[1], second[1]) == 0
