@@ -241,23 +241,33 @@ class ExecutionRecorder:
             if not rows.update(**fields):
                 return
             keep = snapshot["status"] == "succeeded" or not final
-            for output in snapshot["outputs"]:
-                if not keep:
-                    ExecutionOutput.objects.filter(execution_id=self.execution_id, node=output["node"]).delete()
-                    continue
-                path = Path(output["path"])
-                ExecutionOutput.objects.update_or_create(
-                    execution_id=self.execution_id,
-                    node=output["node"],
-                    defaults={
-                        "file": str(path.relative_to(media)) if path.is_relative_to(media) else str(path),
-                        "content_type": output["content_type"],
-                        "size": output["size"],
-                        "complete": output["complete"],
-                    },
+            outputs = snapshot["outputs"]
+            if not keep:
+                nodes = [output["node"] for output in outputs]
+                ExecutionOutput.objects.filter(execution_id=self.execution_id, node__in=nodes).delete()
+            elif outputs:  # one INSERT … ON CONFLICT for all of them (a save is made often, and mostly Python)
+                ExecutionOutput.objects.bulk_create(
+                    [
+                        ExecutionOutput(
+                            execution_id=self.execution_id,
+                            node=output["node"],
+                            file=_media_name(Path(output["path"]), media),
+                            content_type=output["content_type"],
+                            size=output["size"],
+                            complete=output["complete"],
+                        )
+                        for output in outputs
+                    ],
+                    update_conflicts=True,
+                    unique_fields=["execution", "node"],
+                    update_fields=["file", "content_type", "size", "complete"],
                 )
         if not keep:  # the conductor removed its partial files; the folder they were in goes too
             remove_outputs(self.execution_id)
+
+
+def _media_name(path: Path, media: Path) -> str:
+    return str(path.relative_to(media)) if path.is_relative_to(media) else str(path)
 
 
 def _runner_gone(runner: str) -> bool:
