@@ -223,7 +223,7 @@ def _create_execution(batch: Batch, item: BatchItem, header: runtime.SourceHeade
             input_format=header.format,
         )
         BatchItem.objects.filter(pk=item.pk).update(execution=execution)
-    return Execution.objects.select_related("owner").get(pk=execution.pk)
+    return execution
 
 
 async def _end_item(item_id: int, status: str, error: str | None) -> None:
