@@ -91,14 +91,15 @@ class BatchDriver:
             return
         await self._beat(start=True)
         beat = max(0.5, settings.TILEFLOW["HEARTBEAT_SECONDS"])
-        beaten = time.monotonic()
+        # The row is read and written once a heartbeat, not once an item: it is the other servers' sign of
+        # life and where a cancel is asked for (cancel() also ends the queued and running items itself).
+        beaten, checked = time.monotonic(), -beat
         cancelling = False
         try:
             while True:
-                # Once a heartbeat, not once an item: the row is the other servers' sign of life and the
-                # place a cancel is asked for (cancel() also ends the queued and running items itself).
-                due = time.monotonic() - beaten >= beat
-                cancelling = cancelling or (due and await self._cancel_requested())
+                if not cancelling and time.monotonic() - checked >= beat:
+                    checked = time.monotonic()
+                    cancelling = await self._cancel_requested()
                 if cancelling:
                     for conductor in self.conductors.values():
                         conductor.cancel()
@@ -112,7 +113,7 @@ class BatchDriver:
                 done, _ = await asyncio.wait(self.active, timeout=beat, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     self.active.pop(task)
-                if due:
+                if time.monotonic() - beaten >= beat:
                     beaten = time.monotonic()
                     if not await self._beat():
                         log.warning("batch %s was taken over by another server; this one stops", self.batch_id)

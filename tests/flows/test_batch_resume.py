@@ -94,3 +94,30 @@ async def test_cancelling_an_orphaned_batch_ends_it(orphan, http):
     assert body["status"] == "cancelled"
     assert (body["succeeded"], body["failed"], body["cancelled"]) == (1, 1, 3)
     assert await Execution.objects.filter(status="running").acount() == 0
+
+
+@pytest.fixture
+def long_batch(user) -> Batch:
+    """A queued batch of 400 small photos, long enough to outlast a few heartbeats (~3 s here)."""
+    flow = Flow.objects.create(owner=user, name="cw", graph=COMPRESS_AND_WATERMARK)
+    batch = Batch.objects.create(owner=user, flow=flow, flow_name=flow.name, graph=flow.graph, status="queued")
+    for index in range(400):
+        name, stored = f"p{index}.jpg", stored_input(batch.id, index)
+        BatchItem.objects.create(batch=batch, index=index, name=name, input_file=stored)
+    return batch
+
+
+async def test_a_driver_beats_while_it_drives_and_stops_once_another_server_took_the_batch(long_batch, settings):
+    settings.TILEFLOW = {**settings.TILEFLOW, "HEARTBEAT_SECONDS": 0.5}
+    driver = batch_runner.drive(long_batch.id)
+    while not await BatchItem.objects.filter(batch=long_batch, status="succeeded").aexists():
+        await asyncio.sleep(0.02)
+    first = (await Batch.objects.aget(pk=long_batch.pk)).heartbeat_at
+    await asyncio.sleep(1.2)
+    assert (await Batch.objects.aget(pk=long_batch.pk)).heartbeat_at > first  # renewed while items run
+    await Batch.objects.filter(pk=long_batch.pk).aupdate(runner="another-host:42")
+    await asyncio.wait_for(driver, 10)  # gives up within a heartbeat or so
+    left = await BatchItem.objects.filter(batch=long_batch, status="queued").acount()
+    assert left > 0, left  # not run to the end regardless
+    batch = await Batch.objects.aget(pk=long_batch.pk)
+    assert batch.runner == "another-host:42" and batch.finished_at is None
