@@ -35,6 +35,15 @@ class BlobStore:
         await self.client.set(key, data, ex=ttl)
         return key
 
+    async def put_many(self, pieces: list[bytes | memoryview], *, ttl: int = CHUNK_TTL) -> list[str]:
+        """Put every piece in one round trip (a pipeline, not a transaction); return their keys in order."""
+        keys = [BLOB_PREFIX + uuid.uuid4().hex for _ in pieces]
+        async with self.client.pipeline(transaction=False) as pipeline:
+            for key, piece in zip(keys, pieces, strict=True):
+                pipeline.set(key, piece, ex=ttl)
+            await pipeline.execute()
+        return keys
+
     async def get(self, key: str) -> bytes | None:
         return await self.client.get(key)
 

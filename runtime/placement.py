@@ -215,8 +215,9 @@ class PlacedRun:
         while True:
             try:
                 if not self._input_keys or not await self._blobs.exists(*self._input_keys):
-                    pieces = [data[start : start + PIECE] for start in range(0, max(1, len(data)), PIECE)]
-                    self._input_keys = [await self._blobs.put(piece, ttl=INPUT_TTL) for piece in pieces]
+                    view = memoryview(data)  # the pieces are views: the upload is not copied again
+                    pieces = [view[start : start + PIECE] for start in range(0, max(1, len(data)), PIECE)]
+                    self._input_keys = await self._blobs.put_many(pieces, ttl=INPUT_TTL)
                 return
             except TRANSIENT_ERRORS:
                 if waited >= patience:
