@@ -31,13 +31,13 @@ class BlobStore:
         return cls(host["address"] if isinstance(host, dict) else host)
 
     async def put(self, data: bytes, *, ttl: int = CHUNK_TTL) -> str:
-        key = BLOB_PREFIX + uuid.uuid4().hex
+        key = _new_key()
         await self.client.set(key, data, ex=ttl)
         return key
 
     async def put_many(self, pieces: list[bytes | memoryview], *, ttl: int = CHUNK_TTL) -> list[str]:
         """Put every piece in one round trip (a pipeline, not a transaction); return their keys in order."""
-        keys = [BLOB_PREFIX + uuid.uuid4().hex for _ in pieces]
+        keys = [_new_key() for _ in pieces]
         async with self.client.pipeline(transaction=False) as pipeline:
             for key, piece in zip(keys, pieces, strict=True):
                 pipeline.set(key, piece, ex=ttl)
@@ -64,3 +64,7 @@ class BlobStore:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _new_key() -> str:
+    return BLOB_PREFIX + uuid.uuid4().hex
