@@ -13,3 +13,5 @@ class ConsoleConfig(AppConfig):
         run_stock_middleware_inline()
         # /run decodes its upload while it arrives and answers before it ends (flows.streamed_run).
         stream_body_of("api-1:run_flow")
+        # A batch's multipart body is parsed while it arrives, each image written as it comes (flows.api_batches).
+        stream_body_of("api-1:create_batch")

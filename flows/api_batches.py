@@ -7,9 +7,10 @@ import re
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, StreamingHttpResponse
-from django.http.multipartparser import MultiPartParserError
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from ninja import Router, Status
 from ninja.errors import HttpError
 from ninja.utils import check_csrf
@@ -18,6 +19,7 @@ from flows import batch_runner, batches
 from flows.api_executions import ERRORS, _error, _owned, _uuid
 from flows.auth import bearer_auth
 from flows.batch_results import stream_results
+from flows.body_pipe import BodyPipe
 from flows.models import Batch, Flow
 from flows.schemas import BatchesOut, BatchOut, ErrorOut
 
@@ -70,7 +72,10 @@ class BatchUploadAuth:
             user, by_session = await sync_to_async(self._caller)(request)
             if user is None:
                 return None
-            await asyncio.to_thread(self._read_body, request)
+            if getattr(request, "body_stream", None) is not None:
+                await self._read_streamed(request)
+            else:
+                await asyncio.to_thread(self._read_body, request)
             if by_session and await sync_to_async(check_csrf)(request) is not None:
                 raise HttpError(403, "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header")
             return user
@@ -90,6 +95,23 @@ class BatchUploadAuth:
         if user is not None and user.is_authenticated:
             return user, True
         return None, False
+
+    @staticmethod
+    async def _read_streamed(request: HttpRequest) -> None:
+        """Parse the body while it arrives (each file part written as it comes), as `request.POST` would after."""
+        if not (request.content_type or "").startswith("multipart/form-data"):
+            return  # refused by the view, which needs no body for that
+        pipe = BodyPipe()
+        pump = asyncio.create_task(pipe.pump(request.body_stream))
+        meta = request.META
+        if "CONTENT_LENGTH" not in meta:  # chunked: the parser reads until the body ends, bounded by the server
+            meta = {**meta, "CONTENT_LENGTH": str(settings.TILEFLOW["BATCH_MAX_UPLOAD_BYTES"])}
+        parser = MultiPartParser(meta, pipe, request.upload_handlers, request.encoding)
+        try:
+            request._post, request._files = await asyncio.to_thread(parser.parse)
+        finally:
+            pipe.close_reading()
+            await pump
 
     @staticmethod
     def _read_body(request: HttpRequest) -> None:

@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 
+from tests.support import raw
 from tests.support.http import Client
 from tests.support.runs import COMPRESS_AND_WATERMARK, image_bytes
 from tests.support.services import live_console
@@ -158,3 +159,49 @@ def test_a_server_killed_mid_batch_finishes_the_batch_when_it_comes_back(console
     status, listed = client.json("GET", "/api/executions?limit=500")
     mine = [execution for execution in listed["executions"] if execution["id"] in executions.values()]
     assert len(mine) == 8
+
+
+def _batch_inputs(console) -> list:
+    folders = console.workdir / "media" / "batches"
+    return sorted(folders.glob("*/inputs/*")) if folders.exists() else []
+
+
+def test_a_batch_body_is_parsed_while_it_arrives_and_a_broken_one_keeps_nothing(console, client, flow_id):
+    """The first image is on disk before the client has sent the rest; a client gone mid-body leaves no file."""
+    photos = [("image", f"s{n}.jpg", image_bytes(600, 400, seed=n)) for n in range(3)]
+    body, content_type = form(photos)
+    boundary = content_type.rpartition("=")[2].encode()
+    cut = body.index(b"\r\n--" + boundary, body.index(photos[1][2]))  # after the second image's data
+    before = set(_batch_inputs(console))
+    sock = raw.connect(console.port)
+    headers = {**console.auth, "Content-Type": content_type, "Content-Length": str(len(body))}
+    sock.sendall(raw.head("POST", f"/api/flows/{flow_id}/batches", headers) + body[:cut])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(set(_batch_inputs(console)) - before) < 2:
+        time.sleep(0.02)
+    arrived = sorted(set(_batch_inputs(console)) - before)
+    assert arrived, "no image was written while the rest of the body was still on its way"
+    assert arrived[0].read_bytes() == photos[0][2]
+    sock.close()  # the client goes away: the half-made batch keeps nothing
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(path.exists() for path in arrived):
+        time.sleep(0.02)
+    assert not any(path.exists() for path in arrived)
+    # The same body sent whole, and chunked (no Content-Length), makes a batch of three.
+    started = time.monotonic()
+    for framing in ("length", "chunked"):
+        sock = raw.connect(console.port)
+        if framing == "length":
+            headers = {**console.auth, "Content-Type": content_type, "Content-Length": str(len(body))}
+            sock.sendall(raw.head("POST", f"/api/flows/{flow_id}/batches", headers) + body)
+        else:
+            headers = {**console.auth, "Content-Type": content_type, "Transfer-Encoding": "chunked"}
+            pieces = [body[at : at + 70_000] for at in range(0, len(body), 70_000)]
+            chunks = b"".join(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" for piece in pieces)
+            sock.sendall(raw.head("POST", f"/api/flows/{flow_id}/batches", headers) + chunks + b"0\r\n\r\n")
+        answer = raw.read_answer(sock, started)
+        sock.close()
+        assert answer.status == 201, (framing, answer.body[:300])
+        done = wait_batch(client, answer.json()["id"])
+        assert done["status"] == "succeeded" and done["total"] == 3, (framing, done)
+        assert [item["name"] for item in done["items"]] == ["s0.jpg", "s1.jpg", "s2.jpg"]
