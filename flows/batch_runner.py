@@ -46,14 +46,14 @@ def window() -> int:
 
 
 def item_limits() -> runtime.RunLimits:
-    """Return the limits of an item's run: larger tiles than an interactive run's.
+    """Return the limits of an item's run: those of any unattended run, with larger tiles.
 
-    Nobody waits for an item's first band, so it trades the short first rows' latency for fewer,
-    larger tiles (a 2 MP photo is 10 source tiles instead of 24, its half-size result 4 instead of
-    10): less per-tile work on the event loop, the same pixels (tiled results equal whole-image ones
-    at any tile size).
+    Nobody waits for an item's first band, so it trades the first rows' latency for fewer, larger
+    tiles and no short first rows (a 2 MP photo is 4 source tiles instead of 24 at 512 with short rows,
+    its half-size result 1 instead of 10): less per-tile work, the same pixels (tiled results equal
+    whole-image ones at any tile size and grid).
     """
-    limits = runtime.limits()
+    limits = runtime.unattended_limits()
     return dataclasses.replace(limits, tile_size=max(limits.tile_size, settings.TILEFLOW["BATCH_TILE_SIZE"]))
 
 

@@ -179,13 +179,14 @@ def run_spec(
     header: runtime.SourceHeader | None = None,
     input_data: bytes | None = None,
     input_stream: BinaryIO | None = None,
+    limits: runtime.RunLimits | None = None,
 ) -> runtime.RunSpec:
     return runtime.RunSpec(
         execution=str(execution.id),
         graph=execution.graph,
         input_path=Path(execution.input_file.path),
         output_dir=Path(settings.MEDIA_ROOT) / "outputs" / str(execution.id),
-        limits=runtime.limits(),
+        limits=limits or runtime.limits(),
         header=header,
         input_data=input_data,
         input_stream=input_stream,
@@ -197,12 +198,13 @@ async def launch(
     header: runtime.SourceHeader | None = None,
     input_data: bytes | None = None,
     input_stream: BinaryIO | None = None,
+    limits: runtime.RunLimits | None = None,
     **start_options,
 ) -> runtime.Conductor:
     """Start the run of an execution in this process (`header`, `input_data`: its input's, if at hand;
-    `input_stream`: its input while it still arrives)."""
+    `input_stream`: its input while it still arrives; `limits`: other than the configured ones)."""
     return await runtime.start(
-        run_spec(execution, header, input_data, input_stream),
+        run_spec(execution, header, input_data, input_stream, limits),
         owner=str(execution.owner_id),
         recorder=ExecutionRecorder(execution.id),
         **start_options,

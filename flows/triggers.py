@@ -25,6 +25,7 @@ from django.utils import timezone
 from flows import executions as service
 from flows.models import Execution, Trigger, TriggerEvent
 from flows.trigger_stores import LocationError, ObjectGone, StoredObject, StoreError, open_store, relative_parts
+from runtime import api as runtime
 
 log = logging.getLogger("tileflow.triggers")
 
@@ -159,7 +160,7 @@ class TriggerWorker:
         if prepared is None:
             return
         execution, header = prepared
-        conductor = await service.launch(execution, header)
+        conductor = await service.launch(execution, header, limits=runtime.unattended_limits())
         task = asyncio.create_task(self._finish_when_done(event.pk, conductor))
         self.finishing.add(task)
         task.add_done_callback(self.finishing.discard)

@@ -52,7 +52,9 @@ class RunCost:
         return self.decode + self.working
 
 
-def estimate(graph: dict[str, Any], header: SourceHeader, *, tile_size: int, max_in_flight: int) -> RunCost:
+def estimate(
+    graph: dict[str, Any], header: SourceHeader, *, tile_size: int, max_in_flight: int, short_rows: bool = True
+) -> RunCost:
     """Return the memory a run of `graph` on an image described by `header` holds at its peak.
 
     What the conductor holds, from its plan (see docs/architecture.md, "Decode memory"):
@@ -76,7 +78,7 @@ def estimate(graph: dict[str, Any], header: SourceHeader, *, tile_size: int, max
     """
     shrink, graph = shrink_on_load(graph, header.size) if header.streamable else (1, graph)
     size = shrunk_size(header.size, shrink)
-    plan = compile_plan(graph, ImageInfo(size, header.mode), tile_size=tile_size)
+    plan = compile_plan(graph, ImageInfo(size, header.mode), tile_size=tile_size, short_rows=short_rows)
     # A streamed JPEG decodes into a 4-byte target; anything else as Pillow opens it (a palette: 1 byte).
     decoded_mode = header.mode if header.streamable else header.source_mode or header.mode
     decode = size.width * size.height * pixel_bytes(decoded_mode)
@@ -341,6 +343,13 @@ def spec_cost(spec: RunSpec) -> RunCost | None:
         header = spec.header or probe(
             io.BytesIO(spec.input_data) if spec.input_data else spec.input_path, spec.limits.max_pixels
         )
-        return estimate(spec.graph, header, tile_size=spec.limits.tile_size, max_in_flight=spec.limits.max_in_flight)
+        limits = spec.limits
+        return estimate(
+            spec.graph,
+            header,
+            tile_size=limits.tile_size,
+            max_in_flight=limits.max_in_flight,
+            short_rows=limits.short_rows,
+        )
     except (ImageRejected, OSError, ValueError):
         return None

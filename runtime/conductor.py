@@ -128,7 +128,9 @@ class Conductor:
         self.plan = plan
         self.record.plan(plan.order, plan.totals)
         limits = self.spec.limits
-        self._stores = {node: TileStore(node, plan.nodes[node].output, limits.tile_size) for node in plan.stores}
+        self._stores = {
+            node: TileStore(node, plan.nodes[node].output, limits.tile_size, limits.short_rows) for node in plan.stores
+        }
         codec = LOCAL if is_local(self.layer) else None  # in-process workers take tiles as objects
         self._dispatcher = Dispatcher(
             self.spec.execution, plan, self._stores, limits, self.layer, self.record, codec=codec
@@ -146,7 +148,9 @@ class Conductor:
             # Shrink-on-load (asked for per flow) needs the streaming JPEG decoder.
             shrink, graph = shrink_on_load(self.spec.graph, header.size) if header.streamable else (1, self.spec.graph)
             source_info = ImageInfo(shrunk_size(header.size, shrink), header.mode)
-            return compile_plan(graph, source_info, tile_size=self.spec.limits.tile_size), shrink
+            limits = self.spec.limits
+            plan = compile_plan(graph, source_info, tile_size=limits.tile_size, short_rows=limits.short_rows)
+            return plan, shrink
         except ValueError as error:
             raise RunFailed(str(error), getattr(error, "node", None)) from error
 

@@ -62,6 +62,7 @@ class Task:
 @dataclass(frozen=True, slots=True)
 class Plan:
     tile_size: int
+    short_rows: bool  # the grids' first rows are short (`geometry.row_bounds`)
     nodes: dict[str, NodePlan]
     order: tuple[str, ...]  # topological order of node ids
     source: str  # the source node id
@@ -74,12 +75,12 @@ class Plan:
     def grid(self, node_id: str) -> list[Box]:
         """Return the tile grid of a node's output image (the tiles of its store)."""
         size = self.nodes[node_id].output.size
-        return tile_grid(size, self.tile_size)
+        return tile_grid(size, self.tile_size, self.short_rows)
 
     def needed_tiles(self, task: Task) -> list[int]:
         """Return the indices of the input-store tiles that `task`'s region overlaps."""
         store = self.segments[task.segment].input_store
-        return tiles_meeting(task.region, self.nodes[store].output.size, self.tile_size)
+        return tiles_meeting(task.region, self.nodes[store].output.size, self.tile_size, self.short_rows)
 
     def reference_counts(self) -> dict[str, list[int]]:
         """Return, per store, how many readers each of its tiles has: tasks, plus one per output node."""
@@ -95,9 +96,16 @@ class Plan:
 
 
 def compile_plan(
-    graph: dict[str, Any], source: ImageInfo, *, tile_size: int = 512, registry: StepRegistry = registry
+    graph: dict[str, Any],
+    source: ImageInfo,
+    *,
+    tile_size: int = 512,
+    short_rows: bool = True,
+    registry: StepRegistry = registry,
 ) -> Plan:
     """Return the plan of an already validated `graph` run on a source image described by `source`.
+
+    Every node's grid is `tile_size` tiles, its first rows short unless `short_rows` is false.
 
     Task order: each task is keyed by the last row of *source* tiles it ultimately depends on
     (through every upstream segment), then by segment depth. The conductor decodes the source band
@@ -119,16 +127,17 @@ def compile_plan(
     outputs = tuple(node_id for node_id in order if nodes[node_id].type == "output")
     stores = tuple(node_id for node_id in order if _is_store(node_id, nodes, consumers))
     segments = _segments(order, nodes, consumers, set(stores))
-    tasks = _tasks(segments, nodes, stores, source_id, tile_size)
+    tasks = _tasks(segments, nodes, stores, source_id, tile_size, short_rows)
 
-    totals: dict[str, int] = {source_id: len(tile_grid(nodes[source_id].output.size, tile_size))}
+    totals: dict[str, int] = {source_id: len(tile_grid(nodes[source_id].output.size, tile_size, short_rows))}
     for segment in segments:
         count = sum(1 for task in tasks if task.segment == segment.id)
         totals.update({node_id: count for node_id in segment.chain})
     for output in outputs:
-        totals[output] = len(tile_grid(nodes[output].output.size, tile_size))
+        totals[output] = len(tile_grid(nodes[output].output.size, tile_size, short_rows))
     return Plan(
         tile_size=tile_size,
+        short_rows=short_rows,
         nodes=nodes,
         order=order,
         source=source_id,
@@ -221,14 +230,19 @@ def _segments(
 
 
 def _tasks(
-    segments: tuple[Segment, ...], nodes: dict[str, NodePlan], stores: tuple[str, ...], source_id: str, tile_size: int
+    segments: tuple[Segment, ...],
+    nodes: dict[str, NodePlan],
+    stores: tuple[str, ...],
+    source_id: str,
+    tile_size: int,
+    short: bool,
 ) -> tuple[Task, ...]:
     producer = {segment.chain[-1]: segment for segment in segments}
     depth: dict[int, int] = {}
     # Per store tile: the last source tile row it depends on (the source's own tiles: their row).
     ready_row: dict[str, list[int]] = {}
     source_size = nodes[source_id].output.size
-    columns, rows = grid_shape(source_size, tile_size)
+    columns, rows = grid_shape(source_size, tile_size, short)
     ready_row[source_id] = [row for row in range(rows) for _ in range(columns)]
     keyed = []
     for store in stores:
@@ -239,12 +253,12 @@ def _tasks(
         steps = [nodes[node_id].step for node_id in segment.chain]
         input_size = nodes[segment.input_store].output.size
         rows = []
-        for index, out_box in enumerate(tile_grid(nodes[store].output.size, tile_size)):
+        for index, out_box in enumerate(tile_grid(nodes[store].output.size, tile_size, short)):
             boxes = [out_box]
             for step in reversed(steps[1:]):
                 boxes.insert(0, step.needs(boxes[0]))
             region = steps[0].needs(boxes[0])
-            row = max(ready_row[segment.input_store][i] for i in tiles_meeting(region, input_size, tile_size))
+            row = max(ready_row[segment.input_store][i] for i in tiles_meeting(region, input_size, tile_size, short))
             rows.append(row)
             keyed.append(
                 ((row, depth[segment.id], segment.id, index), Task(segment.id, index, out_box, tuple(boxes), region))

@@ -19,11 +19,11 @@ from runtime.tiles import Box, Tile
 
 
 class TileStore:
-    def __init__(self, node: str, info: ImageInfo, tile_size: int) -> None:
+    def __init__(self, node: str, info: ImageInfo, tile_size: int, short_rows: bool = True) -> None:
         self.node = node
         self.info = info
         self.tile_size = tile_size
-        self.bounds = row_bounds(info.size.height, tile_size)
+        self.bounds = row_bounds(info.size.height, tile_size, short_rows)
         self.columns = -(-info.size.width // tile_size)
         self.rows = len(self.bounds) - 1
         self.refs = [0] * (self.columns * self.rows)

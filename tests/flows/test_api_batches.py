@@ -282,6 +282,7 @@ async def test_the_flow_is_frozen_at_creation(http, flow):
 async def test_items_run_on_larger_tiles_with_the_same_pixels_as_the_whole_image(http, user, settings):
     settings.TILEFLOW = {**settings.TILEFLOW, "BATCH_TILE_SIZE": 1024}
     assert batch_runner.item_limits().tile_size == 1024
+    assert not batch_runner.item_limits().short_rows  # nobody waits for an item's first band
     graph = chain(("resize", {"scale": 0.5}), ("grayscale", {}), output={"format": "png"})
     flow = await Flow.objects.acreate(owner=user, name="exact", graph=graph)
     photos = {f"{seed}.jpg": image_bytes(1500, 1100, seed=seed) for seed in range(2)}
@@ -295,6 +296,9 @@ async def test_items_run_on_larger_tiles_with_the_same_pixels_as_the_whole_image
             expected = reference_flow(graph, decode(data))["out"]
             result = decode(zipped.read(name.replace(".jpg", ".png")))
             assert ImageChops.difference(result.convert(expected.mode), expected).getbbox() is None, name
+    # 1500 x 1100 in tiles of 1024 with no short first rows: 2 x 2 source tiles (10 with them).
+    async for item in BatchItem.objects.filter(batch_id=response.json()["id"]).select_related("execution"):
+        assert item.execution.nodes["in"]["total"] == 4, item.execution.nodes
 
 
 async def test_a_flow_deleted_mid_batch_leaves_its_items_running_its_frozen_graph(http, flow):

@@ -50,6 +50,19 @@ async def test_random_chains_through_the_bridge_equal_pillow(seed, tmp_path):
     assert all(node["done"] == node["total"] for node in snapshot["nodes"].values()), snapshot["nodes"]
 
 
+@pytest.mark.parametrize("seed", range(4))
+async def test_a_grid_without_short_rows_gives_the_same_pixels(seed, tmp_path):
+    rng = random.Random(2000 + seed)
+    graph = chain(*[random_step(rng) for _ in range(rng.randint(1, 3))], output={"format": "png"})
+    image = make_image(rng.randint(60, 300), rng.randint(60, 300), rng.choice(["L", "RGB", "RGBA"]), seed)
+    tile_size = rng.choice([64, 128])
+    conductor = await run(graph, image, tmp_path, tile_size=tile_size, short_rows=False)
+    assert conductor.status == "succeeded", conductor.error
+    assert max_difference(output(conductor), reference_flow(graph, image)["out"]) == 0
+    source_tiles = len(tile_grid(Size(*image.size), tile_size, short=False))
+    assert conductor.snapshot()["nodes"]["in"]["total"] == source_tiles < len(tile_grid(Size(*image.size), tile_size))
+
+
 async def test_fan_out_yields_both_outputs_from_one_decode(tmp_path):
     graph = {
         "nodes": [

@@ -59,6 +59,20 @@ def test_rows_of_the_default_tile_size():
     assert row_bounds(100, 512) == (0, 32, 96, 100)
 
 
+@given(st.integers(1, 5000), st.integers(1, 1024))
+def test_a_grid_without_short_rows_has_full_rows_from_the_top(height, tile_size):
+    bounds = row_bounds(height, tile_size, short=False)
+    assert bounds == (*range(0, height, tile_size), height)
+    size = Size(700, height)
+    assert len(tile_grid(size, tile_size, short=False)) == -(-700 // tile_size) * -(-height // tile_size)
+
+
+def test_an_unattended_batch_photo_is_a_few_large_tiles():
+    photo, half = Size(1732, 1155), Size(866, 578)
+    assert len(tile_grid(photo, 1024)) == 10 and len(tile_grid(half, 1024)) == 4
+    assert len(tile_grid(photo, 1024, short=False)) == 4 and len(tile_grid(half, 1024, short=False)) == 1
+
+
 @given(sizes, st.integers(4, 128), st.data())
 def test_a_store_cuts_the_same_grid(size, tile_size, data):
     store = TileStore("n", ImageInfo(size, "L"), tile_size)

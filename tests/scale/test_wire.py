@@ -1,4 +1,4 @@
-"""Tiles on the wire: raw and zlib-ng encoded tiles come back byte-identical, through msgpack too."""
+"""Tiles and runs on the wire: raw and zlib-ng encoded tiles come back byte-identical, a run's limits whole."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import pytest
 from PIL import Image
 
 from runtime.bridge import tile_from_wire, tile_to_wire
+from runtime.placement import spec_to_wire
+from runtime.spec import RunLimits, RunSpec
 from runtime.tiles import Box, Tile
 from tests.runtime.pictures import photo_like
 
@@ -45,3 +47,11 @@ def test_unknown_codecs_are_refused():
     box, mode, data = tile_to_wire(flat_tile(), "none")
     with pytest.raises(ValueError, match="unknown wire codec"):
         tile_from_wire([box, mode, data, "brotli"])
+
+
+@pytest.mark.parametrize("short_rows", [True, False])
+def test_a_placed_runs_limits_reach_the_worker_whole(short_rows, tmp_path):
+    limits = RunLimits(tile_size=1024, max_in_flight=3, lease_seconds=7.0, max_attempts=2, short_rows=short_rows)
+    spec = RunSpec("run", {"nodes": [], "edges": []}, tmp_path / "in", tmp_path / "out", limits)
+    wire = msgpack.unpackb(msgpack.packb(spec_to_wire(spec, ["piece-0"])))
+    assert RunLimits(**wire["limits"]) == limits  # what the worker rebuilds (runtime.hosting)
