@@ -216,6 +216,10 @@ class ExecutionRecorder:
 
     def __init__(self, execution_id) -> None:
         self.execution_id = execution_id
+        self.ended = False  # the final save reached the row
+
+    def end_with(self, snapshot: dict[str, Any]) -> None:
+        """Record more of the run's end in the final save's transaction (nothing here; batch items do)."""
 
     async def save(self, snapshot: dict[str, Any], *, final: bool) -> None:
         await sync_to_async(self._save, thread_sensitive=False)(snapshot, final)
@@ -264,6 +268,9 @@ class ExecutionRecorder:
                     unique_fields=["execution", "node"],
                     update_fields=["file", "content_type", "size", "complete"],
                 )
+            if final:
+                self.end_with(snapshot)
+                self.ended = True
         if not keep:  # the conductor removed its partial files; the folder they were in goes too
             remove_outputs(self.execution_id)
 

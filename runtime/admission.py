@@ -349,7 +349,7 @@ def spec_cost(spec: RunSpec) -> RunCost | None:
             header,
             tile_size=limits.tile_size,
             max_in_flight=limits.max_in_flight,
-            short_rows=limits.short_rows,
+            short_rows=limits.interactive,
         )
     except (ImageRejected, OSError, ValueError):
         return None

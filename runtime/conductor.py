@@ -85,7 +85,7 @@ class Conductor:
         record.begin()
         try:
             await self.control.open()
-            record.save_started_soon()
+            record.save_started_soon(with_first_band=self.spec.limits.interactive)
             self._heartbeat_task = asyncio.create_task(self._heartbeat())
             await self._prepare()
             await self._drive()
@@ -129,7 +129,7 @@ class Conductor:
         self.record.plan(plan.order, plan.totals)
         limits = self.spec.limits
         self._stores = {
-            node: TileStore(node, plan.nodes[node].output, limits.tile_size, limits.short_rows) for node in plan.stores
+            node: TileStore(node, plan.nodes[node].output, limits.tile_size, limits.interactive) for node in plan.stores
         }
         codec = LOCAL if is_local(self.layer) else None  # in-process workers take tiles as objects
         self._dispatcher = Dispatcher(
@@ -149,7 +149,7 @@ class Conductor:
             shrink, graph = shrink_on_load(self.spec.graph, header.size) if header.streamable else (1, self.spec.graph)
             source_info = ImageInfo(shrunk_size(header.size, shrink), header.mode)
             limits = self.spec.limits
-            plan = compile_plan(graph, source_info, tile_size=limits.tile_size, short_rows=limits.short_rows)
+            plan = compile_plan(graph, source_info, tile_size=limits.tile_size, short_rows=limits.interactive)
             return plan, shrink
         except ValueError as error:
             raise RunFailed(str(error), getattr(error, "node", None)) from error

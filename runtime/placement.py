@@ -55,7 +55,7 @@ def spec_to_wire(spec: RunSpec, input_keys: list[str]) -> dict[str, Any]:
             "max_attempts": limits.max_attempts,
             "max_pixels": limits.max_pixels,
             "heartbeat_seconds": limits.heartbeat_seconds,
-            "short_rows": limits.short_rows,
+            "interactive": limits.interactive,
         },
     }
 

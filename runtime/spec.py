@@ -17,9 +17,10 @@ class RunLimits:
     max_attempts: int = 3
     max_pixels: int = 150_000_000
     heartbeat_seconds: float = 2.0
-    # The grids' first rows are short, for an early first band; off for a run nobody watches as it goes
-    # (batch items, trigger runs), which then has fewer tiles to move (`geometry.row_bounds`).
-    short_rows: bool = True
+    # Someone waits for the run's first band (a /run client, the live monitor). Off for a run nobody
+    # watches as it goes (batch items, trigger runs): its grids have no short first rows, so fewer
+    # tiles to move (`geometry.row_bounds`), and "running" is saved only if it lasts (`recording`).
+    interactive: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 from PIL import Image, ImageChops
 
 from flows import batch_runner
-from flows.models import Batch, BatchItem, Flow
+from flows.models import Batch, BatchItem, Execution, Flow
 from runtime import api as runtime
 from runtime.testing import chain, reference_flow
 from tests.support.runs import COMPRESS_AND_WATERMARK, TokenClient, decode, image_bytes, read_stream, upload
@@ -282,7 +283,7 @@ async def test_the_flow_is_frozen_at_creation(http, flow):
 async def test_items_run_on_larger_tiles_with_the_same_pixels_as_the_whole_image(http, user, settings):
     settings.TILEFLOW = {**settings.TILEFLOW, "BATCH_TILE_SIZE": 1024}
     assert batch_runner.item_limits().tile_size == 1024
-    assert not batch_runner.item_limits().short_rows  # nobody waits for an item's first band
+    assert not batch_runner.item_limits().interactive  # nobody waits for an item's first band
     graph = chain(("resize", {"scale": 0.5}), ("grayscale", {}), output={"format": "png"})
     flow = await Flow.objects.acreate(owner=user, name="exact", graph=graph)
     photos = {f"{seed}.jpg": image_bytes(1500, 1100, seed=seed) for seed in range(2)}
@@ -311,3 +312,48 @@ async def test_a_flow_deleted_mid_batch_leaves_its_items_running_its_frozen_grap
     done = await wait_batch(http, response.json()["id"])
     assert done["status"] == "succeeded", [item["error"] for item in done["items"]]
     assert done["flow"] is None and done["flow_name"] == "compress-and-watermark"
+
+
+def item_snapshot(status: str, error: str | None = None) -> dict:
+    now = timezone.now().isoformat()
+    return {
+        "status": status,
+        "error": error,
+        "started_at": now,
+        "first_output_at": now,
+        "finished_at": now,
+        "retries": 0,
+        "duplicates": 0,
+        "workers": {},
+        "nodes": {},
+        "timeline": {},
+        "outputs": [],
+    }
+
+
+@pytest.mark.parametrize(("status", "error"), [("succeeded", None), ("failed", "node 'mark' failed: boom")])
+async def test_an_items_final_save_ends_the_item_with_its_execution(flow, status, error):
+    batch = await Batch.objects.acreate(owner_id=flow.owner_id, flow=flow, graph=flow.graph, status="running")
+    execution = await Execution.objects.acreate(owner_id=flow.owner_id, flow=flow, graph=flow.graph)
+    item = await BatchItem.objects.acreate(batch=batch, index=0, name="a.jpg", status="running", execution=execution)
+    recorder = batch_runner.ItemRecorder(execution.id, item.pk)
+    await recorder.save(item_snapshot("running"), final=False)
+    await item.arefresh_from_db()
+    assert item.status == "running" and not recorder.ended
+    await recorder.save(item_snapshot(status, error), final=True)
+    await item.arefresh_from_db()
+    await execution.arefresh_from_db()
+    assert recorder.ended and (item.status, item.error) == (execution.status, execution.error) == (status, error)
+    assert item.finished_at is not None
+
+
+async def test_an_item_whose_execution_is_gone_is_not_ended_by_the_recorder(flow):
+    batch = await Batch.objects.acreate(owner_id=flow.owner_id, flow=flow, graph=flow.graph, status="running")
+    execution = await Execution.objects.acreate(owner_id=flow.owner_id, flow=flow, graph=flow.graph)
+    item = await BatchItem.objects.acreate(batch=batch, index=0, name="a.jpg", status="running", execution=execution)
+    execution_id = execution.pk
+    await execution.adelete()
+    recorder = batch_runner.ItemRecorder(execution_id, item.pk)
+    await recorder.save(item_snapshot("succeeded"), final=True)
+    await item.arefresh_from_db()
+    assert not recorder.ended and item.status == "running"  # the driver ends it (`_end_item`)

@@ -56,7 +56,7 @@ async def test_a_grid_without_short_rows_gives_the_same_pixels(seed, tmp_path):
     graph = chain(*[random_step(rng) for _ in range(rng.randint(1, 3))], output={"format": "png"})
     image = make_image(rng.randint(60, 300), rng.randint(60, 300), rng.choice(["L", "RGB", "RGBA"]), seed)
     tile_size = rng.choice([64, 128])
-    conductor = await run(graph, image, tmp_path, tile_size=tile_size, short_rows=False)
+    conductor = await run(graph, image, tmp_path, tile_size=tile_size, interactive=False)
     assert conductor.status == "succeeded", conductor.error
     assert max_difference(output(conductor), reference_flow(graph, image)["out"]) == 0
     source_tiles = len(tile_grid(Size(*image.size), tile_size, short=False))

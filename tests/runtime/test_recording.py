@@ -93,3 +93,33 @@ async def test_a_slow_first_band_is_saved_as_running_after_the_delay():
     await asyncio.sleep(0.01)
     assert len(saves.saves) == 2 and saves.saves[1][0]["first_output_at"] is not None
     record.end()
+
+
+async def test_a_run_nobody_watches_is_saved_once_when_it_ends_quickly():
+    saves = Saves()
+    record = planned(recorder=saves)
+    record.save_started_soon(with_first_band=False)
+    await asyncio.sleep(0)
+    record.band_written("out", 4, time.time())  # its only band: no save of its own
+    await asyncio.sleep(0.02)
+    assert saves.saves == []
+    record.status = "succeeded"
+    record.end()
+    await record.save(final=True)
+    await asyncio.sleep(STARTED_SAVE_DELAY + 0.05)  # the pending "running" save was cancelled with the end
+    ((only, final),) = saves.saves
+    assert final and only["status"] == "succeeded" and only["first_output_at"] is not None
+
+
+async def test_a_run_nobody_watches_that_lasts_is_saved_as_running_after_the_delay():
+    saves = Saves()
+    record = planned(recorder=saves)
+    started = time.monotonic()
+    record.save_started_soon(with_first_band=False)
+    record.band_written("out", 1, time.time())
+    while not saves.saves:
+        await asyncio.sleep(0.01)
+    assert time.monotonic() - started >= STARTED_SAVE_DELAY
+    ((first, final),) = saves.saves
+    assert first["status"] == "running" and first["first_output_at"] is not None and not final
+    record.end()
