@@ -104,7 +104,7 @@ class BatchDriver:
                     for conductor in self.conductors.values():
                         conductor.cancel()
                 while not cancelling and len(self.active) < window():
-                    item = await _claim_next(self.batch_id)
+                    item = await sync_to_async(_claim_next)(self.batch_id)
                     if item is None:
                         break
                     self.active[asyncio.create_task(self._run_item(batch, item))] = item.pk
@@ -128,16 +128,10 @@ class BatchDriver:
     async def _run_item(self, batch: Batch, item: BatchItem) -> None:
         """Run one item to its end and record it; never raises for the item's own failure."""
         try:
-            path = Path(settings.MEDIA_ROOT) / item.input_file
-            try:
-                header = await asyncio.to_thread(runtime.probe, path, settings.TILEFLOW["MAX_PIXELS"])
-            except runtime.ImageRejected as rejected:
-                await _end_item(item.pk, "failed", str(rejected))
+            prepared = await sync_to_async(_prepare_item, thread_sensitive=False)(batch, item)
+            if prepared is None:
                 return
-            except OSError as error:
-                await _end_item(item.pk, "failed", f"the stored input cannot be read: {error.strerror or error}")
-                return
-            execution = await sync_to_async(_create_execution)(batch, item, header)
+            execution, header = prepared
             spec = dataclasses.replace(executions.run_spec(execution, header), limits=item_limits())
             recorder = ItemRecorder(execution.id, item.pk)
             conductor = await runtime.start(spec, owner=str(execution.owner_id), recorder=recorder)
@@ -191,18 +185,35 @@ class BatchDriver:
             log.warning("batch progress not published: %s", error)
 
 
-async def _claim_next(batch_id: str) -> BatchItem | None:
+def _claim_next(batch_id: str) -> BatchItem | None:
     """Take the next queued item (the first by index) for this driver; None when none is left."""
     while True:
-        item = await BatchItem.objects.filter(batch_id=batch_id, status="queued").order_by("index").afirst()
-        if item is None:
-            return None
-        claimed = await BatchItem.objects.filter(pk=item.pk, status="queued").aupdate(
-            status="running", attempts=item.attempts + 1, started_at=timezone.now(), finished_at=None
-        )
+        with transaction.atomic():
+            item = BatchItem.objects.filter(batch_id=batch_id, status="queued").order_by("index").first()
+            if item is None:
+                return None
+            claimed = BatchItem.objects.filter(pk=item.pk, status="queued").update(
+                status="running", attempts=item.attempts + 1, started_at=timezone.now(), finished_at=None
+            )
         if claimed:  # else a cancel took it meanwhile
             item.attempts += 1
             return item
+
+
+def _prepare_item(batch: Batch, item: BatchItem) -> tuple[Execution, runtime.SourceHeader] | None:
+    """Probe the item's stored input and give it its execution; None when it cannot run (the item is failed).
+
+    One call off the event loop for what an item needs before its run starts.
+    """
+    try:
+        header = runtime.probe(Path(settings.MEDIA_ROOT) / item.input_file, settings.TILEFLOW["MAX_PIXELS"])
+    except runtime.ImageRejected as rejected:
+        _item_ended(item.pk, "failed", str(rejected))
+        return None
+    except OSError as error:
+        _item_ended(item.pk, "failed", f"the stored input cannot be read: {error.strerror or error}")
+        return None
+    return _create_execution(batch, item, header), header
 
 
 def _create_execution(batch: Batch, item: BatchItem, header: runtime.SourceHeader) -> Execution:
