@@ -26,7 +26,7 @@ from runtime.bridge import TRANSIENT_ERRORS, is_local
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
 from runtime.decode import ImageRejected, SourceHeader, probe
 from runtime.inspection import UnknownNode, node_image
-from runtime.memory import give_back_free_memory
+from runtime.memory import FREE_MEMORY
 from runtime.placement import PlacedRun
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.reconnect import LayerUnreachable, retry_layer
@@ -223,7 +223,7 @@ async def start(
             _runs.pop(spec.execution, None)
             if grant is not None:
                 try:
-                    await _give_back(conductor)
+                    await _give_back(conductor, grant.cost)
                 finally:
                     grant.release()
 
@@ -236,12 +236,12 @@ def runs_layer(layer):
     return get_channel_layer("runs") if "runs" in settings.CHANNEL_LAYERS else layer
 
 
-async def _give_back(conductor: Run) -> None:
-    """Wait until the run's decoder let go of its image, then return what the run freed to the kernel."""
+async def _give_back(conductor: Run, run_bytes: int) -> None:
+    """Wait until the run's decoder let go of its image, then return what the run freed to the kernel when due."""
     closed = conductor.reader.closed if isinstance(conductor, Conductor) else None  # placed: decoded elsewhere
     if closed is not None:
         await asyncio.wrap_future(closed)
-    await asyncio.to_thread(give_back_free_memory)
+    await asyncio.to_thread(FREE_MEMORY.run_ended, run_bytes, others_running=bool(_runs))
 
 
 def local_run(execution_id: str) -> Run | None:

@@ -5,7 +5,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from runtime.memory import tune_allocator
+from runtime.memory import FreeMemoryPolicy, tune_allocator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,3 +60,16 @@ def test_an_operators_malloc_settings_are_left_alone():
 def test_django_processes_are_tuned_at_start():
     # RuntimeConfig.ready() ran in this test process: tuning again is still possible and succeeds.
     assert tune_allocator() is True
+
+
+def test_freed_memory_goes_back_after_a_large_run_an_idle_server_or_a_while():
+    policy = FreeMemoryPolicy(large_run_bytes=100 * 2**20, every_seconds=60)
+    small, large = 2**20, 200 * 2**20
+    assert not policy.run_ended(small, others_running=True)  # a small run among others: kept for the next
+    assert not policy.run_ended(small, others_running=True)
+    assert policy.run_ended(large, others_running=True)
+    assert policy.run_ended(small, others_running=False)  # the last run ended: the server gives it all back
+    assert not policy.run_ended(small, others_running=True)
+    policy._last -= 61  # a minute of small runs
+    assert policy.run_ended(small, others_running=True)
+    assert policy.trims == 3
