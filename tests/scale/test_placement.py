@@ -18,7 +18,9 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.scale.test_scale_out import IMAGE, SETTINGS, TILES, graph
+from runtime.geometry import tile_grid
+from runtime.tiles import Size
+from tests.scale.test_scale_out import IMAGE, SETTINGS, TILE, TILES, graph
 from tests.support.cluster import Cluster, png_bytes, running_cluster
 from tests.support.cluster import clean_output as clean_run
 from tests.support.services import manage
@@ -242,3 +244,31 @@ def test_runs_are_taken_fairly_across_users(two_workers):
     # starts before the first user's fifth and sixth.
     starts = sorted(body["started_at"] for body in finished)
     assert mine["started_at"] < starts[4], (mine["started_at"], starts)
+
+
+def test_a_batch_runs_its_items_on_the_workers_as_unattended_runs(two_workers):
+    cluster = two_workers
+    flow = cluster.create_flow("batch", graph(0.0))
+    photos = [("a.png", png_bytes(IMAGE)), ("b.png", png_bytes(IMAGE.rotate(90, expand=True)))]
+    files = [("image", photo) for photo in photos] + [("image", ("broken.png", png_bytes(IMAGE)[:300]))]
+    created = cluster.api("POST", f"/api/flows/{flow}/batches", files=files)
+    assert created.status_code == 201, created.text
+    deadline = time.monotonic() + 60
+    while (batch := cluster.api("GET", f"/api/batches/{created.json()['id']}").json())["status"] not in (
+        "succeeded",
+        "failed",
+    ):
+        assert time.monotonic() < deadline, (batch, cluster.logs())
+        time.sleep(0.2)
+    items = {item["name"]: item for item in batch["items"]}
+    assert (batch["succeeded"], batch["failed"]) == (2, 1), (items, cluster.logs())
+    assert "broken.png" in items and items["broken.png"]["error"]
+    worker_pids = {worker.pid for worker in cluster.live_workers()}
+    for name, (width, height) in (("a.png", IMAGE.size), ("b.png", IMAGE.size[::-1])):
+        execution = cluster.execution(items[name]["execution"])
+        assert {int(worker.rpartition(":")[2]) for worker in execution["workers"]} <= worker_pids, execution
+        # Conducted on a worker as an unattended run: its grid has no short first rows.
+        size = Size(width, height)
+        tile = max(TILE, 1024)  # an item's tiles: TILEFLOW_BATCH_TILE_SIZE's default
+        assert execution["nodes"]["in"]["total"] == len(tile_grid(size, tile, short=False)) < len(tile_grid(size, tile))
+        assert Image.open(io.BytesIO(cluster.output(execution["id"]))).size == (width, height)
