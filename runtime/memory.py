@@ -67,7 +67,7 @@ class FreeMemoryPolicy:
     """Decide when a run's end gives the freed memory back (`give_back_free_memory`), and do it.
 
     A trim costs a few ms and, worse, hands back pages the next run faults in again: after every
-    2 MP batch item it was ~4 ms of CPU a photo (43 -> 39 ms; batch of 200, 3 batches each). So it is
+    2 MP batch item it was ~3 ms of CPU a photo (43-45 -> 40-42 ms; batch of 200, 3 batches each). So it is
     done at once after a large run (the 144 MP case above), when the last run of the process ends (an
     idle server keeps nothing), and otherwise at most every TRIM_EVERY_SECONDS, which bounds what a
     stream of small runs leaves in the arenas.
