@@ -128,8 +128,9 @@ class Conductor:
         self.plan = plan
         self.record.plan(plan.order, plan.totals)
         limits = self.spec.limits
+        # The stores cut the plan's own grid.
         self._stores = {
-            node: TileStore(node, plan.nodes[node].output, limits.tile_size, limits.interactive) for node in plan.stores
+            node: TileStore(node, plan.nodes[node].output, plan.tile_size, plan.short_rows) for node in plan.stores
         }
         codec = LOCAL if is_local(self.layer) else None  # in-process workers take tiles as objects
         self._dispatcher = Dispatcher(
