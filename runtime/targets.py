@@ -12,6 +12,14 @@ A mapping is handed out again only after `weakref.finalize` reported its image d
 finished, so no reader of an old image can see a new one's pixels. What is kept is bounded: at most
 KEEP_BYTES of zeroed mappings, each dropped after IDLE_SECONDS unused, so an idle server gives the
 memory back.
+
+Large targets (RELEASE_FROM and up: a 96 MP one is 384 MB) give their rows back as the run goes: once
+no reader needs rows [0, y) any more, their whole pages go back to the kernel (`MADV_DONTNEED`), so
+such a run holds the band of rows between its readers and its decoder, not the whole image. Those
+rows then read as zero. The caller vouches for "no reader": the source store once its tile rows are
+released by every task and no tile cut from the target outlives its task (`runtime.chain` cuts what
+it hands on), or the decoder itself once it copied a band out. A target that gave rows back is not
+kept for reuse: zeroing it again would fault every page back in, the memory it just gave up.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from PIL import Image
 
 KEEP_BYTES = 512 * 1024 * 1024  # a 96 MP target is 384 MB
 IDLE_SECONDS = 30.0
+RELEASE_FROM = 128 * 1024 * 1024  # targets this large give their rows back (> 32 MP); smaller ones are kept whole
 
 
 def _fresh(size: int) -> mmap.mmap:
@@ -45,15 +54,19 @@ def _zero(pages: mmap.mmap) -> None:
 class TargetMemory:
     """Hand out all-zero images on mappings that are reused once their previous image is gone."""
 
-    def __init__(self, keep_bytes: int = KEEP_BYTES, idle_seconds: float = IDLE_SECONDS) -> None:
+    def __init__(
+        self, keep_bytes: int = KEEP_BYTES, idle_seconds: float = IDLE_SECONDS, release_from: int = RELEASE_FROM
+    ) -> None:
         self.keep_bytes = keep_bytes
         self.idle_seconds = idle_seconds
+        self.release_from = release_from
         self.reused = 0  # images made on a kept mapping (for tests and curiosity)
         self._lock = threading.Lock()  # never taken by a finalizer: GC may run one while it is held
         self._kept: list[tuple[mmap.mmap, float]] = []  # zeroed and unused, with when they were kept
         self._returned: queue.SimpleQueue = queue.SimpleQueue()  # mappings to zero; put() is reentrant
         self._zeroer: threading.Thread | None = None
         self._memory: dict[int, mmap.mmap] = {}  # id(image) -> its mapping, while the image lives
+        self._releasers: dict[int, RowReleaser] = {}  # id(image) -> what gives its rows back, when large
 
     def image(self, mode: str, width: int, height: int) -> Image.Image:
         """Return an all-zero `mode` image (RGB or RGBX: 4 bytes a pixel) of `width` x `height`."""
@@ -79,6 +92,24 @@ class TargetMemory:
         For readers that take raw memory (libvips' `new_from_memory`); they must keep `image` alive while they read.
         """
         return self._memory.get(id(image))
+
+    def releaser(self, image: Image.Image) -> RowReleaser | None:
+        """Return what gives `image`'s finished rows back, or None: not a target made here, or not large enough.
+
+        Asked once for an image, the same releaser comes back each time; the mapping is then not kept for reuse.
+        """
+        pages = self._memory.get(id(image))
+        if pages is None or len(pages) < self.release_from:
+            return None
+        releaser = self._releasers.get(id(image))
+        if releaser is None:
+            releaser = self._releasers.setdefault(id(image), RowReleaser(pages, image.width * 4))
+        return releaser
+
+    def rows_released(self, image: Image.Image) -> int:
+        """Return how many of `image`'s top rows were given back (they read as zero now); 0 for any other image."""
+        releaser = self._releasers.get(id(image))
+        return 0 if releaser is None else releaser.rows
 
     def kept_bytes(self) -> int:
         with self._lock:
@@ -108,6 +139,8 @@ class TargetMemory:
     def _give_back(self, pages: mmap.mmap, image_id: int) -> None:
         """The image on `pages` is gone: queue the mapping for zeroing (a finalizer: takes no lock)."""
         self._memory.pop(image_id, None)  # atomic in CPython, so safe without the lock
+        if self._releasers.pop(image_id, None) is not None:
+            return  # rows given back: dropped, see the module's docstring
         if len(pages) <= self.keep_bytes:
             self._returned.put(pages)
         # else dropped: unmapped when the last reference (the dying image's core) goes
@@ -129,6 +162,33 @@ class TargetMemory:
             limit = time.monotonic() - self.idle_seconds
             with self._lock:
                 self._kept = [(pages, since) for pages, since in self._kept if since >= limit]
+
+
+class RowReleaser:
+    """Give a target's top rows back to the kernel, whole pages at a time, as the rows finished with grow."""
+
+    __slots__ = ("_given", "_lock", "_pages", "_row_bytes")
+
+    def __init__(self, pages: mmap.mmap, row_bytes: int) -> None:
+        self._pages = pages
+        self._row_bytes = row_bytes
+        self._given = 0  # bytes from the start given back: a multiple of the page size
+        self._lock = threading.Lock()
+
+    @property
+    def rows(self) -> int:
+        """Rows given back in full (they read as zero); the row the boundary cuts keeps its last pixel."""
+        return self._given // self._row_bytes
+
+    def release(self, rows: int) -> None:
+        """Rows [0, rows) are read by nobody any more: give back the whole pages they fill."""
+        end = min(rows * self._row_bytes, len(self._pages)) // mmap.PAGESIZE * mmap.PAGESIZE
+        with self._lock:
+            start = self._given
+            if end <= start:
+                return
+            self._given = end
+            self._pages.madvise(mmap.MADV_DONTNEED, start, end - start)
 
 
 TARGETS = TargetMemory()

@@ -2,6 +2,7 @@
 
 import gc
 import io
+import mmap
 import time
 
 import pytest
@@ -93,3 +94,51 @@ def test_decoding_into_reused_memory_gives_each_image_its_own_pixels(mode):
         assert TARGETS.wait_idle()
         if image is not images[0]:
             assert TARGETS.reused == reused + 1
+
+
+def resident_kb() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def test_a_large_target_gives_its_finished_rows_back_to_the_kernel():
+    memory = TargetMemory(release_from=32 * 1024 * 1024)
+    image = memory.image("RGBX", 4000, 4000)  # 64 MB
+    image.paste((9, 8, 7, 255), (0, 0, 4000, 4000))
+    releaser = memory.releaser(image)
+    assert releaser is not None and memory.releaser(image) is releaser
+    before = resident_kb()
+
+    releaser.release(3001)
+
+    given_back_kb = before - resident_kb()
+    assert given_back_kb > 40_000, f"only {given_back_kb} kB went back of ~47,000"
+    rows = memory.rows_released(image)
+    assert rows == 3001 * 16000 // mmap.PAGESIZE * mmap.PAGESIZE // 16000  # whole pages only
+    assert image.crop((0, 0, 4000, rows)).getextrema() == ((0, 0),) * 4  # given back: zero
+    assert image.getpixel((3999, rows)) == (9, 8, 7, 255)  # the row the boundary cuts keeps its last pixel
+    assert image.crop((0, 3001, 4000, 4000)).getextrema() == ((9, 9), (8, 8), (7, 7), (255, 255))
+    releaser.release(10)  # behind what is given back already: nothing to do
+    assert memory.rows_released(image) == rows
+
+
+def test_small_targets_and_other_images_give_nothing_back():
+    memory = TargetMemory(release_from=300 * 200 * 4 + 1)
+    assert memory.releaser(memory.image("RGB", 300, 200)) is None
+    assert memory.releaser(Image.new("RGB", (3000, 2000))) is None
+    assert memory.rows_released(Image.new("RGB", (3000, 2000))) == 0
+
+
+def test_a_target_that_gave_rows_back_is_not_kept_for_reuse():
+    memory = TargetMemory(release_from=300 * 200 * 4)
+    image = memory.image("RGB", 300, 200)
+    memory.releaser(image).release(100)
+    del image
+    gc.collect()
+    assert memory.wait_idle()
+    assert memory.kept_bytes() == 0
+
+    again = memory.image("RGB", 300, 200)
+
+    assert memory.reused == 0
+    assert again.getextrema() == ((0, 0),) * 3
