@@ -19,7 +19,9 @@ Memory. The target is full size. Band-sized targets are not safely possible thro
 `y + yoff` of the target while `y < ysize`; aiming it at a band means a negative `yoff` (unchecked, so a
 wrong guess writes outside the band) and a `ysize` that ends at the band, after which the decoder calls
 `jpeg_finish_decompress` with rows still pending and fails. Pillow stores RGB at 4 bytes a pixel anyway,
-so the RGBX target costs no more than Pillow's own `load()` (96 MP → 384 MB).
+so the RGBX target costs no more than Pillow's own `load()` (96 MP → 384 MB). A large target gives its
+finished rows back to the kernel as the run goes (`runtime.targets`): a band copied out (a converted
+colour space, gray) right after its copy, the target's own rows once the source store's readers are done.
 
 Everything else (progressive and CMYK JPEG, PNG, GIF, WebP, TIFF, BMP, HEIC/HEIF, AVIF) is decoded whole,
 transposed as `ImageOps.exif_transpose` does, and cut into bands; each band is normalised on its own. A
@@ -256,6 +258,8 @@ def _stream_jpeg(
 ) -> Iterator[tuple[int, int, Image.Image, int]]:
     target, feed = _jpeg_target(file, header, shrink)
     width = target.width
+    copied = space.converted or target.mode != header.mode  # bands are copies: the target's rows are done with
+    releaser = TARGETS.releaser(target) if copied else None
     band = 0  # the next band to yield: rows [bounds[band], bounds[band + 1])
     for finished in feed:
         while band < len(bounds) - 1:
@@ -264,10 +268,12 @@ def _stream_jpeg(
                 break
             if space.converted:
                 yield y0, y1, _in_space(target.crop((0, y0, width, y1)), header.mode, space), y0
-            elif target.mode == header.mode:
+            elif not copied:
                 yield y0, y1, target, 0
             else:
                 yield y0, y1, normalize(target.crop((0, y0, width, y1)), header.mode), y0
+            if releaser is not None:
+                releaser.release(y1)
             band += 1
 
 
@@ -372,8 +378,8 @@ def _jpeg_blocks(file: BinaryIO, scan_start: int) -> Iterator[bytes | None]:
 
 
 def _first_row_not_done(target: Image.Image) -> int:
-    """Return the first row the decoder has not written (rows are written top to bottom)."""
-    low, high = 0, target.height - 1
+    """Return the first row the decoder has not written (rows are written top to bottom; given back ones were)."""
+    low, high = TARGETS.rows_released(target), target.height - 1
     while low < high:
         middle = (low + high) // 2
         if _row_done(target, target.width - 1, middle):

@@ -362,3 +362,48 @@ def _jpeg_bytes_for_end_marker_tests() -> bytes:
     exif[0x0112] = 1
     photo_like(700, 500).save(buffer, "JPEG", quality=90, exif=exif, progressive=False)
     return buffer.getvalue()
+
+
+def gray_jpeg(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    photo_like(width, height).convert("L").save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def test_a_large_gray_jpegs_target_gives_each_band_back_once_it_is_copied_out(monkeypatch):
+    from runtime.targets import TARGETS
+
+    data = gray_jpeg(600, 900)
+    header = probe(io.BytesIO(data), 10**8)
+    monkeypatch.setattr(TARGETS, "release_from", 1)  # every target is "large"
+    made = []
+    original = TARGETS.releaser
+    monkeypatch.setattr(TARGETS, "releaser", lambda image: made.append(original(image)) or made[-1])
+
+    decoded = Image.new("L", (600, 900))
+    released = []
+    for y0, y1, band, top in decode.decode_rows(data, header, 64):
+        decoded.paste(band.crop((0, y0 - top, band.width, y1 - top)), (0, y0))
+        released.append(made[0].rows)
+
+    assert decoded.tobytes() == Image.open(io.BytesIO(data)).convert("L").tobytes()  # copies taken first
+    assert released == sorted(released) and released[-2] >= 900 - 64 - 8  # rows go back band by band
+
+
+def test_a_cut_gray_jpeg_names_the_same_row_its_data_ends_at_when_its_rows_went_back(monkeypatch):
+    from runtime.targets import TARGETS
+
+    data = gray_jpeg(600, 900)
+    cut = data[: len(data) * 2 // 3] + b"\xff\xd9"
+    header = probe(io.BytesIO(cut), 10**8)
+
+    def named_row(release_from: int) -> int:
+        monkeypatch.setattr(TARGETS, "release_from", release_from)
+        with pytest.raises(ImageRejected, match="premature end of data") as refused:
+            for _ in decode.decode_rows(cut, header, 64):
+                pass
+        return int(str(refused.value).split("ends at row ")[1].split()[0])
+
+    kept = named_row(10**12)
+    assert 900 * 0.5 < kept < 900 * 0.8
+    assert named_row(1) == kept  # given back rows read as zero, yet they were written
