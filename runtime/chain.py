@@ -60,7 +60,18 @@ def run_chain(
             pending = _hand_on(written, steps[position + 1][1], boxes[position + 1], node_id)
             if not pending:
                 return ChainResult((), busy)
-    return ChainResult(tuple(written), busy)
+    return ChainResult(tuple(_standalone(tile) for tile in written), busy)
+
+
+def _standalone(tile: Tile) -> Tile:
+    """Return `tile` holding its own pixels: a part of the decoder's target must not outlive its task.
+
+    A step may hand on its input, or a crop of it, as it is; when that input is an uncut part of the
+    decoder's target, the target's rows may be given back as soon as the task is done (`runtime.targets`).
+    """
+    if tile.parent() is not None:
+        tile.view()  # cuts it out of the parent, and lets the parent go
+    return tile
 
 
 def _hand_on(written: list[Tile], step: Step, out_box: Box, writer: str) -> list[tuple[Tile, Box]]:

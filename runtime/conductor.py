@@ -141,7 +141,9 @@ class Conductor:
         self._assembly = OutputAssembly(
             self.spec, plan, self._stores, self.record, self.control.post, source=header, space=space
         )
-        await self.reader.open(header, self._stores[plan.source], shrink, space)
+        # A large target's rows go back once every task read them (runtime.targets), unless an encoder reads them too.
+        give_back = plan.read_by_tasks_only(plan.source)
+        await self.reader.open(header, self._stores[plan.source], shrink, space, give_back=give_back)
         self.prepared.set()
 
     def _compile(self, header: SourceHeader) -> tuple[Plan, int]:

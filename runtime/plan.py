@@ -82,6 +82,10 @@ class Plan:
         store = self.segments[task.segment].input_store
         return tiles_meeting(task.region, self.nodes[store].output.size, self.tile_size, self.short_rows)
 
+    def read_by_tasks_only(self, store: str) -> bool:
+        """Tell whether only tasks read `store`: no output encodes it as it is (an encoder joins its tiles later)."""
+        return all(self.nodes[output].inputs[0] != store for output in self.outputs)
+
     def reference_counts(self) -> dict[str, list[int]]:
         """Return, per store, how many readers each of its tiles has: tasks, plus one per output node."""
         counts = {store: [0] * len(self.grid(store)) for store in self.stores}

@@ -20,6 +20,7 @@ from runtime.control import RunFailed
 from runtime.decode import ImageRejected, SourceHeader, decode_rows, probe
 from runtime.spec import RunSpec
 from runtime.store import TileStore
+from runtime.targets import TARGETS
 from runtime.tiles import Tile
 from runtime.upload import UploadBroken
 
@@ -39,6 +40,7 @@ class SourceReader:
         self._store: TileStore | None = None
         self._pulls = 0  # bands asked of the decode thread and not received yet
         self._image: Image.Image | None = None  # the image the last band came from (decode thread)
+        self._give_back = False
         self.decoded = False
 
     async def probe(self) -> SourceHeader:
@@ -53,9 +55,22 @@ class SourceReader:
         except ImageRejected as rejected:
             raise RunFailed(str(rejected), self._node) from rejected
 
-    async def open(self, header: SourceHeader, store: TileStore, shrink: int, space: WorkingSpace = UNTAGGED) -> None:
-        """Start the decoder: one band per row of the source store's grid (short ones first), in `space`."""
+    async def open(
+        self,
+        header: SourceHeader,
+        store: TileStore,
+        shrink: int,
+        space: WorkingSpace = UNTAGGED,
+        *,
+        give_back: bool = False,
+    ) -> None:
+        """Start the decoder: one band per row of the source store's grid (short ones first), in `space`.
+
+        `give_back`: only tasks read the store, so a large decode target's rows may go back to the kernel
+        once the store's tiles on them are all released (`runtime.targets`).
+        """
         self._store = store
+        self._give_back = give_back
         self._node = store.node
         source = self._spec.input_data or self._spec.input_stream or self._spec.input_path
         self._bands = await asyncio.get_running_loop().run_in_executor(
@@ -111,7 +126,12 @@ class SourceReader:
             return None
         # Held until the run ends, so the decoder's full-size image is freed here, not by the event loop
         # dropping the last source tile cut from it.
-        self._image = item[2]
+        image, top = item[2], item[3]
+        if self._give_back and self._image is None and top == 0:
+            releaser = TARGETS.releaser(image)  # None unless a large target the tiles are parts of
+            if releaser is not None:
+                self._store.rows_done = releaser.release  # called on the event loop as tasks finish
+        self._image = image
         return self._store.cut_rows(*item)
 
     def _close_bands(self) -> None:

@@ -3,7 +3,9 @@
 A store is a grid of tiles: the grid the plan uses for that node's output, short rows first
 (`geometry.row_bounds`). Consumers (tasks reading a region, output encoders reading bands) are
 counted per tile when the plan is known; a tile is dropped as soon as its last consumer is done, so
-memory follows the work in flight, not the image size.
+memory follows the work in flight, not the image size. A store whose tiles are parts of a larger image
+(the decoder's target) tells `rows_done` how far from the top its rows are all dropped, so that image's
+rows can go too (`runtime.targets`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class TileStore:
         self._tiles: dict[int, Tile] = {}
         self._arrived = [False] * (self.columns * self.rows)
         self._row_missing = [self.columns] * self.rows
+        self.rows_done: Callable[[int], None] | None = None  # told y once rows [0, y) are read by nobody
+        self._rows_dropped = 0  # tile rows from the top that arrived and were all released
 
     def __len__(self) -> int:
         return len(self._tiles)
@@ -84,6 +88,17 @@ class TileStore:
             self.refs[index] -= 1
             if self.refs[index] <= 0:
                 self._tiles.pop(index, None)
+        if self.rows_done is not None:
+            self._drop_rows()
+
+    def _drop_rows(self) -> None:
+        """Tell `rows_done` how far the rows from the top have all arrived and been released."""
+        row = self._rows_dropped
+        while row < self.rows and self._row_missing[row] == 0 and all(self.refs[i] <= 0 for i in self.row_indexes(row)):
+            row += 1
+        if row > self._rows_dropped:
+            self._rows_dropped = row
+            self.rows_done(self.bounds[row])
 
     def region(self, box: Box) -> Tile:
         """Return the pixels of `box`, cut from (or assembled out of) the tiles that cover it."""

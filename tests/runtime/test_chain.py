@@ -113,3 +113,25 @@ def test_context_gives_the_box_and_both_images():
     _, tile = whole_tile()
     run_chain([("s", Spy(Spy.Params(), INFO))], (INFO.size.box,), tile)
     assert seen[0].node_id == "s" and seen[0].out_box == INFO.size.box and seen[0].output == INFO
+
+
+@step("same", label="Same", category="Test", target=custom)
+class Same(Step):
+    """Hand the input on as it is."""
+
+    def process(self, tile, ctx):
+        ctx.write(tile)
+
+
+def test_what_a_chain_hands_back_holds_its_own_pixels_not_a_part_of_the_decoders_image():
+    target = make_image(120, 90)  # what a source tile is an uncut part of
+    box = Box(40, 30, 80, 60)
+    tile = Tile.of_parent(box, target, (0, 0))
+    assert tile.parent() is not None
+    info = ImageInfo(Size(120, 90), "RGB")
+
+    result = run_chain([("s", Same(Same.Params(), info))], (box,), tile)
+
+    (out,) = result.tiles
+    assert out.parent() is None  # the target's rows may be given back once the task is done
+    assert out.view().tobytes() == target.crop(box.as_tuple()).tobytes()

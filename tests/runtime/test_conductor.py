@@ -243,3 +243,58 @@ async def test_a_slow_first_band_still_gets_its_run_saved_as_running_early(tmp_p
     assert status == "running" and first_output_at is None  # saved while the band was still being made
     assert STARTED_SAVE_DELAY <= first_at - started < 0.9
     assert second_output_at is not None and second_at - started >= 1.0  # and again when it came out
+
+
+def fan_out_graph(*, source_to_output: bool) -> dict:
+    nodes = [
+        {"id": "in", "type": "source", "params": {}},
+        {"id": "half", "type": "resize", "params": {"scale": 0.5}},
+        {"id": "out", "type": "output", "params": {"format": "png"}},
+        # Tiles without a stamp are handed on as they are: uncut parts of the decoder's image.
+        {"id": "gray", "type": "watermark", "params": {"text": "© ACME", "font_size": 20}},
+        {"id": "flat", "type": "output", "params": {"format": "png"}},
+    ]
+    edges = [{"from": "in", "to": "half"}, {"from": "half", "to": "out"}, {"from": "gray", "to": "flat"}]
+    edges.append({"from": "in", "to": "flat"} if source_to_output else {"from": "in", "to": "gray"})
+    if source_to_output:
+        nodes = [node for node in nodes if node["id"] != "gray"]
+        edges = [edge for edge in edges if "gray" not in edge.values()]
+    return {"nodes": nodes, "edges": edges}
+
+
+@pytest.mark.parametrize("source_to_output", [False, True])
+async def test_a_large_jpegs_rows_go_back_behind_its_tasks_and_every_pixel_is_still_right(
+    tmp_path, monkeypatch, source_to_output
+):
+    from runtime.targets import TARGETS, RowReleaser
+
+    monkeypatch.setattr(TARGETS, "release_from", 1)  # every target is "large"
+    given = []
+    original = RowReleaser.release
+    monkeypatch.setattr(RowReleaser, "release", lambda self, rows: given.append(rows) or original(self, rows))
+    graph = fan_out_graph(source_to_output=source_to_output)
+    image = make_image(640, 960, "RGB", 7)
+    conductor = await run(graph, image, tmp_path, fmt="JPEG", tile_size=64, max_in_flight=2)
+    assert conductor.status == "succeeded", conductor.error
+
+    decoded = Image.open(tmp_path / "in.jpeg").convert("RGB")
+    references = reference_flow(graph, decoded)
+    assert max_difference(output(conductor, "out"), references["out"]) == 0
+    assert max_difference(output(conductor, "flat"), references["flat"]) == 0
+    if source_to_output:
+        assert given == []  # an encoder reads the source's tiles as they are: nothing may go back
+    else:
+        assert given == sorted(given) and given[-1] == 960 and len(given) > 5  # row by row, behind the tasks
+
+
+async def test_tiles_a_step_hands_on_as_they_are_outlive_the_rows_given_back(tmp_path, monkeypatch):
+    from runtime.targets import TARGETS
+
+    monkeypatch.setattr(TARGETS, "release_from", 1)
+    # Most tiles have no stamp, so the watermark hands on the source's tiles themselves: parts of the target.
+    graph = chain(("watermark", {"text": "© ACME", "font_size": 20}), output={"format": "png"})
+    image = make_image(640, 960, "RGB", 8)
+    conductor = await run(graph, image, tmp_path, fmt="JPEG", tile_size=64, max_in_flight=2)
+    assert conductor.status == "succeeded", conductor.error
+    decoded = Image.open(tmp_path / "in.jpeg").convert("RGB")
+    assert max_difference(output(conductor), reference_flow(graph, decoded)["out"]) == 0

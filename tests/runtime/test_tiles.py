@@ -83,3 +83,24 @@ def test_the_in_memory_layer_carries_the_tile_itself():
     assert tile_from_wire(message["tile"]) is tile
     remote = tile_from_wire(tile_to_wire(tile, "none"))
     assert remote == tile and remote is not tile
+
+
+def test_a_store_tells_how_far_from_the_top_its_rows_are_read_by_nobody():
+    store = TileStore("in", ImageInfo(Size(300, 200), "RGB"), 64)  # 5 columns; rows 0-16-48-112-176-200
+    store.retain(range(store.count))
+    store.retain(store.row_indexes(1))  # row 1 has a second reader (a halo)
+    told = []
+    store.rows_done = told.append
+    for index, tile in store.cut_rows(0, 112, IMAGE, 0):
+        store.put(index, tile)
+
+    store.release(store.row_indexes(2))  # row 2 done first: rows above it are still read
+    assert told == []
+    store.release(store.row_indexes(0))
+    assert told == [16]
+    store.release(store.row_indexes(1))  # row 1's first reader; its second still reads it
+    assert told == [16]
+    store.release(store.row_indexes(1))
+    assert told == [16, 112]  # rows 1 and 2 at once
+    store.release(store.row_indexes(3))  # released but not arrived yet: no further
+    assert told == [16, 112]
