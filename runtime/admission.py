@@ -29,6 +29,7 @@ from runtime.plan import Plan, compile_plan
 from runtime.registry import ImageInfo, TileKind
 from runtime.spec import RunSpec
 from runtime.steps.source import shrink_on_load, shrunk_size
+from runtime.targets import TARGETS
 
 MB = 1024 * 1024
 DEFAULT_FRACTION = 0.25  # of physical memory (or of the cgroup's limit, when lower), when no budget is set
@@ -63,7 +64,9 @@ def estimate(
     - The decoder's image: full size. A streamed JPEG's target, 4 bytes a pixel (shrunk on load when
       the flow allows); Pillow's own image for every other format, in the mode it opens (a palette
       is 1 byte a pixel), twice while an EXIF orientation is applied (the transposed copy is made
-      before the original goes).
+      before the original goes). A large target whose source store only tasks read gives its rows
+      back behind the readers (`runtime.targets`): it holds the rows between them and the decoder,
+      the source store's window below and one row more for the page its boundary cuts.
     - The source store: the decoder runs ahead until `max_in_flight + 2` rows of tiles wait, and two
       more bands are asked of it; a non-streamed source's bands are copies, a streamed JPEG's tiles
       are parts of its target (nothing more). Every other store: what the order of the tasks makes it
@@ -85,7 +88,23 @@ def estimate(
     decode = size.width * size.height * pixel_bytes(decoded_mode)
     if not header.streamable and header.orientation != 1:
         decode *= 2
+    if header.streamable and decode >= TARGETS.release_from and _gives_rows_back(plan):
+        decode = min(decode, _rows_bytes(plan.nodes[plan.source].output, _source_window(max_in_flight) + 1, tile_size))
     return RunCost(decode=decode, working=_working_bytes(plan, max_in_flight, streamed=header.streamable))
+
+
+def _source_window(max_in_flight: int) -> int:
+    """Rows of source tiles waiting at most: the decoder runs `max_in_flight + 2` rows ahead, two more bands asked."""
+    return max_in_flight + 2 + 2
+
+
+def _gives_rows_back(plan: Plan) -> bool:
+    """Tell whether the conductor gives the source's target rows back: tiled tasks are its only readers."""
+    whole = any(
+        segment.input_store == plan.source and plan.nodes[segment.chain[0]].step.kind is TileKind.WHOLE_IMAGE
+        for segment in plan.segments
+    )
+    return not whole and plan.read_by_tasks_only(plan.source)
 
 
 def _rows_bytes(info: ImageInfo, rows: int, tile_size: int) -> int:
@@ -104,7 +123,7 @@ def _working_bytes(plan: Plan, max_in_flight: int, *, streamed: bool) -> int:
         if store in whole_read:
             rows = len(plan.grid(store))
         elif store == plan.source:
-            rows = 0 if streamed else max_in_flight + 2 + 2
+            rows = 0 if streamed else _source_window(max_in_flight)
         else:
             continue  # below: how much of it the order of the tasks makes it hold
         total += _rows_bytes(info, rows, plan.tile_size)

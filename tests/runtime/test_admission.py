@@ -154,3 +154,16 @@ def test_a_palette_image_decodes_at_one_byte_a_pixel():
     Image.new("P", (3000, 2000)).save(buffer, "PNG")
     header = probe(buffer, 10**9)
     assert cost(chain(("resize", {"scale": 0.5})), header).decode == 3000 * 2000
+
+
+def test_a_large_jpeg_whose_rows_go_back_counts_the_window_of_rows_between_its_readers_and_its_decoder():
+    jpeg = header_of(12000, 8000, "JPEG")  # 384 MB decoded: its rows go back behind the tasks
+    window = (8 + 2 + 2 + 1) * 512 * 12000 * 4  # the source store's window, and the row a page boundary cuts
+    assert cost(chain(("resize", {"scale": 0.5})), jpeg).decode == window
+    assert cost(chain(("rotate", {"angle": 90})), jpeg).decode == window  # its store holds it, counted there
+    straight = {  # an encoder reads the source's tiles as they are: the whole target stays
+        "nodes": [{"id": "in", "type": "source", "params": {}}, {"id": "out", "type": "output", "params": {}}],
+        "edges": [{"from": "in", "to": "out"}],
+    }
+    assert cost(straight, jpeg).decode == 12000 * 8000 * 4
+    assert cost(chain(("resize", {"scale": 0.5})), header_of(6000, 4000, "JPEG")).decode == 6000 * 4000 * 4  # small
