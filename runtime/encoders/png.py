@@ -1,10 +1,12 @@
 """Streaming PNG: rows filtered with "up", one deflate stream spread over one IDAT chunk per band.
 
-Each band is cut into row ranges compressed at once on the shared pool, each by its own raw-deflate
-compressor ended with a sync flush (byte-aligned, not final), so the pieces concatenate into one valid
-stream, as pigz does; the adler32 runs over the filtered rows in order. The "up" filter is one
-`ImageChops.subtract_modulo` of the band against itself shifted down a row (the first row against the
-previous band's last row, zeros at the top), all in C.
+Each band is cut into row ranges encoded at once on the shared pool: each range is filtered, summed
+(adler32) and compressed by its own raw-deflate compressor ended with a sync flush (byte-aligned, not
+final), so the pieces concatenate into one valid stream, as pigz does; the pieces' adler32 sums are
+combined in order, as zlib's `adler32_combine` does. The "up" filter is one `ImageChops.subtract_modulo`
+of the range against itself shifted down a row (its first row against the row above it, zeros at the
+top of the image), all in C. Filtering and summing in the pieces, not over the whole band first, took a
+24 MP PNG from ~0.70 to ~0.52 s on 2 cores; the bytes are the same.
 
 Measured on a 3000x2000 photo-like RGB image (noise over gradients, via JPEG q90), 256-row bands,
 2 cores: filter up + zlib-ng level 6 on 2 threads 0.17 s, 14.3 MB (1 thread 0.28 s); filter none 0.16 s,
@@ -30,6 +32,7 @@ _BYTES_PER_PIXEL = {"L": 1, "RGB": 3, "RGBA": 4}
 _FILTER_UP = 2
 _PERCEPTUAL = 0  # the sRGB chunk's rendering intent
 _ZLIB_HEADER = b"\x78\x9c"
+_ADLER_BASE = 65521
 # Below this many filtered bytes a band is compressed in one piece: threads would cost more than they save.
 _PARALLEL_MIN_BYTES = 256 * 1024
 
@@ -38,9 +41,32 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
 
 
-def _deflate_piece(data: bytes, level: int) -> bytes:
+def _encode_piece(band: Image.Image, above: Image.Image, y0: int, y1: int, level: int) -> tuple[bytes, int, int]:
+    """Return rows [y0, y1) of `band` (`above`: the row before y0) filtered "up", deflated: (bytes, adler32, length)."""
+    filtered = _filter_up(band, above, y0, y1)
     compressor = zlib_ng.compressobj(level, zlib_ng.DEFLATED, -15)
-    return compressor.compress(data) + compressor.flush(zlib_ng.Z_SYNC_FLUSH)
+    return compressor.compress(filtered) + compressor.flush(zlib_ng.Z_SYNC_FLUSH), zlib.adler32(filtered), len(filtered)
+
+
+def _filter_up(band: Image.Image, above: Image.Image, y0: int, y1: int) -> bytes:
+    """Return rows [y0, y1) of `band`, each as the filter type byte and its "up" differences."""
+    width, height = band.width, y1 - y0
+    rows_above = Image.new(band.mode, (width, height))
+    rows_above.paste(above, (0, 0))
+    if height > 1:
+        rows_above.paste(band.crop((0, y0, width, y1 - 1)), (0, 1))
+    differences = ImageChops.subtract_modulo(band.crop((0, y0, width, y1)), rows_above).tobytes()
+    row_bytes = width * _BYTES_PER_PIXEL[band.mode]
+    rows = Image.new("L", (row_bytes + 1, height), _FILTER_UP)
+    rows.paste(Image.frombytes("L", (row_bytes, height), differences), (1, 0))
+    return rows.tobytes()
+
+
+def adler32_combine(first: int, second: int, second_length: int) -> int:
+    """Return the adler32 of two byte strings one after the other, from their sums and the second's length."""
+    low = ((first & 0xFFFF) + (second & 0xFFFF) - 1) % _ADLER_BASE
+    high = ((first >> 16) + (second >> 16) + second_length * ((first & 0xFFFF) - 1)) % _ADLER_BASE
+    return low | (high << 16)
 
 
 class PngEncoder(Encoder):
@@ -80,15 +106,20 @@ class PngEncoder(Encoder):
 
     def encode_band(self, image: Image.Image) -> bytes:
         image = self._accept(image)
-        filtered = self._filter_up(image)
-        self._adler = zlib.adler32(filtered, self._adler)
-        row_bytes = len(filtered) // image.height
-        ranges = split_rows(image.height, WORKERS if len(filtered) >= _PARALLEL_MIN_BYTES else 1)
-        pieces = [filtered[y0 * row_bytes : y1 * row_bytes] for y0, y1 in ranges]
-        if len(pieces) > 1:
-            compressed = b"".join(band_pool().map(_deflate_piece, pieces, [self.level] * len(pieces)))
+        width, height = image.size
+        filtered_bytes = (width * _BYTES_PER_PIXEL[self.mode] + 1) * height
+        ranges = split_rows(height, WORKERS if filtered_bytes >= _PARALLEL_MIN_BYTES else 1)
+        aboves = [self._previous_row] + [image.crop((0, y0 - 1, width, y0)) for y0, _ in ranges[1:]]
+        self._previous_row = image.crop((0, height - 1, width, height))
+        if len(ranges) > 1:
+            pieces = list(
+                band_pool().map(lambda above, rows: _encode_piece(image, above, *rows, self.level), aboves, ranges)
+            )
         else:
-            compressed = _deflate_piece(pieces[0], self.level)
+            pieces = [_encode_piece(image, aboves[0], *ranges[0], self.level)]
+        for _, adler, length in pieces:
+            self._adler = adler32_combine(self._adler, adler, length)
+        compressed = b"".join(piece for piece, _, _ in pieces)
         if not self._started:
             compressed = _ZLIB_HEADER + compressed
             self._started = True
@@ -99,17 +130,3 @@ class PngEncoder(Encoder):
         end = zlib_ng.compressobj(self.level, zlib_ng.DEFLATED, -15).flush()
         tail = end + struct.pack(">I", self._adler)
         return _chunk(b"IDAT", tail) + _chunk(b"IEND", b"")
-
-    def _filter_up(self, image: Image.Image) -> bytes:
-        """Return the band's rows, each as the filter type byte and its "up" differences."""
-        width, height = image.size
-        above = Image.new(self.mode, (width, height))
-        above.paste(self._previous_row, (0, 0))
-        if height > 1:
-            above.paste(image.crop((0, 0, width, height - 1)), (0, 1))
-        self._previous_row = image.crop((0, height - 1, width, height))
-        differences = ImageChops.subtract_modulo(image, above).tobytes()
-        row_bytes = width * _BYTES_PER_PIXEL[self.mode]
-        rows = Image.new("L", (row_bytes + 1, height), _FILTER_UP)
-        rows.paste(Image.frombytes("L", (row_bytes, height), differences), (1, 0))
-        return rows.tobytes()

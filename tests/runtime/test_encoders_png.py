@@ -121,3 +121,35 @@ def test_a_gray_png_carries_no_rgb_profile():
     options = EncodeOptions(icc_profile=SRGB_PROFILE)
     data = encode_in_bands(make_encoder("png", Size(10, 10), "L", options=options), photo_like(10, 10, "L"), 5)
     assert b"iCCP" not in data
+
+
+def test_adler32_sums_of_pieces_combine_into_the_sum_of_the_whole():
+    import random
+
+    from runtime.encoders.png import adler32_combine
+
+    rng = random.Random(5)
+    for _ in range(50):
+        first = rng.randbytes(rng.choice([0, 1, 100, 70_000, 200_003]))
+        second = rng.randbytes(rng.choice([0, 1, 65_521, 65_522, 300_000]))
+        combined = adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second))
+        assert combined == zlib.adler32(first + second)
+    assert adler32_combine(1, zlib.adler32(b"\xff" * 10**6), 10**6) == zlib.adler32(b"\xff" * 10**6)
+
+
+@pytest.mark.parametrize("band_height", [300, 1023])
+def test_a_band_encoded_in_pieces_on_several_threads_is_one_stream_with_its_checksum(band_height):
+    image = photo_like(1500, 1023, "RGB")  # each band is over 256 kB filtered: cut into pieces
+    data = encode_in_bands(PngEncoder(Size(1500, 1023), "RGB"), image, band_height)
+    stream = b"".join(_idat_chunks(data))
+    assert zlib.decompress(stream)  # checks the adler32 at the end of the stream
+    assert Image.open(io.BytesIO(data)).tobytes() == image.tobytes()
+
+
+def _idat_chunks(data: bytes):
+    position = 8
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        if data[position + 4 : position + 8] == b"IDAT":
+            yield data[position + 8 : position + 8 + length]
+        position += 12 + length
