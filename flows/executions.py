@@ -123,7 +123,7 @@ def in_memory(upload: UploadedFile) -> bool:
     return not hasattr(upload, "temporary_file_path") and hasattr(upload.file, "getvalue")
 
 
-def store_input(execution: Execution, data: bytes) -> None:
+def store_input(execution: Execution, data: bytes | memoryview) -> None:
     """Write an in-memory upload to the name `create_execution` gave it, in one write."""
     path = Path(execution.input_file.path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +136,9 @@ _storing: dict[str, asyncio.Task] = {}
 STORE_DEFER_SECONDS = 0.2
 
 
-def store_input_soon(execution: Execution, data: bytes, conductor: runtime.Conductor, *, defer: bool) -> asyncio.Task:
+def store_input_soon(
+    execution: Execution, data: bytes | memoryview, conductor: runtime.Conductor, *, defer: bool
+) -> asyncio.Task:
     """Write an in-memory upload to its name in a thread, while its run (started from `data`) goes on.
 
     With `defer`, the write waits until the run's first band is out (or STORE_DEFER_SECONDS): writing

@@ -105,6 +105,6 @@ async def _store_when_whole(execution: Execution, conductor, streamed: StreamedU
     await streamed.pump
     if not streamed.upload.complete:
         return None  # the run fails with the upload's reason; there is nothing to store
-    data = streamed.upload.getvalue()
+    data = streamed.upload.view()  # not copied: 7.7 MB is ~2-7 ms of the event loop (fresh pages)
     await Execution.objects.filter(pk=execution.pk).aupdate(input_size=len(data))
     return await service.store_input_soon(execution, data, conductor, defer=True)

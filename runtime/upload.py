@@ -82,6 +82,14 @@ class UploadStream(io.RawIOBase):
             self._join()
             return bytes(self._joined)
 
+    def view(self) -> memoryview:
+        """Return the whole upload (it must be complete) without copying it: a read-only view."""
+        with self._arrived:
+            if not self._complete:
+                raise ValueError("the upload is not complete")
+            self._join()
+            return memoryview(self._joined).toreadonly()
+
     # The reader's side (any other thread): a file.
 
     def readable(self) -> bool:

@@ -78,3 +78,21 @@ def test_nothing_is_fed_after_the_end_and_the_value_needs_the_end():
         upload.feed(b"y")
     upload.fail("too late")  # a failure after the end changes nothing
     assert upload.read() == b"x"
+
+
+def test_a_complete_upload_is_viewed_without_a_copy_and_the_view_cannot_change_it():
+    stream = UploadStream()
+    stream.feed(b"abc")
+    with pytest.raises(ValueError, match="not complete"):
+        stream.view()
+    stream.feed(b"def")
+    stream.end()
+
+    view = stream.view()
+
+    assert bytes(view) == b"abcdef" == stream.getvalue()
+    assert view.readonly
+    with pytest.raises(TypeError):
+        view[0] = 0
+    stream.seek(2)
+    assert stream.read(3) == b"cde"  # readers go on while the view is held
