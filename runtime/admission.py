@@ -102,11 +102,16 @@ def _source_window(max_in_flight: int) -> int:
 
 def _gives_rows_back(plan: Plan) -> bool:
     """Tell whether the conductor gives the source's target rows back: tiled tasks are its only readers."""
-    whole = any(
-        segment.input_store == plan.source and plan.nodes[segment.chain[0]].step.kind is TileKind.WHOLE_IMAGE
+    return plan.source not in _whole_read(plan) and plan.read_by_tasks_only(plan.source)
+
+
+def _whole_read(plan: Plan) -> set[str]:
+    """Return the stores a whole-image step reads: they hold all their rows until it is done."""
+    return {
+        segment.input_store
         for segment in plan.segments
-    )
-    return not whole and plan.read_by_tasks_only(plan.source)
+        if plan.nodes[segment.chain[0]].step.kind is TileKind.WHOLE_IMAGE
+    }
 
 
 def _rows_bytes(info: ImageInfo, rows: int, tile_size: int) -> int:
@@ -114,11 +119,7 @@ def _rows_bytes(info: ImageInfo, rows: int, tile_size: int) -> int:
 
 
 def _working_bytes(plan: Plan, max_in_flight: int, *, streamed: bool) -> int:
-    whole_read = {
-        segment.input_store
-        for segment in plan.segments
-        if plan.nodes[segment.chain[0]].step.kind is TileKind.WHOLE_IMAGE
-    }
+    whole_read = _whole_read(plan)
     total = 0
     for store in plan.stores:
         info = plan.nodes[store].output

@@ -75,12 +75,8 @@ class UploadStream(io.RawIOBase):
         return self._complete
 
     def getvalue(self) -> bytes:
-        """Return the whole upload (it must be complete)."""
-        with self._arrived:
-            if not self._complete:
-                raise ValueError("the upload is not complete")
-            self._join()
-            return bytes(self._joined)
+        """Return the whole upload (it must be complete), as a copy."""
+        return bytes(self.view())
 
     def view(self) -> memoryview:
         """Return the whole upload (it must be complete) without copying it: a read-only view."""
