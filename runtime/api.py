@@ -303,11 +303,7 @@ async def workers(*, layer=None) -> list[dict[str, Any]]:
             return []
         threads = settings.TILEFLOW["WORKER_THREADS"] or default_threads()
         return [roster.entry(threads=threads, runs=len(_runs), capacity=len(_runs), embedded=True)]
-    blobs = BlobStore.of_layer(layer)
-    try:
-        return await roster.listed(blobs)
-    finally:
-        await blobs.close()
+    return await roster.listed(BlobStore.shared(layer))
 
 
 async def health(*, layer=None) -> str | None:
@@ -315,16 +311,13 @@ async def health(*, layer=None) -> str | None:
     layer = layer or get_channel_layer()
     if is_local(layer):
         return None
-    address = layer.hosts[0]["address"] if isinstance(layer.hosts[0], dict) else layer.hosts[0]
-    blobs = BlobStore(address)
+    blobs = BlobStore.shared(layer)
     try:
         async with asyncio.timeout(2):
             await blobs.ping()
             listed = await roster.listed(blobs)
     except (TimeoutError, *TRANSIENT_ERRORS):
         return "the channel layer (Redis) is unreachable"
-    finally:
-        await blobs.close()
     if not listed:
         return "no worker is running"
     return None

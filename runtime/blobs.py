@@ -8,7 +8,9 @@ GETDEL for a chunk only one console reads); the channel message that names it st
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 
 import redis.asyncio as redis
 
@@ -26,9 +28,22 @@ class BlobStore:
 
     @classmethod
     def of_layer(cls, layer) -> BlobStore:
-        """Return a store on the (first) Redis server of a channels_redis layer."""
-        host = layer.hosts[0]
-        return cls(host["address"] if isinstance(host, dict) else host)
+        """Return a store of its own (closed by its owner) on the (first) Redis server of a channels_redis layer."""
+        return cls(address_of(layer))
+
+    @classmethod
+    def shared(cls, layer) -> BlobStore:
+        """Return the running event loop's store on the layer's Redis, for every run of the process; not closed.
+
+        A redis-py connection costs ~1.5 ms of CPU to make (it reads its own package's metadata
+        each time): a store of its own for each placed run made two or three of them a run.
+        """
+        stores = _SHARED.setdefault(asyncio.get_running_loop(), {})
+        address = address_of(layer)
+        store = stores.get(address)
+        if store is None:
+            store = stores[address] = cls(address)
+        return store
 
     async def put(self, data: bytes, *, ttl: int = CHUNK_TTL) -> str:
         key = _new_key()
@@ -64,6 +79,16 @@ class BlobStore:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+# Per event loop (a redis.asyncio client belongs to the loop it first ran on), then per address.
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, BlobStore]] = weakref.WeakKeyDictionary()
+
+
+def address_of(layer) -> str:
+    """Return the address of a channels_redis layer's (first) Redis server."""
+    host = layer.hosts[0]
+    return host["address"] if isinstance(host, dict) else host
 
 
 def _new_key() -> str:

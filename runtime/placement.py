@@ -153,7 +153,7 @@ class PlacedRun:
         receiver = None
         try:
             self._channel = events.private_channel("tileflow.placed.")
-            self._blobs = BlobStore.of_layer(self.layer)
+            self._blobs = BlobStore.shared(self.layer)
             receiver = asyncio.create_task(self._receive())
             self._input = await self._read_input()
             await self._offer()
@@ -180,7 +180,6 @@ class PlacedRun:
             await self._blobs.delete(*self._input_keys)
         except TRANSIENT_ERRORS as error:  # they expire on their own
             log.warning("execution %s: input pieces not deleted (%s)", self.spec.execution, error)
-        await self._blobs.close()
 
     async def _read_input(self) -> bytes:
         """Return the input's bytes: held already, still arriving (read to its end), or in its file."""

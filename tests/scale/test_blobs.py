@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+import redis
 
 from runtime.blobs import BlobStore
 from tests.support.services import redis_server
@@ -29,3 +32,29 @@ async def test_pieces_put_in_one_round_trip_come_back_whole_and_in_order(redis_u
         assert not await blobs.exists(*keys)  # taken means gone
     finally:
         await blobs.close()
+
+
+def test_one_shared_store_a_loop_serves_every_run_of_the_process(redis_url):
+    """A store of its own for each placed run made two or three redis-py connections a run."""
+
+    class Layer:
+        hosts = [{"address": redis_url}]
+
+    def connections_made() -> int:  # Redis' own count, asked on a connection of its own (counted too)
+        with redis.Redis.from_url(redis_url) as client:
+            return client.info("stats")["total_connections_received"]
+
+    async def twice() -> tuple[BlobStore, BlobStore]:
+        first = BlobStore.shared(Layer())
+        await first.put(b"x", ttl=5)
+        second = BlobStore.shared(Layer())
+        assert second is first
+        made = connections_made()
+        for _ in range(5):  # what runs one after another do: no connection made again
+            await second.put(b"y", ttl=5)
+        assert connections_made() == made + 1  # the second count's own connection, no other
+        return first, second
+
+    one, _ = asyncio.run(twice())
+    other, _ = asyncio.run(twice())  # a redis.asyncio client belongs to its loop: another loop, another store
+    assert other is not one
