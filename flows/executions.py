@@ -14,7 +14,7 @@ import os
 import socket
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -26,6 +26,7 @@ from django.utils.dateparse import parse_datetime
 from flows.media import remove_outputs
 from flows.models import Execution, ExecutionOutput, Flow
 from runtime import api as runtime
+from runtime.upload import UploadStream
 
 log = logging.getLogger("tileflow.executions")
 
@@ -180,7 +181,7 @@ def run_spec(
     execution: Execution,
     header: runtime.SourceHeader | None = None,
     input_data: bytes | None = None,
-    input_stream: BinaryIO | None = None,
+    input_stream: UploadStream | None = None,
     limits: runtime.RunLimits | None = None,
 ) -> runtime.RunSpec:
     return runtime.RunSpec(
@@ -199,7 +200,7 @@ async def launch(
     execution: Execution,
     header: runtime.SourceHeader | None = None,
     input_data: bytes | None = None,
-    input_stream: BinaryIO | None = None,
+    input_stream: UploadStream | None = None,
     limits: runtime.RunLimits | None = None,
     **start_options,
 ) -> runtime.Conductor:

@@ -97,7 +97,7 @@ class PlacedRun:
         self._holder: str | None = None  # the channel of the worker that conducts the current attempt
         self._heard = 0.0
         self._offer_checked = 0.0  # when the unclaimed offer's input was last found in Redis
-        self._input = b""
+        self._input: bytes | memoryview = b""
         self._input_keys: list[str] = []
         self._blobs: BlobStore | None = None
         self._done: dict[str, Any] | None = None  # the worker's run.done, while outputs still arrive
@@ -181,15 +181,14 @@ class PlacedRun:
         except TRANSIENT_ERRORS as error:  # they expire on their own
             log.warning("execution %s: input pieces not deleted (%s)", self.spec.execution, error)
 
-    async def _read_input(self) -> bytes:
-        """Return the input's bytes: held already, still arriving (read to its end), or in its file."""
+    async def _read_input(self) -> bytes | memoryview:
+        """Return the input's bytes: held already, still arriving (waited for, not copied), or in its file."""
         spec = self.spec
         if spec.input_data:
             return spec.input_data
         if spec.input_stream is not None:
-            stream = spec.input_stream
             try:
-                return await asyncio.to_thread(lambda: stream.seek(0) == 0 and stream.read())
+                return await asyncio.to_thread(spec.input_stream.whole)
             except UploadBroken as broken:
                 raise RunFailed(str(broken)) from broken
         return await asyncio.to_thread(Path(spec.input_path).read_bytes)

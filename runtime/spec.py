@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from runtime.decode import SourceHeader
+from runtime.upload import UploadStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +34,8 @@ class RunSpec:
     header: SourceHeader | None = None  # the input's header when the caller has probed it already
     # The input's bytes when the caller holds them: the run decodes them while the file is being stored.
     input_data: bytes | None = None
-    # The input while it is still arriving (`runtime.upload.UploadStream`): the run decodes it as it comes.
-    input_stream: BinaryIO | None = None
+    # The input while it is still arriving: the run decodes it as it comes.
+    input_stream: UploadStream | None = None
 
 
 class RunRecorder(Protocol):

@@ -120,10 +120,19 @@ class UploadStream(io.RawIOBase):
         with self._arrived:
             self._wait(lambda: self._size > self._position or self._complete)
             self._join()
-            piece = self._joined[self._position : self._position + wanted]
-        buffer[: len(piece)] = piece
-        self._position += len(piece)
-        return len(piece)
+            # Copied once, straight from what arrived (a view of it, released before the next join).
+            with memoryview(self._joined) as joined:
+                piece = joined[self._position : self._position + wanted]
+                buffer[: len(piece)] = piece
+                count = len(piece)
+        self._position += count
+        return count
+
+    def whole(self) -> memoryview:
+        """Wait for the whole upload and return it as a read-only view (raises UploadBroken if it broke)."""
+        with self._arrived:
+            self._wait(lambda: self._complete)
+        return self.view()
 
     def _wait(self, ready) -> None:
         """Wait (holding the condition) until `ready()`, the upload fails, or the timeout passes."""

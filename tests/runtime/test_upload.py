@@ -96,3 +96,31 @@ def test_a_complete_upload_is_viewed_without_a_copy_and_the_view_cannot_change_i
         view[0] = 0
     stream.seek(2)
     assert stream.read(3) == b"cde"  # readers go on while the view is held
+
+
+def test_the_whole_upload_is_waited_for_and_viewed_or_its_failure_raised():
+    upload = UploadStream()
+    upload.feed(b"abc")
+    thread = feed_later(upload, b"def", b"ghi")
+    whole = upload.whole()  # waits for the end, copies nothing
+    thread.join()
+    assert bytes(whole) == b"abcdefghi" and whole.readonly
+
+    broken = UploadStream()
+    thread = feed_later(broken, b"abc", fail="the client went away")
+    with pytest.raises(UploadBroken, match="the client went away"):
+        broken.whole()
+    thread.join()
+
+
+def test_large_reads_come_back_whole_in_order():
+    upload = UploadStream()
+    data = os.urandom(3 << 20)
+    for start in range(0, len(data), 65_536):
+        upload.feed(data[start : start + 65_536])
+    upload.end()
+    buffer = bytearray(1 << 20)
+    read = bytearray()
+    while count := upload.readinto(buffer):
+        read += buffer[:count]
+    assert read == data
