@@ -24,12 +24,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.colour import working_space
 from runtime.decode import ImageRejected, SourceHeader, probe
 from runtime.plan import Plan, compile_plan
 from runtime.registry import ImageInfo, TileKind
 from runtime.spec import RunSpec
 from runtime.steps.source import shrink_on_load, shrunk_size
 from runtime.targets import TARGETS
+from runtime.tiles import Size
 
 MB = 1024 * 1024
 DEFAULT_FRACTION = 0.25  # of physical memory (or of the cgroup's limit, when lower), when no budget is set
@@ -68,8 +70,9 @@ def estimate(
       back behind the readers (`runtime.targets`): it holds the rows between them and the decoder,
       the source store's window below and one row more for the page its boundary cuts.
     - The source store: the decoder runs ahead until `max_in_flight + 2` rows of tiles wait, and two
-      more bands are asked of it; a non-streamed source's bands are copies, a streamed JPEG's tiles
-      are parts of its target (nothing more). Every other store: what the order of the tasks makes it
+      more bands are asked of it; a non-streamed source's bands are copies, as are a streamed gray or
+      colour-converted JPEG's (whose large target gives each band back once copied); a streamed
+      JPEG's other tiles are parts of its target (nothing more). Every other store: what the order of the tasks makes it
       hold at most (`_stores_peak`). All of a store when a whole-image step reads it.
     - In flight: each task's region is copied for its worker and every step of its chain makes a
       tile of its own: the `max_in_flight` largest tasks count.
@@ -80,19 +83,40 @@ def estimate(
     0.94-1.33 of it for PNG and JPEG sources of 24-144 MP through resize, rotate, blur, fan-out and
     every encoder; an estimate is rounded up, never tuned to a single case. A large JPEG whose rows go
     back is counted at the most its decoder may run ahead, which a fast pipeline stays well behind:
-    2.0 times the measured peak for 96 MP through resize → watermark → JPEG.
+    2.0 times the measured peak for 96 MP through resize → watermark → JPEG. A gray JPEG, 24 MP and
+    54 MP through the same chain: 0.99 and 1.27 of its measured peak (it was counted at 1 byte a pixel
+    with no copies: a third of its peak).
     """
     shrink, graph = shrink_on_load(graph, header.size) if header.streamable else (1, graph)
     size = shrunk_size(header.size, shrink)
     plan = compile_plan(graph, ImageInfo(size, header.mode), tile_size=tile_size, short_rows=short_rows)
-    # A streamed JPEG decodes into a 4-byte target; anything else as Pillow opens it (a palette: 1 byte).
-    decoded_mode = header.mode if header.streamable else header.source_mode or header.mode
-    decode = size.width * size.height * pixel_bytes(decoded_mode)
-    if not header.streamable and header.orientation != 1:
-        decode *= 2
-    if header.streamable and decode >= TARGETS.release_from and _gives_rows_back(plan):
-        decode = min(decode, _rows_bytes(plan.nodes[plan.source].output, _source_window(max_in_flight) + 1, tile_size))
-    return RunCost(decode=decode, working=_working_bytes(plan, max_in_flight, streamed=header.streamable))
+    if not header.streamable:  # as Pillow opens it (a palette: 1 byte a pixel)
+        decode = size.width * size.height * pixel_bytes(header.source_mode or header.mode)
+        if header.orientation != 1:
+            decode *= 2
+        return RunCost(decode=decode, working=_working_bytes(plan, max_in_flight, streamed=False))
+    # A streamed JPEG decodes into an RGB or RGBX target, 4 bytes a pixel whatever the source's mode.
+    decode = size.width * size.height * TARGET_PIXEL_BYTES
+    copied = _bands_copied(graph, header)
+    if decode >= TARGETS.release_from:
+        if copied:  # each band goes back once copied out: the decoder is at most a band ahead of the copy
+            decode = min(decode, _target_rows_bytes(size, 2, tile_size))
+        elif _gives_rows_back(plan):
+            decode = min(decode, _target_rows_bytes(size, _source_window(max_in_flight) + 1, tile_size))
+    return RunCost(decode=decode, working=_working_bytes(plan, max_in_flight, streamed=not copied))
+
+
+TARGET_PIXEL_BYTES = 4  # a streamed JPEG's decode target (`runtime.decode`): RGB or RGBX
+
+
+def _bands_copied(graph: dict[str, Any], header: SourceHeader) -> bool:
+    """Tell whether a streamed JPEG's bands are copies (gray, converted colour), not parts of its target."""
+    space = working_space(graph, header.icc_profile, header.source_mode, header.mode)
+    return header.mode != "RGB" or space.converted
+
+
+def _target_rows_bytes(size: Size, rows: int, tile_size: int) -> int:
+    return size.width * min(rows * tile_size, size.height) * TARGET_PIXEL_BYTES
 
 
 def _source_window(max_in_flight: int) -> int:
@@ -125,7 +149,7 @@ def _working_bytes(plan: Plan, max_in_flight: int, *, streamed: bool) -> int:
         info = plan.nodes[store].output
         if store in whole_read:
             rows = len(plan.grid(store))
-        elif store == plan.source:
+        elif store == plan.source:  # a streamed JPEG's tiles are parts of its target, unless its bands are copies
             rows = 0 if streamed else _source_window(max_in_flight)
         else:
             continue  # below: how much of it the order of the tasks makes it hold

@@ -167,3 +167,27 @@ def test_a_large_jpeg_whose_rows_go_back_counts_the_window_of_rows_between_its_r
     }
     assert cost(straight, jpeg).decode == 12000 * 8000 * 4
     assert cost(chain(("resize", {"scale": 0.5})), header_of(6000, 4000, "JPEG")).decode == 6000 * 4000 * 4  # small
+
+
+def gray_image(width: int, height: int, format: str):
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 90).save(buffer, format)
+    return probe(buffer, 10**9)
+
+
+def test_a_gray_jpeg_decodes_into_a_four_byte_target_and_hands_on_copies_of_its_bands():
+    jpeg, png = gray_image(4000, 3000, "JPEG"), gray_image(4000, 3000, "PNG")
+    assert jpeg.streamable and jpeg.mode == png.mode == "L"
+    graph = chain(("resize", {"scale": 0.5}))
+    assert cost(graph, jpeg).decode == 4000 * 3000 * 4  # RGBX: libjpeg expands gray; bands are converted back
+    assert cost(graph, png).decode == 4000 * 3000
+    # Its source store holds a window of copied (L) bands, as a PNG's does; a colour JPEG's holds none.
+    assert cost(graph, jpeg).working == cost(graph, png).working
+    colour_jpeg, colour_png = header_of(4000, 3000, "JPEG"), header_of(4000, 3000)
+    window = 4000 * min((8 + 2 + 2) * 512, 3000) * 4  # taller than the image: all of it
+    assert cost(graph, colour_png).working - cost(graph, colour_jpeg).working == window
+
+
+def test_a_large_gray_jpeg_gives_each_band_back_once_copied():
+    jpeg = gray_image(12000, 8000, "JPEG")  # a 384 MB target
+    assert cost(chain(("resize", {"scale": 0.5})), jpeg).decode == 2 * 512 * 12000 * 4
