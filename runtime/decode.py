@@ -378,11 +378,15 @@ def _jpeg_blocks(file: BinaryIO, scan_start: int) -> Iterator[bytes | None]:
 
 
 def _first_row_not_done(target: Image.Image) -> int:
-    """Return the first row the decoder has not written (rows are written top to bottom; given back ones were)."""
+    """Return the first row the decoder has not written (rows are written top to bottom; given back ones were).
+
+    Rows may go back while this searches: a row read as zero is done if it was given back by then
+    (the releaser counts rows before it gives their pages back, so it is asked after the read).
+    """
     low, high = TARGETS.rows_released(target), target.height - 1
     while low < high:
         middle = (low + high) // 2
-        if _row_done(target, target.width - 1, middle):
+        if _row_done(target, target.width - 1, middle) or middle < TARGETS.rows_released(target):
             low = middle + 1
         else:
             high = middle

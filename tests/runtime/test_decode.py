@@ -407,3 +407,27 @@ def test_a_cut_gray_jpeg_names_the_same_row_its_data_ends_at_when_its_rows_went_
     kept = named_row(10**12)
     assert 900 * 0.5 < kept < 900 * 0.8
     assert named_row(1) == kept  # given back rows read as zero, yet they were written
+
+
+def test_the_first_row_not_written_is_found_though_rows_go_back_while_it_is_searched(monkeypatch):
+    from runtime.targets import TargetMemory
+
+    memory = TargetMemory(release_from=1)
+    monkeypatch.setattr(decode, "TARGETS", memory)
+    target = memory.image("RGBX", 1024, 900)
+    target.paste((1, 2, 3, 255), (0, 0, 1024, 600))  # the decoder wrote rows [0, 600)
+    releaser = memory.releaser(target)
+    releaser.release(10)
+    reads = []
+    row_done = decode._row_done
+
+    def and_meanwhile_rows_go_back(image, x, y):  # the readers finish every written row after the first read
+        reads.append(y)
+        if len(reads) == 2:
+            releaser.release(600)
+        return row_done(image, x, y)
+
+    monkeypatch.setattr(decode, "_row_done", and_meanwhile_rows_go_back)
+
+    assert decode._first_row_not_done(target) == 600
+    assert memory.rows_released(target) == 600 and len(reads) > 2
