@@ -8,6 +8,7 @@ whole image with plain Pillow calls. Tests compare the two.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from typing import Any
 
@@ -138,7 +139,8 @@ def _reference_step(
         if params.get("scale") is not None:
             width, height = image.size
             scale = params["scale"]
-            return image.resize((max(1, round(width * scale)), max(1, round(height * scale))), resample)
+            half_up = (max(1, math.floor(width * scale + 0.5)), max(1, math.floor(height * scale + 0.5)))  # as libvips
+            return image.resize(half_up, resample)
         result = image.copy()
         result.thumbnail((params.get("width") or image.width, params.get("height") or image.height), resample, None)
         return result
