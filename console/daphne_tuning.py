@@ -18,6 +18,12 @@ for every HTTP request (websocket handshakes keep Daphne's own path):
 - an answer finished before the body is complete closes the connection after it; what the client
   still sends meanwhile is read and dropped for `LINGER_SECONDS`, so it sees the answer, not a reset.
 
+An application that fails after its response started (a run that fails or is cancelled while its
+result streams) gets its connection closed, the body's end never sent: the client sees a truncated
+transfer. Daphne's own `handle_exception` tried to start a 500 response then, which raised inside its
+application checker: the connection stayed open for ever, and the checker, which reaps finished
+applications and times requests out, was not scheduled again.
+
 Batching what has arrived into one message (instead of Daphne's 8 kB pieces) keeps a 10 MB photo at
 a few dozen messages for Django's `read_body`. Twisted's multipart parse of `request.args` (220-320 ms
 per 24 MP photo on the event loop, never read by Daphne) no longer runs: `requestReceived` only ends
@@ -153,6 +159,7 @@ def stream_request_bodies() -> bool:
     original_handle_content_chunk = WebRequest.handleContentChunk
     original_finish = WebRequest.finish
     original_handle_reply = WebRequest.handle_reply
+    original_handle_exception = WebRequest.handle_exception
     original_create_application = Server.create_application
 
     def gotLength(self: WebRequest, length: int | None) -> None:
@@ -202,6 +209,15 @@ def stream_request_bodies() -> bool:
         if message["type"] == "http.response.start" and body is not None and not body.complete:
             self.responseHeaders.setRawHeaders(b"Connection", [b"close"])  # the headers are written with the body
 
+    def handle_exception(self: WebRequest, exception: BaseException) -> None:
+        if not self._response_started:
+            original_handle_exception(self, exception)  # a 500 response
+            return
+        # Part of the answer went out: ending the connection without the body's end is what tells the client.
+        self.channel.persistent = False
+        if self.channel.transport is not None:
+            self.channel.transport.loseConnection()
+
     def create_application(self: Server, protocol, scope: dict) -> Any:
         body = getattr(protocol, "request_body", None)
         if scope["type"] != "http" or body is None:
@@ -223,6 +239,7 @@ def stream_request_bodies() -> bool:
     WebRequest.requestReceived = requestReceived
     WebRequest.finish = finish
     WebRequest.handle_reply = handle_reply
+    WebRequest.handle_exception = handle_exception
     Server.create_application = create_application
     WebRequest._tileflow_streamed = True
     return True

@@ -185,3 +185,39 @@ def test_a_connection_serves_several_requests(console, flow_id):
         sock.sendall(raw.head("POST", "/api/flows", {**console.auth, "Content-Length": str(len(body))}) + body[:10])
         sock.sendall(body[10:])
         assert raw.read_answer(sock, started).status == 400  # an empty graph: read whole, judged, answered
+
+
+def test_a_result_cut_short_by_its_run_ends_its_connection_without_the_bodys_end(console):
+    """A cancelled (or failed) run's streamed result: the client sees a truncated transfer at once, never a hang."""
+    from tests.support.http import Client
+
+    client = Client(console.url, console.auth)
+    graph = {
+        "nodes": [
+            {"id": "in", "type": "source", "params": {}},
+            {"id": "soft", "type": "blur", "params": {"radius": 20}},
+            {"id": "out", "type": "output", "params": {"format": "png"}},
+        ],
+        "edges": [{"from": "in", "to": "soft"}, {"from": "soft", "to": "out"}],
+    }
+    status, flow = client.json("POST", "/api/flows", {"name": "slow blur", "graph": graph})
+    assert status == 201, flow
+    photo = image_bytes(6000, 4000)
+    headers = {**console.auth, "Content-Type": "image/jpeg", "Content-Length": str(len(photo))}
+    with raw.connect(console.port, timeout=10) as sock:
+        sock.sendall(raw.head("POST", f"/api/flows/{flow['id']}/run", headers) + photo)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < 50_000:  # the head, and the first bands of the PNG
+            data += sock.recv(65536)
+        head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        assert head.startswith("HTTP/1.1 200"), head
+        lines = head.split("\r\n")
+        execution = next(line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("x-execution-id"))
+        status, cancelled = client.json("POST", f"/api/executions/{execution}/cancel")
+        assert status == 202 and cancelled["status"] == "cancelled", cancelled
+        started = raw.time.monotonic()
+        while more := sock.recv(65536):  # a hang raises socket.timeout (10 s)
+            data += more
+        assert raw.time.monotonic() - started < 5
+    assert not data.endswith(b"\r\n0\r\n\r\n")  # no last chunk: the client knows the file is not whole
+    assert raw.request(console.port, "GET", "/api/health", {}).status == 200
