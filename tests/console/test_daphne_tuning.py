@@ -16,6 +16,7 @@ from twisted.internet.testing import StringTransport
 from twisted.web.http import HTTPChannel
 
 from console.daphne_tuning import HIGH_WATER, RequestBody, stream_request_bodies
+from runtime.testing import chain
 from tests.support import raw
 from tests.support.http import multipart
 from tests.support.runs import image_bytes
@@ -192,14 +193,7 @@ def test_a_result_cut_short_by_its_run_ends_its_connection_without_the_bodys_end
     from tests.support.http import Client
 
     client = Client(console.url, console.auth)
-    graph = {
-        "nodes": [
-            {"id": "in", "type": "source", "params": {}},
-            {"id": "soft", "type": "blur", "params": {"radius": 20}},
-            {"id": "out", "type": "output", "params": {"format": "png"}},
-        ],
-        "edges": [{"from": "in", "to": "soft"}, {"from": "soft", "to": "out"}],
-    }
+    graph = chain(("blur", {"radius": 20}), output={"format": "png"})
     status, flow = client.json("POST", "/api/flows", {"name": "slow blur", "graph": graph})
     assert status == 201, flow
     photo = image_bytes(6000, 4000)
