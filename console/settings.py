@@ -209,6 +209,8 @@ TILEFLOW = {
     # "tiles" conducts it here and spreads its tiles over the workers (docs/scaling.md).
     "PLACEMENT": env.str("TILEFLOW_PLACEMENT", default="worker"),
     "RUN_LEASE_SECONDS": env.float("TILEFLOW_RUN_LEASE_SECONDS", default=3.0),
+    # An interactive placed run nobody took for this long fails when no worker is running at all.
+    "NO_WORKER_SECONDS": env.float("TILEFLOW_NO_WORKER_SECONDS", default=15.0),
     "WORKER_RUNS": env.int("TILEFLOW_WORKER_RUNS", default=2),  # runs a worker conducts at once
     # Tile pixels on the wire: "none" or "zlib-ng" (level 1); only the Redis layer pays for bytes.
     "WIRE_CODEC": env.str("TILEFLOW_WIRE_CODEC", default="none") if REDIS_URL else "none",

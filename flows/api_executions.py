@@ -167,7 +167,7 @@ async def start_execution(request, flow_id: str, image: File[UploadedFile] = Non
     description="Answers 200 with the output image as a chunked stream that starts when the first band "
     "is encoded. `output` picks one of several output nodes (default: the first). Errors found before "
     "the first byte are 4xx JSON; a failure after it ends the stream early.",
-    response={**UPLOAD_ERRORS, 422: ErrorOut, 499: ErrorOut},
+    response={**UPLOAD_ERRORS, 422: ErrorOut, 499: ErrorOut, 503: ErrorOut, 507: ErrorOut},
     openapi_extra=_binary("the result image, streamed (header X-Execution-Id)", OUTPUT_TYPES),
 )
 async def run_flow(
@@ -219,12 +219,14 @@ async def run_flow(
         if stored is not None and (reason := await stored):
             return _error(507, reason, **{"X-Execution-Id": str(execution.id)})
         if conductor.status != "succeeded":
-            status = 499 if conductor.status == "cancelled" else 422
-            return _error(
-                status,
-                conductor.error or f"the execution was {conductor.status}",
-                **{"X-Execution-Id": str(execution.id)},
-            )
+            headers = {"X-Execution-Id": str(execution.id)}
+            if conductor.status == "cancelled":
+                status = 499
+            elif conductor.unavailable:  # Redis, or every worker, is away: try again later
+                status, headers["Retry-After"] = 503, "5"
+            else:
+                status = 422
+            return _error(status, conductor.error or f"the execution was {conductor.status}", **headers)
 
     async def stream():
         if first:

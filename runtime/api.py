@@ -199,6 +199,7 @@ async def start(
             observers=observers,
             lease_seconds=config["RUN_LEASE_SECONDS"],
             max_attempts=config["TILE_MAX_ATTEMPTS"],
+            no_worker_seconds=config["NO_WORKER_SECONDS"],
         )
     else:
         publisher = GroupPublisher(layer, spec.execution)

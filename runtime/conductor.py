@@ -18,7 +18,7 @@ from runtime import events
 from runtime.assembly import OutputAssembly, assemble_tile
 from runtime.bridge import LOCAL, is_local, tile_from_wire
 from runtime.colour import working_space
-from runtime.control import RunCancelled, RunControl, RunFailed
+from runtime.control import RunCancelled, RunControl, RunFailed, RunUnavailable
 from runtime.decode import SourceHeader
 from runtime.dispatch import Dispatcher
 from runtime.outputs import OutputWriter
@@ -53,6 +53,7 @@ class Conductor:
         self._dispatcher: Dispatcher | None = None
         self._assembly: OutputAssembly | None = None
         self._heartbeat_task: asyncio.Task | None = None
+        self.unavailable = False  # it failed for want of the channel layer, not for its input or flow
 
     @property
     def status(self) -> str:
@@ -94,11 +95,13 @@ class Conductor:
             record.status = "cancelled"
         except RunFailed as failure:
             record.status, record.error = "failed", str(failure)
+            self.unavailable = isinstance(failure, RunUnavailable)
             if failure.node is not None:
                 record.failed_at(failure.node)
         except LAYER_ERRORS as error:  # the layer stayed unreachable past every retry (Redis is down)
             log.warning("execution %s failed: %s", self.spec.execution, error)
             record.status, record.error = "failed", unreachable_reason(self.layer, error)
+            self.unavailable = True
         except Exception as error:  # a bug of ours: the run fails with the reason, the server lives on
             log.exception("execution %s failed unexpectedly", self.spec.execution)
             record.status, record.error = "failed", f"internal error: {type(error).__name__}: {error}"

@@ -26,6 +26,10 @@ class RunFailed(Exception):
         self.node = node
 
 
+class RunUnavailable(RunFailed):
+    """The run failed for want of the service (the channel layer, any worker), not for its image or flow."""
+
+
 class RunCancelled(Exception):
     """Someone asked the run to stop.
 
@@ -56,7 +60,7 @@ class RunControl:
                 lambda: self.layer.group_add(group, self.channel), layer=self.layer, what="a run's control group"
             )
         except LayerUnreachable as unreachable:
-            raise RunFailed(str(unreachable)) from unreachable
+            raise RunUnavailable(str(unreachable)) from unreachable
         self._receiver = asyncio.create_task(self._receive())
 
     async def rejoin(self) -> None:

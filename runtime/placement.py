@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runtime import events
+from runtime import events, roster
 from runtime.blobs import INPUT_TTL, BlobStore
 from runtime.bridge import TRANSIENT_ERRORS, send_waiting
-from runtime.control import RunCancelled, RunFailed
+from runtime.control import RunCancelled, RunFailed, RunUnavailable
 from runtime.outputs import RelayedFile
 from runtime.progress import GroupPublisher, RunObserver
 from runtime.reconnect import default_patience, unreachable_reason
@@ -39,6 +39,7 @@ log = logging.getLogger("tileflow.placement")
 PIECE = 768 * 1024  # input bytes per message: channels_redis wants messages under ~1 MB
 TICK = 0.25  # seconds between lease checks
 OFFER_CHECK_SECONDS = 1.0  # between checks that an offer nobody took yet is still in Redis
+NO_WORKER_SECONDS = 15.0  # an interactive run nobody took for this long fails if no worker is running
 
 
 def spec_to_wire(spec: RunSpec, input_keys: list[str]) -> dict[str, Any]:
@@ -73,6 +74,7 @@ class PlacedRun:
         observers: tuple[RunObserver, ...] = (),
         lease_seconds: float = 3.0,
         max_attempts: int = 3,
+        no_worker_seconds: float = NO_WORKER_SECONDS,
     ) -> None:
         self.spec = spec
         self.layer = layer
@@ -81,8 +83,10 @@ class PlacedRun:
         self.observers = observers
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
+        self.no_worker_seconds = no_worker_seconds
         self.status = "queued"
         self.error: str | None = None
+        self.unavailable = False  # it failed for want of Redis or of any worker, not for its input
         self.outputs: dict[str, RelayedFile] = {}
         self.prepared = asyncio.Event()
         self.finished = asyncio.Event()
@@ -97,6 +101,8 @@ class PlacedRun:
         self._holder: str | None = None  # the channel of the worker that conducts the current attempt
         self._heard = 0.0
         self._offer_checked = 0.0  # when the unclaimed offer's input was last found in Redis
+        self._unclaimed_since: float | None = None  # when the current offer was made, until a worker claims it
+        self._workers_checked = 0.0
         self._input: bytes | memoryview = b""
         self._input_keys: list[str] = []
         self._blobs: BlobStore | None = None
@@ -162,8 +168,10 @@ class PlacedRun:
             self.status = "cancelled"
         except RunFailed as failure:
             self.status, self.error = "failed", str(failure)
+            self.unavailable = isinstance(failure, RunUnavailable)
         except TRANSIENT_ERRORS as error:
             self.status, self.error = "failed", unreachable_reason(self.layer, error)
+            self.unavailable = True
         except Exception as error:  # a bug of ours: the run fails with the reason, the server lives on
             log.exception("placed run %s failed unexpectedly", self.spec.execution)
             self.status, self.error = "failed", f"internal error: {type(error).__name__}: {error}"
@@ -207,6 +215,8 @@ class PlacedRun:
         }
         await send_waiting(self.runs_layer, events.RUNS_CHANNEL, message)
         self._offer_checked = time.monotonic()
+        if self._unclaimed_since is None:
+            self._unclaimed_since = self._workers_checked = self._offer_checked
 
     async def _store_input(self) -> None:
         """Put the input's pieces into Redis unless they are there (a restart forgets them)."""
@@ -242,6 +252,7 @@ class PlacedRun:
                 await self._retake()
             elif self._holder is None and time.monotonic() - self._offer_checked >= OFFER_CHECK_SECONDS:
                 await self._check_offer()
+                await self._check_workers()
 
     async def _handle(self, message: dict[str, Any]) -> bool:
         """Handle one message from a worker; return True when the run has ended."""
@@ -278,6 +289,7 @@ class PlacedRun:
             await self._send(worker_channel, {"type": events.RUN_DROP, "execution": self.spec.execution})
             return
         self._holder, self._heard = worker_channel, time.monotonic()
+        self._unclaimed_since = None
         self.holders.append(message.get("worker", "?"))
 
     def _prepare(self, outputs: list[list[str]]) -> None:
@@ -354,6 +366,28 @@ class PlacedRun:
         if not present:
             log.warning("execution %s: its offer was lost with Redis; offering the run again", self.spec.execution)
             await self._offer()
+
+    async def _check_workers(self) -> None:
+        """Fail an interactive run nobody took for `no_worker_seconds` while no worker is running at all.
+
+        Its client would wait without an answer; a batch's or a trigger's run waits for a worker instead.
+        Busy workers are not a reason: while any beats, the offer waits its turn in the lane.
+        """
+        now = time.monotonic()
+        if not self.spec.limits.interactive or self._unclaimed_since is None:
+            return
+        if now - self._unclaimed_since < self.no_worker_seconds or now - self._workers_checked < self.no_worker_seconds:
+            return
+        self._workers_checked = now
+        try:
+            running = await roster.listed(self._blobs)
+        except TRANSIENT_ERRORS:
+            return  # Redis is away: its own patience applies
+        if not running:
+            waited = round(now - self._unclaimed_since)
+            raise RunUnavailable(
+                f"no worker is running: nothing took the run in {waited} s (start one: manage.py runworker)"
+            )
 
     async def _recover(self) -> None:
         """The layer came back (Redis restarted, its queues empty): send again what may be lost, at once."""

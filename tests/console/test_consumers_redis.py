@@ -179,3 +179,14 @@ def test_batch_sockets_open_across_a_restart_and_opened_after_it_follow_the_batc
     assert messages_before and messages_before[-1] == {"type": "status", "status": batch["status"]}, messages_before
     assert messages_after[0]["type"] == "snapshot"
     assert messages_after[-1] == {"type": "status", "status": batch["status"]}
+
+
+def test_a_sync_run_while_redis_stays_down_answers_503_saying_so(up):
+    cluster = up
+    cluster.redis.stop()
+    try:
+        answer = cluster.api("POST", f"/api/flows/{cluster.slow}/run", files={"image": ("a.png", IMAGE)}, timeout=60)
+    finally:
+        cluster.redis.start()
+    assert answer.status_code == 503 and answer.headers["Retry-After"], answer.text
+    assert answer.json()["error"].startswith(f"the channel layer at {cluster.redis.url} is unreachable")

@@ -23,17 +23,23 @@ from runtime.tiles import Size
 from tests.scale.test_scale_out import IMAGE, SETTINGS, TILE, TILES, graph
 from tests.support.cluster import Cluster, png_bytes, running_cluster
 from tests.support.cluster import clean_output as clean_run
-from tests.support.services import manage
+from tests.support.services import manage, stop
 
 pytestmark = pytest.mark.redis
 
 RUN_LEASE = 1.5
+NO_WORKER = 2.0
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     flows = {seconds: graph(seconds) for seconds in (0.0, 0.08)}
-    settings = {**SETTINGS, "TILEFLOW_RUN_LEASE_SECONDS": str(RUN_LEASE), "TILEFLOW_WORKER_RUNS": "1"}
+    settings = {
+        **SETTINGS,
+        "TILEFLOW_RUN_LEASE_SECONDS": str(RUN_LEASE),
+        "TILEFLOW_WORKER_RUNS": "1",
+        "TILEFLOW_NO_WORKER_SECONDS": str(NO_WORKER),
+    }
     with running_cluster(tmp_path_factory.mktemp("placement"), flows, **settings) as cluster:
         yield cluster
 
@@ -272,3 +278,31 @@ def test_a_batch_runs_its_items_on_the_workers_as_unattended_runs(two_workers):
         tile = max(TILE, 1024)  # an item's tiles: TILEFLOW_BATCH_TILE_SIZE's default
         assert execution["nodes"]["in"]["total"] == len(tile_grid(size, tile, short=False)) < len(tile_grid(size, tile))
         assert Image.open(io.BytesIO(cluster.output(execution["id"]))).size == (width, height)
+
+
+def test_a_sync_run_with_no_worker_running_fails_soon_saying_so_while_a_batch_waits(two_workers):
+    cluster = two_workers
+    for worker in cluster.live_workers():
+        stop(worker)
+    deadline = time.monotonic() + 15  # a worker's roster entry outlives it by 10 s at most
+    while requests.get(f"{cluster.url}/api/health", timeout=10).json() != {"status": "no worker is running"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    batch = cluster.api(
+        "POST", f"/api/flows/{cluster.flows[0.0]}/batches", files={"image": ("waits.png", png_bytes(IMAGE))}
+    )
+    assert batch.status_code == 201, batch.text
+    started = time.monotonic()
+    answer = cluster.api("POST", f"/api/flows/{cluster.flows[0.0]}/run", files={"image": ("a.png", png_bytes(IMAGE))})
+    waited = time.monotonic() - started
+    assert answer.status_code == 503 and answer.headers["Retry-After"], answer.text
+    assert answer.json()["error"].startswith("no worker is running: nothing took the run in ")
+    assert NO_WORKER <= waited < NO_WORKER + 5
+    failed = cluster.execution(answer.headers["X-Execution-Id"])
+    assert failed["status"] == "failed" and failed["error"] == answer.json()["error"]
+    assert cluster.api("GET", f"/api/batches/{batch.json()['id']}").json()["status"] in ("queued", "running")
+    cluster.ensure_workers(1)  # the batch's unattended item waited for a worker: it runs now
+    deadline = time.monotonic() + 60
+    while (done := cluster.api("GET", f"/api/batches/{batch.json()['id']}").json())["status"] != "succeeded":
+        assert time.monotonic() < deadline and done["status"] in ("queued", "running"), done
+        time.sleep(0.2)
