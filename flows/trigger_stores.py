@@ -362,11 +362,18 @@ class S3Store:
     @contextmanager
     def _errors(self, key: str | None = None) -> Iterator[None]:
         """Turn boto3's failures into StoreError with a reason a user can act on."""
+        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
         where = f"S3 connection '{self.connection}', bucket '{self.bucket}'"
         try:
-            yield
+            try:
+                yield
+            except S3UploadFailedError as failed:  # upload_file's wrapper (its message names our file): its cause
+                cause = failed.__cause__ or failed.__context__
+                if isinstance(cause, ClientError | BotoCoreError | OSError):
+                    raise cause from None
+                raise StoreError(f"{where}: the upload failed") from None
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if key is not None and code in ("NoSuchKey", "PreconditionFailed", "404", "412"):

@@ -182,7 +182,7 @@ def test_a_bucket_prefix_lists_reads_and_writes(trigger_places, s3_server, tmp_p
     assert stored["Body"].read() == b"png" and stored["ContentType"] == "image/png"
 
 
-def test_a_wrong_key_a_vanished_bucket_and_an_unreachable_store_say_so(trigger_places, settings, s3_server):
+def test_a_wrong_key_a_vanished_bucket_and_an_unreachable_store_say_so(trigger_places, settings, s3_server, tmp_path):
     name = bucket(s3_server)
     connections = {
         "store": s3_server.connection(),
@@ -191,13 +191,20 @@ def test_a_wrong_key_a_vanished_bucket_and_an_unreachable_store_say_so(trigger_p
     }
     settings.TILEFLOW = {**settings.TILEFLOW, "S3_CONNECTIONS": json.dumps(connections)}
     stores.forget_configuration()
+    output = tmp_path / "b.png"
+    output.write_bytes(b"png")
     with pytest.raises(StoreError, match="refused the connection's credentials \\(SignatureDoesNotMatch\\)"):
         list(s3(name, connection="wrong").objects())
+    with pytest.raises(StoreError, match="refused the connection's credentials \\(SignatureDoesNotMatch\\)"):
+        s3(name, "out", connection="wrong").put("b.png", output, "image/png")
     with pytest.raises(StoreError, match="cannot be reached"):
         list(s3(name, connection="nobody").objects())
     s3_server.remove_bucket(name)
     with pytest.raises(StoreError, match="the bucket does not exist"):
         list(s3(name).objects())
+    with pytest.raises(StoreError, match="the bucket does not exist") as refused:  # the destination's bucket
+        s3(name, "out").put("b.png", output, "image/png")
+    assert str(output) not in str(refused.value)  # upload_file's own message names the server's file
 
 
 def test_a_store_that_does_not_answer_is_given_up_after_the_timeout(trigger_places, settings, s3_server):
