@@ -8,7 +8,6 @@ under names the batch chooses (an entry's own name is only its label). Running t
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import uuid
@@ -158,7 +157,8 @@ def _prepare(upload, images, paths, archive) -> list[BatchItem]:
         error = None if name else "unsafe name (absolute, or leaves its folder with ..)"
         if image.size == 0:
             error = "the file is empty"
-        items.append(_item(name or os.path.basename(given.replace("\\", "/")) or image.name, image.path, error))
+        # A refused name is listed as it was sent (as an archive's entries are), for the sender to recognise.
+        items.append(_item(name or given.replace("\x00", "") or image.name, image.path, error))
     for rejected in upload.rejected:
         items.append(BatchItem(name=rejected.name[:1024], status="failed", error=rejected.error))
     if archive is not None:

@@ -228,6 +228,20 @@ async def test_an_oversized_image_is_a_failed_item_not_a_refusal(http, flow, set
     assert not any(name.endswith(".jpg") and "00000" in name for name in files_under(Path(settings.MEDIA_ROOT)))
 
 
+async def test_an_image_whose_path_is_unsafe_is_listed_under_the_path_it_was_sent_with(http, flow):
+    response = await http.post(
+        f"/api/flows/{flow.id}/batches",
+        {
+            "image": [upload(image_bytes(64, 48), "x.jpg"), upload(image_bytes(64, 48), "y.jpg")],
+            "path": ["../../escape/x.jpg", "C:/y.jpg"],
+        },
+    )
+    assert response.status_code == 201, response.content
+    items = {item["name"]: item for item in response.json()["items"]}
+    assert set(items) == {"../../escape/x.jpg", "C:/y.jpg"}  # the sender knows which of its inputs was refused
+    assert all("unsafe name" in item["error"] and item["execution"] is None for item in items.values())
+
+
 async def test_refusals_keep_nothing(http, flow, other_user, settings):
     anonymous = TokenClient(None)
     response = await anonymous.post(f"/api/flows/{flow.id}/batches", {"image": upload(image_bytes(50, 50))})
