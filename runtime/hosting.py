@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -33,6 +34,7 @@ from runtime.worker import WORKER_NAME, TaskRunner, serve_lane
 
 log = logging.getLogger("tileflow.hosting")
 
+SCRATCH_PREFIX = "tileflow-run-"  # a hosted run's scratch folder: tileflow-run-<worker pid>-<random>
 CONSOLE_PATIENCE_LEASES = 10  # leases a console may leave its channel full before its run is stopped
 
 
@@ -62,6 +64,7 @@ class RunHost:
 
     async def serve(self) -> None:
         """Serve the runs lane for ever (and the local tile lane the hosted runs use)."""
+        await asyncio.to_thread(remove_dead_scratch)
         lane = asyncio.create_task(serve_lane(self.local, events.lane_channel("default"), self.runner))
         heartbeat = asyncio.create_task(self._heartbeat())
         room = asyncio.Semaphore(self.capacity)
@@ -119,6 +122,26 @@ class RunHost:
             await asyncio.sleep(self.lease_seconds / 4)
 
 
+def remove_dead_scratch(folder: Path | None = None) -> int:
+    """Remove the scratch folders of runs whose worker died (SIGKILL, OOM) on this host; return how many.
+
+    Each is named after its worker's PID; a folder whose PID is alive (perhaps reused) is left alone.
+    """
+    removed = 0
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = path.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or not path.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+        except PermissionError:  # alive, another user's
+            pass
+    return removed
+
+
 class HostedRun:
     """One run this worker took: claim, input, the conductor, and its outputs streamed to the console."""
 
@@ -134,6 +157,7 @@ class HostedRun:
         self._followers: dict[str, asyncio.Task] = {}
         self._released = False
         self._claimed = False
+        self._ended_by_console = False  # the console cancelled or dropped the run: it waits for no end
 
     def release(self, room: asyncio.Semaphore) -> None:
         """Give the run's room back to the worker (once): at its end, or when it is given up."""
@@ -145,7 +169,7 @@ class HostedRun:
         layer = self.host.layer
         self.channel = events.private_channel("tileflow.hosted.")
         receiver = asyncio.create_task(self._receive())
-        workdir = Path(tempfile.mkdtemp(prefix="tileflow-run-"))
+        workdir = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
         try:
             await self.tell({"type": events.RUN_CLAIMED, "worker": WORKER_NAME})
             self._claimed = True
@@ -241,6 +265,8 @@ class HostedRun:
             "sizes": {node: writer.size for node, writer in conductor.outputs.items()},
         }
         await self.tell(done)
+        if self._ended_by_console:
+            return  # it has ended the run already: nothing will confirm this end
         deadline = time.monotonic() + CONSOLE_PATIENCE_LEASES * self.host.lease_seconds
         while time.monotonic() < deadline:
             try:
@@ -263,6 +289,7 @@ class HostedRun:
             message = await self._inbox.get()
             kind = message.get("type")
             if kind in (events.RUN_CANCEL, events.RUN_DROP):
+                self._ended_by_console = True
                 self.conductor.cancel()
             elif kind == events.RUN_RESEND:
                 self._resend(message["offsets"])

@@ -306,3 +306,41 @@ def test_a_sync_run_with_no_worker_running_fails_soon_saying_so_while_a_batch_wa
     while (done := cluster.api("GET", f"/api/batches/{batch.json()['id']}").json())["status"] != "succeeded":
         assert time.monotonic() < deadline and done["status"] in ("queued", "running"), done
         time.sleep(0.2)
+
+
+def roster_runs(cluster: Cluster) -> dict[int, int]:
+    """Return each worker's runs in progress, as its roster entry in Redis says (pid -> runs)."""
+    import json
+
+    keys = cluster.redis_cli("--scan", "--pattern", "tileflow:worker:*").split()
+    entries = [json.loads(cluster.redis_cli("GET", key)) for key in keys]
+    return {entry["pid"]: entry["runs"] for entry in entries}
+
+
+def test_a_cancelled_run_frees_its_worker_at_once(two_workers):
+    cluster = two_workers
+    started = cluster.start_run(cluster.flows[0.08], png_bytes(IMAGE))
+    execution = cluster.wait(started["id"], until=lambda body: body["workers"], timeout=20)
+    worker = holder(cluster, execution)
+    assert cluster.api("POST", f"/api/executions/{started['id']}/cancel").status_code == 202
+    assert cluster.wait(started["id"])["status"] == "cancelled"
+    deadline = time.monotonic() + 3  # it waited 10 leases for an end the console never confirms
+    while roster_runs(cluster).get(worker.pid) != 0:
+        assert time.monotonic() < deadline, roster_runs(cluster)
+        time.sleep(0.1)
+
+
+def test_the_scratch_of_runs_whose_worker_died_is_removed(tmp_path):
+    import subprocess
+
+    from runtime.hosting import remove_dead_scratch
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = tmp_path / f"tileflow-run-{gone.pid}-abc"
+    alive = tmp_path / f"tileflow-run-{os.getpid()}-def"
+    other = tmp_path / "tileflow-run-notapid"
+    for folder in (dead, alive, other):
+        (folder / "out").mkdir(parents=True)
+    assert remove_dead_scratch(tmp_path) == 1
+    assert not dead.exists() and alive.exists() and other.exists()
