@@ -197,6 +197,8 @@ class _GraphCheck:
             self.check_degree(node_id, inputs[node_id], outputs[node_id])
         for cycle in _cycles(nodes, outputs):
             self.error(cycle[0], "cycle: " + " → ".join([*cycle, cycle[0]]))
+        if self.duplicates:
+            return  # which node an edge to a duplicated id means is unknown: so is what reaches what through it
         if sources:
             reached = _reach(sources, outputs)
             for node_id in nodes:

@@ -195,6 +195,19 @@ def test_step_with_two_inputs():
     ]
 
 
+def test_a_duplicated_id_is_the_one_error_of_an_otherwise_wired_graph():
+    graph = {
+        "nodes": [
+            {"id": "in", "type": "source"},
+            {"id": "a", "type": "grayscale"},
+            {"id": "a", "type": "grayscale"},
+            {"id": "out", "type": "output"},
+        ],
+        "edges": [{"from": "in", "to": "a"}, {"from": "a", "to": "out"}],
+    }
+    assert check(graph) == [("a", "node id 'a' is used by 2 nodes")]  # no unreachable 'out', no stranded 'in'
+
+
 def test_duplicate_and_malformed_ids():
     graph = copy.deepcopy(EXAMPLE)
     graph["nodes"].append({"id": "mark", "type": "grayscale"})
