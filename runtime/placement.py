@@ -96,6 +96,7 @@ class PlacedRun:
         self.resends = 0  # times the worker was asked to send outputs again
         self.holders: list[str] = []  # workers that held the run, in order
         self._snapshot: dict[str, Any] = {}
+        self._started_at: str | None = None  # when the first attempt started (a later one starts again)
         self._inbox: asyncio.Queue = asyncio.Queue()
         self._channel = ""
         self._holder: str | None = None  # the channel of the worker that conducts the current attempt
@@ -135,7 +136,15 @@ class PlacedRun:
             for node, relayed in self.outputs.items()
         ]
         status = self.status
-        return {**base, "status": status, "error": self.error, "outputs": outputs}
+        moved = max(0, self.attempt - 1)  # attempts given up (their workers died or went silent)
+        return {
+            **base,
+            "started_at": self._started_at or base["started_at"],  # the first attempt's start
+            "retries": base["retries"] + moved,
+            "status": status,
+            "error": self.error,
+            "outputs": outputs,
+        }
 
     def cancel(self) -> None:
         """Ask the run to stop, wherever it runs."""
@@ -315,6 +324,7 @@ class PlacedRun:
 
     async def _snapshot_saved(self, snapshot: dict[str, Any]) -> None:
         self._snapshot = snapshot
+        self._started_at = self._started_at or snapshot.get("started_at")
         if self.status == "queued":
             self.status = "running"
         for node, entry in snapshot.get("nodes", {}).items():

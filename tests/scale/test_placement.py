@@ -113,6 +113,7 @@ def test_a_sync_run_whose_worker_is_killed_still_streams_one_identical_file(two_
     finished = cluster.wait(response.headers["X-Execution-Id"])
     assert finished["status"] == "succeeded", (finished["error"], cluster.logs())
     assert len(finished["workers"]) == 1 and sum(finished["workers"].values()) == TILES  # the second worker's
+    assert finished["started_at"] == execution["started_at"] and finished["retries"] >= 1  # the run moved once
 
 
 def test_a_silent_worker_loses_its_run_within_a_few_seconds(two_workers, clean_output):
