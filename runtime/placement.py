@@ -103,7 +103,7 @@ class PlacedRun:
         self._heard = 0.0
         self._offer_checked = 0.0  # when the unclaimed offer's input was last found in Redis
         self._unclaimed_since: float | None = None  # when the current offer was made, until a worker claims it
-        self._workers_checked = 0.0
+        self._workers_checked = 0.0  # when the roster was last asked for a live worker (from the offer on)
         self._input: bytes | memoryview = b""
         self._input_keys: list[str] = []
         self._blobs: BlobStore | None = None
@@ -386,7 +386,7 @@ class PlacedRun:
         now = time.monotonic()
         if not self.spec.limits.interactive or self._unclaimed_since is None:
             return
-        if now - self._unclaimed_since < self.no_worker_seconds or now - self._workers_checked < self.no_worker_seconds:
+        if now - self._workers_checked < self.no_worker_seconds:  # set at the offer: also the first wait
             return
         self._workers_checked = now
         try:
