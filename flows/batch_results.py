@@ -22,6 +22,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from flows.models import Batch, ExecutionOutput
+from runtime import pagecache
 
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/avif": ".avif"}
 CHUNK = 1024 * 1024
@@ -121,6 +122,7 @@ def _write_zip(pipe: _Pipe, entries: list[ZipEntry], errors: list[dict]) -> None
             with open(entry.path, "rb") as source, archive.open(info, "w", force_zip64=size > 2**31) as sink:
                 while chunk := source.read(CHUNK):
                     sink.write(chunk)
+                pagecache.release(source.fileno())
         if errors:
             archive.writestr(
                 zipfile.ZipInfo(ERRORS_NAME, date_time=entries[-1].date_time if entries else (1980, 1, 1, 0, 0, 0)),

@@ -26,6 +26,7 @@ from django.utils.dateparse import parse_datetime
 from flows.media import remove_outputs
 from flows.models import Execution, ExecutionOutput, Flow
 from runtime import api as runtime
+from runtime import pagecache
 from runtime.upload import UploadStream
 
 log = logging.getLogger("tileflow.executions")
@@ -130,6 +131,7 @@ def store_input(execution: Execution, data: bytes | memoryview) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "xb") as target:  # "x": never overwrite; the name is the execution's own id
         target.write(data)
+        pagecache.settle(target)
 
 
 # In-memory uploads being written by this process, by execution id (see `store_input_soon`).

@@ -9,12 +9,13 @@ nothing and a late one starts from the first byte.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image
+
+from runtime import pagecache
 
 FOLLOW_CHUNK = 256 * 1024
 
@@ -65,6 +66,7 @@ class FollowedFile:
                     yield chunk
                     continue
                 if self.complete and offset >= self.size:
+                    pagecache.release(reader.fileno())  # what this reader brought back from the disk
                     return
                 if self.failed:
                     return
@@ -100,7 +102,7 @@ class OutputWriter(FollowedFile):
 
     def _finish(self) -> int:
         written = self._write(self.encoder.finish())
-        os.fsync(self._file.fileno())
+        pagecache.settle(self._file)
         self._file.close()
         return written
 
@@ -171,7 +173,7 @@ class RelayedFile(FollowedFile):
         return True
 
     def finish(self) -> None:
-        os.fsync(self._file.fileno())
+        pagecache.settle(self._file)
         self._file.close()
         self.complete = True
         self.pulse.notify()
