@@ -19,6 +19,8 @@ from flows import trigger_stores as stores
 from flows.auth import get_owned_or_404
 from flows.models import Flow, Trigger, TriggerEvent
 from flows.schemas import ErrorOut, ErrorsOut
+from flows.trigger_loop import reconsider as reconsider_triggers
+from flows.trigger_loop import wake as wake_trigger
 from flows.triggers import record_notification
 from flows.validation import describe_error
 
@@ -182,6 +184,7 @@ def create_trigger(request: HttpRequest, flow_id: str) -> Status:
         process_existing=body.process_existing,
         watch_from=timezone.now(),
     )
+    reconsider_triggers()  # taken (and primed) now, not at the next poll
     return Status(201, trigger_payload(trigger))
 
 
@@ -229,6 +232,7 @@ def change_trigger(request: HttpRequest, trigger_id: str) -> Status:
     if "enabled" in changes:
         trigger.enabled = changes["enabled"]
     trigger.save()
+    reconsider_triggers()
     return Status(200, trigger_payload(trigger))
 
 
@@ -295,4 +299,7 @@ def notify(request: HttpRequest, trigger_id: str, secret: str | None = None) -> 
         records = []
     if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
         return Status(400, {"error": 'an S3 event notification is {"Records": [...]}'})
-    return Status(202, {"accepted": record_notification(trigger, records)})
+    accepted = record_notification(trigger, records)
+    if accepted:
+        wake_trigger(trigger.pk)  # this process's loop at once; another's finds the rows within a second
+    return Status(202, {"accepted": accepted})

@@ -82,6 +82,14 @@ class TriggerWorker:
         await self.start_pending(trigger)
         return True
 
+    async def start_announced(self) -> bool:
+        """Start runs on objects recorded since the last look (an S3 notification); False when gone or paused."""
+        trigger = await Trigger.objects.select_related("flow", "owner").filter(pk=self.trigger_id).afirst()
+        if trigger is None or not trigger.enabled:
+            return False
+        await self.start_pending(trigger)
+        return True
+
     # -- recording what is there -------------------------------------------------------------
 
     def scan(self, trigger: Trigger) -> None:
