@@ -57,7 +57,10 @@ def home(request: HttpRequest) -> HttpResponse:
     context = {"flows": flows, "executions": _labelled(executions), "templates": gallery.templates(), "nav": "home"}
     context["batches"] = Batch.objects.filter(owner=request.user)[:RECENT_BATCHES]
     if request.user.is_staff:  # staff see the workers that run everyone's flows
-        context["workers"] = async_to_sync(runtime.workers)()
+        try:
+            context["workers"] = async_to_sync(runtime.workers)()
+        except runtime.WorkersUnknown as unknown:
+            context["workers"], context["workers_unknown"] = [], str(unknown)
     return render(request, "console/home.html", context)
 
 

@@ -10,6 +10,7 @@ from ninja import Router, Schema
 from runtime import api as runtime
 
 router = Router(tags=["cluster"])
+RETRY = {"Retry-After": "5"}
 
 
 class HealthOut(Schema):
@@ -61,11 +62,14 @@ async def health(request):
 
 @router.get(
     "/workers",
-    response={200: WorkersOut, 401: ErrorOut, 403: ErrorOut},
+    response={200: WorkersOut, 401: ErrorOut, 403: ErrorOut, 503: ErrorOut},
     summary="The workers (staff only)",
     description="Each worker's host, threads, runs in progress and capacity, and its last heartbeat.",
 )
 async def workers(request):
     if not request.auth.is_staff:
         return JsonResponse({"error": "only staff may list the workers"}, status=403)
-    return {"workers": await runtime.workers()}
+    try:
+        return {"workers": await runtime.workers()}
+    except runtime.WorkersUnknown as unknown:
+        return JsonResponse({"error": f"the workers cannot be listed: {unknown}"}, status=503, headers=RETRY)

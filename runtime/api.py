@@ -29,7 +29,7 @@ from runtime.inspection import UnknownNode, node_image
 from runtime.memory import FREE_MEMORY
 from runtime.placement import PlacedRun
 from runtime.progress import GroupPublisher, RunObserver
-from runtime.reconnect import LayerUnreachable, retry_layer
+from runtime.reconnect import LayerUnreachable, retry_layer, unreachable_reason
 from runtime.registry import registry
 from runtime.upload import UploadBroken, UploadStream
 from runtime.worker import TaskRunner, default_threads, serve_lane
@@ -297,6 +297,7 @@ async def workers(*, layer=None) -> list[dict[str, Any]]:
     """Return the workers serving this installation: host, threads, runs in progress, last heartbeat.
 
     Embedded: this process's own lane worker. Redis: every worker's roster entry (runtime.roster).
+    Raise `WorkersUnknown` when Redis does not answer.
     """
     layer = layer or get_channel_layer()
     if is_local(layer):  # the embedded worker (started with the first run, always there to start)
@@ -304,7 +305,18 @@ async def workers(*, layer=None) -> list[dict[str, Any]]:
             return []
         threads = settings.TILEFLOW["WORKER_THREADS"] or default_threads()
         return [roster.entry(threads=threads, runs=len(_runs), capacity=len(_runs), embedded=True)]
-    return await roster.listed(BlobStore.shared(layer))
+    try:
+        async with asyncio.timeout(WORKERS_PATIENCE):
+            return await roster.listed(BlobStore.shared(layer))
+    except (TimeoutError, *TRANSIENT_ERRORS) as error:
+        raise WorkersUnknown(unreachable_reason(layer, error)) from error
+
+
+class WorkersUnknown(Exception):
+    """The workers cannot be listed: the channel layer (Redis) does not answer."""
+
+
+WORKERS_PATIENCE = 2.0  # seconds a listing of the workers may wait for Redis
 
 
 async def health(*, layer=None) -> str | None:

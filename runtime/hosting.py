@@ -35,6 +35,7 @@ from runtime.worker import WORKER_NAME, TaskRunner, serve_lane
 log = logging.getLogger("tileflow.hosting")
 
 SCRATCH_PREFIX = "tileflow-run-"  # a hosted run's scratch folder: tileflow-run-<worker pid>-<random>
+REDIS_PATIENCE = 5.0  # seconds a claimed run waits for Redis to read its input before it is dropped
 CONSOLE_PATIENCE_LEASES = 10  # leases a console may leave its channel full before its run is stopped
 
 
@@ -173,12 +174,12 @@ class HostedRun:
         try:
             await self.tell({"type": events.RUN_CLAIMED, "worker": WORKER_NAME})
             self._claimed = True
-            data = await self._input()
+            data = await _patiently(self._input)
             if data is None:
                 log.warning("run %s: its input is gone (Redis restarted?); asking for a new offer", self.execution)
                 await self.tell({"type": events.RUN_INPUT_GONE})
                 return
-            await layer.group_add(events.run_control_group(self.execution), self.channel)
+            await _patiently(layer.group_add, events.run_control_group(self.execution), self.channel)
             await self._conduct(data, workdir, room)
         finally:
             receiver.cancel()
@@ -353,6 +354,22 @@ class HostedRun:
                 await asyncio.sleep(0.2)
                 continue
             self._inbox.put_nowait(message)
+
+
+async def _patiently(call, *args, patience: float = REDIS_PATIENCE):
+    """Call `call(*args)` again while Redis does not answer, for up to `patience` seconds.
+
+    After a Redis restart the first use of each pooled connection fails ("Connection closed by
+    server"); a claimed run that gave up there was dropped and waited a lease to be offered again.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return await call(*args)
+        except TRANSIENT_ERRORS:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 class ConsoleReporter:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,58 @@ PIECE = 768 * 1024  # input bytes per message: channels_redis wants messages und
 TICK = 0.25  # seconds between lease checks
 OFFER_CHECK_SECONDS = 1.0  # between checks that an offer nobody took yet is still in Redis
 NO_WORKER_SECONDS = 15.0  # an interactive run nobody took for this long fails if no worker is running
+
+
+LANE_READ_SECONDS = 1.0  # how stale the process's view of the runs lane may be
+
+
+class LaneContents:
+    """Which offers (execution, attempt) the runs lane holds, read for every run of the process at once.
+
+    An offer leaves the lane when a worker pops it, and the worker claims it at once; a worker
+    stopped (SIGSTOP, a frozen VM) while it waited on the lane still has Redis hand it the next
+    offer, which then sits in its socket, neither in the lane nor claimed. A run whose offer is
+    neither is offered again (`PlacedRun._check_taken`). One read of the lane a second, shared.
+    """
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self._offers: set[tuple[str, int]] = set()
+        self._read_at = float("-inf")
+        self._reading: asyncio.Task | None = None
+
+    @classmethod
+    def shared(cls, layer) -> LaneContents:
+        views = _LANES.setdefault(asyncio.get_running_loop(), {})
+        view = views.get(id(layer))
+        if view is None or view.layer is not layer:
+            view = views[id(layer)] = cls(layer)
+        return view
+
+    async def holds(self, execution: str, attempt: int) -> bool:
+        """Tell whether the lane (or a receiver's in-flight backup of it) holds this offer."""
+        if time.monotonic() - self._read_at >= LANE_READ_SECONDS:
+            if self._reading is None or self._reading.done():
+                self._reading = asyncio.ensure_future(self._read())
+            await asyncio.shield(self._reading)
+        return (execution, attempt) in self._offers
+
+    async def _read(self) -> None:
+        key = self.layer.prefix + events.RUNS_CHANNEL
+        offers: set[tuple[str, int]] = set()
+        for index in range(self.layer.ring_size):
+            connection = self.layer.connection(index)
+            for name in (key, key + "$inflight"):  # the backup channels_redis restores to the lane
+                for member in await connection.zrange(name, 0, -1):
+                    try:
+                        message = self.layer.deserialize(member)
+                    except Exception:  # not ours to judge: a message of another version
+                        continue
+                    offers.add((message.get("execution"), message.get("attempt")))
+        self._offers, self._read_at = offers, time.monotonic()
+
+
+_LANES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def spec_to_wire(spec: RunSpec, input_keys: list[str]) -> dict[str, Any]:
@@ -102,6 +155,8 @@ class PlacedRun:
         self._holder: str | None = None  # the channel of the worker that conducts the current attempt
         self._heard = 0.0
         self._offer_checked = 0.0  # when the unclaimed offer's input was last found in Redis
+        self._offered_at = 0.0  # when the current offer was sent
+        self._gone_since: float | None = None  # when the unclaimed offer was first missed in the lane
         self._unclaimed_since: float | None = None  # when the current offer was made, until a worker claims it
         self._workers_checked = 0.0  # when the roster was last asked for a live worker (from the offer on)
         self._input: bytes | memoryview = b""
@@ -136,7 +191,7 @@ class PlacedRun:
             for node, relayed in self.outputs.items()
         ]
         status = self.status
-        moved = max(0, self.attempt - 1)  # attempts given up (their workers died or went silent)
+        moved = max(0, len(self.holders) - 1)  # attempts given up (their workers died or went silent)
         return {
             **base,
             "started_at": self._started_at or base["started_at"],  # the first attempt's start
@@ -223,7 +278,8 @@ class PlacedRun:
             "offered": time.time(),
         }
         await send_waiting(self.runs_layer, events.RUNS_CHANNEL, message)
-        self._offer_checked = time.monotonic()
+        self._offer_checked = self._offered_at = time.monotonic()
+        self._gone_since = None
         if self._unclaimed_since is None:
             self._unclaimed_since = self._workers_checked = self._offer_checked
 
@@ -262,6 +318,7 @@ class PlacedRun:
             elif self._holder is None and time.monotonic() - self._offer_checked >= OFFER_CHECK_SECONDS:
                 await self._check_offer()
                 await self._check_workers()
+                await self._check_taken()
 
     async def _handle(self, message: dict[str, Any]) -> bool:
         """Handle one message from a worker; return True when the run has ended."""
@@ -377,6 +434,34 @@ class PlacedRun:
             log.warning("execution %s: its offer was lost with Redis; offering the run again", self.spec.execution)
             await self._offer()
 
+    async def _check_taken(self) -> None:
+        """Offer the run again when its offer left the lane and nobody claimed it (see `LaneContents`).
+
+        A worker that pops an offer claims it within milliseconds: missed on two looks a lease
+        apart, the offer is taken to be lost. Should its worker wake up and claim it after all,
+        it is told to drop it (a later attempt was offered).
+        """
+        now = time.monotonic()
+        if self._holder is not None or self._cancel_requested or now - self._offered_at < self.lease_seconds:
+            return
+        try:
+            waiting = await LaneContents.shared(self.runs_layer).holds(self.spec.execution, self.attempt)
+        except TRANSIENT_ERRORS:
+            return  # Redis is away: the offer is checked again once it answers
+        if waiting or self._holder is not None:
+            self._gone_since = None
+            return
+        if self._gone_since is None:
+            self._gone_since = now
+            return
+        if now - self._gone_since < self.lease_seconds:
+            return
+        log.warning(
+            "execution %s: its offer left the lane unclaimed (taken by a worker that stopped?); offering it again",
+            self.spec.execution,
+        )
+        await self._offer()
+
     async def _check_workers(self) -> None:
         """Fail an interactive run nobody took for `no_worker_seconds` while no worker is running at all.
 
@@ -409,9 +494,9 @@ class PlacedRun:
     async def _retake(self) -> None:
         """The worker went silent for a lease: offer the run again, for another worker to take."""
         worker = self.holders[-1] if self.holders else "?"
-        if self.attempt >= self.max_attempts:
+        if len(self.holders) >= self.max_attempts:  # offers nobody claimed do not count
             raise RunFailed(
-                f"the run was not finished after {self.attempt} attempts: its workers stopped answering "
+                f"the run was not finished after {len(self.holders)} attempts: its workers stopped answering "
                 f"(last: {worker})"
             )
         log.warning("execution %s: worker %s went silent; offering the run again", self.spec.execution, worker)

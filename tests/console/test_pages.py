@@ -119,6 +119,23 @@ def test_staff_see_the_workers_on_the_home_page_and_others_do_not(client, owner)
     assert page.count("<tr><td>") == 1  # the embedded worker of this process
 
 
+def test_the_home_page_says_so_when_the_workers_cannot_be_listed(client, owner, monkeypatch):
+    from runtime import api as runtime
+
+    async def unreachable(**_):
+        raise runtime.WorkersUnknown("the channel layer at redis://127.0.0.1:1/0 is unreachable (refused)")
+
+    monkeypatch.setattr(runtime, "workers", unreachable)
+    owner.is_staff = True
+    owner.save()
+    client.force_login(owner)
+    response = client.get("/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "The workers cannot be listed: Redis does not answer." in page and "redis://127.0.0.1:1/0" in page
+    assert 'id="worker-table"' not in page
+
+
 def test_batch_page_and_home_links_to_batches_and_run_on_many(client, owner, stranger, flow):
     from flows.models import Batch
 

@@ -138,6 +138,25 @@ def test_a_silent_worker_loses_its_run_within_a_few_seconds(two_workers, clean_o
         assert cluster.wait(run["id"])["status"] == "succeeded"
 
 
+def test_an_offer_swallowed_by_a_stopped_idle_worker_is_offered_again(two_workers):
+    """A worker stopped while it waits on the lane is still handed an offer by Redis, and never claims it."""
+    cluster = two_workers
+    stopped = cluster.live_workers()[0]
+    os.kill(stopped.pid, signal.SIGSTOP)
+    try:
+        runs = [cluster.start_run(cluster.flows[0.0], png_bytes(IMAGE))["id"] for _ in range(3)]
+        finished = [cluster.wait(run, timeout=30) for run in runs]
+        assert [body["status"] for body in finished] == ["succeeded"] * 3, cluster.logs()
+        assert all(body["retries"] == 0 for body in finished), [body["retries"] for body in finished]
+        assert all(str(stopped.pid) not in "".join(body["workers"]) for body in finished)
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
+    # Woken up, it claims the offer it held, is told to drop it, and takes new runs.
+    time.sleep(RUN_LEASE)
+    again = [cluster.start_run(cluster.flows[0.0], png_bytes(IMAGE)) for _ in range(3)]
+    assert [cluster.wait(run["id"])["status"] for run in again] == ["succeeded"] * 3
+
+
 def test_busy_workers_take_no_new_run_and_runs_wait_in_order(two_workers):
     cluster = two_workers
     lengths: list[int] = []
@@ -198,6 +217,9 @@ def test_health_says_what_is_down_and_staff_see_the_workers(two_workers):
     try:
         down = requests.get(f"{cluster.url}/api/health", timeout=10)
         assert down.status_code == 503 and down.json() == {"status": "the channel layer (Redis) is unreachable"}
+        unknown = cluster.api("GET", "/api/workers")
+        assert unknown.status_code == 503 and unknown.headers["Retry-After"] == "5", unknown.text
+        assert unknown.json()["error"].startswith("the workers cannot be listed: the channel layer at redis://")
     finally:
         cluster.redis.start()
     deadline = time.monotonic() + 10
