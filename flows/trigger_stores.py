@@ -51,6 +51,7 @@ class Store(Protocol):
     def objects(self) -> Iterator[StoredObject]: ...
     def fetch(self, item: StoredObject, target: IO[bytes]) -> None: ...
     def put(self, key: str, path: Path, content_type: str) -> str: ...
+    def written_name(self, key: str) -> str: ...
 
 
 # -- what the administrator configured ---------------------------------------------------------
@@ -295,6 +296,10 @@ class FolderStore:
             while chunk := source.read(COPY_CHUNK):
                 target.write(chunk)
 
+    def written_name(self, key: str) -> str:
+        """What `put(key, …)` answers: the name under the folder root."""
+        return "/".join([*self.parts, *relative_parts(key, what="name")])
+
     def put(self, key: str, path: Path, content_type: str) -> str:
         *folders, name = relative_parts(key, what="name")
         try:
@@ -352,6 +357,10 @@ class S3Store:
             )
             for chunk in answer["Body"].iter_chunks(COPY_CHUNK):
                 target.write(chunk)
+
+    def written_name(self, key: str) -> str:
+        """What `put(key, …)` answers: the object's key in the bucket."""
+        return self.prefix + "/".join(relative_parts(key, what="name"))
 
     def put(self, key: str, path: Path, content_type: str) -> str:
         name = self.prefix + "/".join(relative_parts(key, what="name"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -40,6 +41,33 @@ def output_key(key: str, node: str, content_type: str, *, several: bool) -> str:
     path = PurePosixPath(key)
     suffix = f"-{node}" if several else ""
     return str(path.with_name(path.stem + suffix + EXTENSIONS.get(content_type, ".bin")))
+
+
+def names_taken(trigger: Trigger, event: TriggerEvent) -> set[str]:
+    """The destination names other objects' outputs were written to, among those this event's could take.
+
+    Only objects whose names start like this one's (its folder and stem, a "-N" suffix dropped)
+    can have an output of the same name: `coll.jpg` and `coll.png` both give `coll.jpg`.
+    """
+    path = PurePosixPath(event.key)
+    stem = re.sub(r"-\d+$", "", path.stem)
+    prefix = str(path.with_name(stem)) if stem else str(path.parent)
+    rows = (
+        TriggerEvent.objects.filter(trigger=trigger, status=Status.SUCCEEDED, key__startswith=prefix)
+        .exclude(key=event.key)
+        .values_list("outputs", flat=True)
+    )
+    return {name for outputs in rows for name in outputs or ()}
+
+
+def unclaimed_key(key: str, claimed) -> str:
+    """Return `key`, or `stem-2.ext`, `stem-3.ext`, … : the first one `claimed` says no other object has."""
+    path = PurePosixPath(key)
+    candidate, number = key, 1
+    while claimed(candidate):
+        number += 1
+        candidate = str(path.with_name(f"{path.stem}-{number}{path.suffix}"))
+    return candidate
 
 
 # Listing, reading and writing stores happen here, not in the event loop's default executor, which
@@ -249,10 +277,12 @@ class TriggerWorker:
             return
         outputs = list(execution.outputs.filter(complete=True))
         store = open_store(trigger.type, trigger.destination)
+        taken = names_taken(trigger, event)
         written = []
         try:
             for output in outputs:
                 key = output_key(event.key, output.node, output.content_type, several=len(outputs) > 1)
+                key = unclaimed_key(key, lambda candidate: store.written_name(candidate) in taken)
                 written.append(store.put(key, Path(output.file.path), output.content_type))
         except StoreError as error:
             self._store_failed(trigger, event, f"could not write the output: {error}", back_to=Status.RUNNING)

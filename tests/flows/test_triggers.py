@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 import uuid
 from datetime import timedelta
@@ -154,6 +155,36 @@ async def test_a_changed_file_is_a_new_version_and_runs_again(trigger_places, fl
     await run_until(worker, lambda: TriggerEvent.objects.filter(trigger=trigger, status="succeeded").count() == 2)
     with Image.open(trigger_places / "out" / "a.png") as result:
         assert result.size == (100, 30)
+
+
+async def test_objects_whose_outputs_would_share_a_name_each_keep_their_own(trigger_places, flow):
+    trigger = await sync_to_async(folder_trigger)(flow, trigger_places)
+    worker = TriggerWorker(trigger.pk)
+    await worker.cycle()
+    (trigger_places / "in" / "coll.jpg").write_bytes(image_bytes(240, 160))
+    await run_until(worker, settled(trigger, 1))
+    (trigger_places / "in" / "coll.png").write_bytes(image_bytes(120, 90, "PNG"))  # would be out/coll.png too
+    await run_until(worker, settled(trigger, 2))
+    (trigger_places / "in" / "coll-2.jpg").write_bytes(image_bytes(60, 40))  # its own name is taken now
+    await run_until(worker, settled(trigger, 3))
+    seen = await sync_to_async(events)(trigger)
+    assert {key: event.outputs for key, event in seen.items()} == {
+        "coll.jpg": ["out/coll.png"],
+        "coll.png": ["out/coll-2.png"],
+        "coll-2.jpg": ["out/coll-2-2.png"],
+    }
+    sizes = {}
+    for name in ("coll.png", "coll-2.png", "coll-2-2.png"):
+        with Image.open(trigger_places / "out" / name) as result:
+            sizes[name] = result.size
+    assert sizes == {"coll.png": (120, 80), "coll-2.png": (60, 45), "coll-2-2.png": (30, 20)}
+
+    await asyncio.sleep(0.01)  # a new version of an object replaces its own output, not another's
+    (trigger_places / "in" / "coll.png").write_bytes(image_bytes(100, 50, "PNG"))
+    await run_until(worker, lambda: TriggerEvent.objects.filter(trigger=trigger, status="succeeded").count() == 4)
+    with Image.open(trigger_places / "out" / "coll-2.png") as result:
+        assert result.size == (50, 25)
+    assert sorted(os.listdir(trigger_places / "out")) == ["coll-2-2.png", "coll-2.png", "coll.png"]
 
 
 async def test_a_new_worker_after_a_restart_neither_repeats_nor_skips(trigger_places, flow):
