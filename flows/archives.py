@@ -106,19 +106,26 @@ def read_entries(path: Path, limits: ArchiveLimits) -> list[Entry]:
             continue
         name = clean_name(info.filename)
         label = name or info.filename[:1024]
+        if info.file_size > RATIO_FLOOR_BYTES and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            raise ArchiveRejected(
+                f"entry '{label}' expands {info.file_size // max(info.compress_size, 1)} times; the limit "
+                f"is {limits.max_ratio} (TILEFLOW_ARCHIVE_MAX_RATIO): the archive looks like a zip bomb"
+            )
         error = _entry_error(info, name, limits)
         if error is None:
-            if info.file_size > RATIO_FLOOR_BYTES and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-                raise ArchiveRejected(
-                    f"entry '{label}' expands {info.file_size // max(info.compress_size, 1)} times; the limit "
-                    f"is {limits.max_ratio} (TILEFLOW_ARCHIVE_MAX_RATIO): the archive looks like a zip bomb"
-                )
             total += info.file_size
             if total > limits.max_total_bytes:
                 raise ArchiveRejected(
                     f"the archive expands to more than {limits.max_total_bytes} bytes (TILEFLOW_ARCHIVE_MAX_BYTES)"
                 )
         entries.append(Entry(label, None if error else info, error))
+    # Many entries, each under the floor, can still make a bomb together: 300 MB of zeros from 340 kB.
+    archive_bytes = max(path.stat().st_size, 1)
+    if total > RATIO_FLOOR_BYTES and total > limits.max_ratio * archive_bytes:
+        raise ArchiveRejected(
+            f"the archive's {archive_bytes} bytes expand to {total} bytes ({total // archive_bytes} times); the limit "
+            f"is {limits.max_ratio} (TILEFLOW_ARCHIVE_MAX_RATIO): the archive looks like a zip bomb"
+        )
     return entries
 
 

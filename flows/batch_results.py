@@ -37,18 +37,53 @@ class ZipEntry:
     date_time: tuple[int, int, int, int, int, int]
 
 
-def entry_names(item_name: str, outputs: list[tuple[str, str]], several: bool, taken: set[str]) -> list[str]:
-    """Name an item's outputs ((node, extension) pairs) after the input, unique among `taken` (lowercase)."""
+def natural_names(item_name: str, outputs: list[tuple[str, str]], several: bool) -> list[str]:
+    """Name an item's outputs ((node, extension) pairs) after the input: its stem, `-node`, the extension."""
     stem, _ = posixpath.splitext(item_name)
+    return [f"{stem}-{node}{extension}" if several else f"{stem}{extension}" for node, extension in outputs]
+
+
+def entry_names(item_name: str, outputs: list[tuple[str, str]], several: bool, taken: set[str]) -> list[str]:
+    """Name one item's outputs after the input, unique among `taken` (lowercase), which they join."""
     names = []
-    for node, extension in outputs:
-        base = f"{stem}-{node}" if several else stem
-        name, number = f"{base}{extension}", 2
-        while name.lower() in taken or name == ERRORS_NAME:
-            name, number = f"{base}-{number}{extension}", number + 1
-        taken.add(name.lower())
-        names.append(name)
+    for name in natural_names(item_name, outputs, several):
+        base, extension = posixpath.splitext(name)
+        candidate, number = name, 2
+        while candidate.lower() in taken or candidate == ERRORS_NAME:
+            candidate, number = f"{base}-{number}{extension}", number + 1
+        taken.add(candidate.lower())
+        names.append(candidate)
     return names
+
+
+def unique_names(natural: list[list[str]]) -> list[list[str]]:
+    """Give every item's outputs names unique in the zip (compared in lowercase), in item order.
+
+    The first item to want a name has it; a later one gets `-2`, `-3`, … and never a name another
+    item wants as its own (`a.jpg`, `a.png` and `a-2.jpg` give `a.jpg`, `a-3.jpg` and `a-2.jpg`).
+    """
+    owner: dict[str, int] = {}
+    for index, names in enumerate(natural):
+        for name in names:
+            owner.setdefault(name.lower(), index)
+    taken: set[str] = set()
+    unique = []
+    for index, names in enumerate(natural):
+        chosen = []
+        for name in names:
+            if owner[name.lower()] == index and name.lower() not in taken and name != ERRORS_NAME:
+                candidate = name
+            else:
+                base, extension = posixpath.splitext(name)
+                number = 2
+                candidate = f"{base}-{number}{extension}"
+                while candidate.lower() in taken or candidate.lower() in owner or candidate == ERRORS_NAME:
+                    number += 1
+                    candidate = f"{base}-{number}{extension}"
+            taken.add(candidate.lower())
+            chosen.append(candidate)
+        unique.append(chosen)
+    return unique
 
 
 def plan_results(batch: Batch) -> tuple[list[ZipEntry], list[dict]]:
@@ -57,21 +92,35 @@ def plan_results(batch: Batch) -> tuple[list[ZipEntry], list[dict]]:
     outputs: dict = {}
     for output in ExecutionOutput.objects.filter(execution__batch_items__batch=batch, complete=True).order_by("node"):
         outputs.setdefault(output.execution_id, []).append(output)
-    entries, errors, taken = [], [], set()
+    kept, errors = [], []
     media = Path(settings.MEDIA_ROOT)
     for item in batch.items.all():
         produced = outputs.get(item.execution_id, []) if item.status == "succeeded" else []
         missing = [output for output in produced if not (media / output.file.name).is_file()]
         if item.status != "succeeded" or not produced or missing:
-            error = item.error or ("its output is no longer stored" if item.status == "succeeded" else None)
+            error = item.error or _reason(item.status)
             errors.append({"name": item.name, "status": item.status, "error": error, "execution": _id(item)})
             continue
+        kept.append((item, produced))
+    natural = [
+        natural_names(item.name, [(o.node, EXTENSIONS.get(o.content_type, "")) for o in produced], several)
+        for item, produced in kept
+    ]
+    entries = []
+    for (item, produced), names in zip(kept, unique_names(natural), strict=True):
         moment = (item.finished_at or batch.created_at).timetuple()[:6]
-        extensions = [(output.node, EXTENSIONS.get(output.content_type, "")) for output in produced]
-        names = entry_names(item.name, extensions, several, taken)
         for name, output in zip(names, produced, strict=True):
             entries.append(ZipEntry(name, media / output.file.name, moment))
     return entries, errors
+
+
+def _reason(status: str) -> str:
+    """Why an item without an error of its own has no output in the zip."""
+    if status == "succeeded":
+        return "its output is no longer stored"
+    if status == "cancelled":
+        return "the batch was cancelled before this item finished"
+    return f"the item ended {status}"
 
 
 def _id(item) -> str | None:

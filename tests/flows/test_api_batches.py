@@ -188,10 +188,17 @@ async def test_items_are_admitted_a_few_at_a_time_and_cancel_stops_the_rest(http
         errors = json.loads(zipped.read("errors.json"))
     assert len(errors) == 12 - body["succeeded"]
     assert {entry["status"] for entry in errors} <= {"cancelled", "failed"}
+    assert all(entry["error"] for entry in errors), errors  # every item that did not succeed says why
 
 
 def bomb() -> bytes:
     return zip_bytes({"flat.bmp": b"\0" * (30 * 1024 * 1024)}, compression=zipfile.ZIP_DEFLATED)
+
+
+def many_small_bombs() -> bytes:
+    """120 entries of 1 MiB of zeros each (none above the per-entry floor): 120 MiB from ~130 kB."""
+    flat = b"\xff\xd8\xff" + b"\0" * (1024 * 1024 - 3)
+    return zip_bytes({f"{n}.jpg": flat for n in range(120)}, compression=zipfile.ZIP_DEFLATED)
 
 
 @pytest.mark.parametrize(
@@ -201,8 +208,17 @@ def bomb() -> bytes:
         (bomb(), {}, "zip bomb"),
         (zip_bytes({f"{n}.jpg": image_bytes(32, 32) for n in range(6)}), {"ARCHIVE_MAX_BYTES": 4000}, "expands to"),
         (zip_bytes({f"tiny/{n}.jpg": b"x" for n in range(2500)}), {}, "2500 entries"),
+        (many_small_bombs(), {}, "zip bomb"),
+        (bomb(), {"MAX_UPLOAD_BYTES": 1024 * 1024}, "zip bomb"),
     ],
-    ids=["not-a-zip", "ratio-bomb", "total-beyond-limit", "thousands-of-tiny-entries"],
+    ids=[
+        "not-a-zip",
+        "ratio-bomb",
+        "total-beyond-limit",
+        "thousands-of-tiny-entries",
+        "many-entries-under-the-floor",
+        "bomb-beyond-the-image-limit",
+    ],
 )
 async def test_bad_archives_are_refused_with_400_and_leave_nothing(http, flow, settings, archive, tileflow, reason):
     settings.TILEFLOW = {**settings.TILEFLOW, **tileflow}

@@ -82,3 +82,11 @@ def test_clutter_is_skipped_and_large_or_empty_entries_are_listed(tmp_path):
     assert set(errors) == {"big.jpg", "empty.jpg", "a.tar.gz"}
     assert "limit for one image" in errors["big.jpg"] and "empty" in errors["empty.jpg"]
     assert "nested" in errors["a.tar.gz"]
+
+
+def test_a_results_zip_gives_no_item_a_name_another_item_has_of_its_own():
+    from flows.batch_results import natural_names, unique_names
+
+    natural = [natural_names(name, [("out", ".jpg")], False) for name in ("a.jpg", "a.png", "a-2.jpg", "A.JPG")]
+    assert unique_names(natural) == [["a.jpg"], ["a-3.jpg"], ["a-2.jpg"], ["A-4.jpg"]]
+    assert unique_names([["errors.json"]]) == [["errors-2.json"]]
