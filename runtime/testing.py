@@ -133,7 +133,8 @@ def _reference_step(
         return apply_watermark_whole(image, Watermark.Params(**params))
     if type_name == "resize":
         size = resized_size(Size(*image.size), params.get("scale"), params.get("width"), params.get("height"))
-        if not pillow_only and runs_on_libvips(params.get("resample", "lanczos"), image.mode, Size(*image.size), size):
+        resample_name, engine = params.get("resample", "lanczos"), params.get("engine", "auto")
+        if not pillow_only and runs_on_libvips(resample_name, image.mode, Size(*image.size), size, engine):
             return libvips_resize_whole(image, size, params.get("resample", "lanczos"))
         resample = RESAMPLE[params.get("resample", "lanczos")]
         if params.get("scale") is not None:

@@ -14,6 +14,10 @@ limits, 6 and 4, each keeping ~1.3 dB above 50. RGBA stays on Pillow: both premu
 8 bits, and libvips' ±1 differences, divided again by small alphas, give 40-46 dB. `nearest` stays
 on Pillow too: it is a pick, not arithmetic, and libvips picks other rows and columns than Pillow.
 Speed: docs/benchmarks.md.
+The figures above hold for photographs. On text and hard edges (a screenshot: black 13 px text and
+1 px lines on white) libvips' Lanczos is 37-41 dB from Pillow's at factors 1.25-2.7, bilinear
+46-49 dB (measured 2026-12-03; libvips' float path gives 41 dB too, so it is its kernel, not its
+precision): the param `engine: "pillow"` keeps such a resize on Pillow, exactly.
 
 Pillow (13) resamples in two separable passes (vertical, then horizontal); each output pixel is a
 weighted sum of the input pixels within the filter's support around its centre. A tile reads the
@@ -60,9 +64,15 @@ VIPS_MODES = ("L", "RGB")
 VIPS_MIN_SIDE = 48
 
 
-def runs_on_libvips(resample: str, mode: str, in_size: Size, out_size: Size) -> bool:
+ENGINE_HELP = (
+    "auto: libvips where it is faster (within 50 dB of Pillow on photographs; text and hard edges differ more); "
+    "pillow: always Pillow's result, exactly"
+)
+
+
+def runs_on_libvips(resample: str, mode: str, in_size: Size, out_size: Size, engine: str = "auto") -> bool:
     """Return whether a resize of a `mode` image from `in_size` to `out_size` runs on libvips (else Pillow)."""
-    if resample not in VIPS_KERNEL or mode not in VIPS_MODES or in_size == out_size:
+    if engine != "auto" or resample not in VIPS_KERNEL or mode not in VIPS_MODES or in_size == out_size:
         return False
     if min(out_size.width, out_size.height) < VIPS_MIN_SIDE:
         return False
@@ -152,6 +162,10 @@ class Resize(Step):
         width: int | None = Field(None, ge=1, le=100_000, description="fit inside this width (px)")
         height: int | None = Field(None, ge=1, le=100_000, description="fit inside this height (px)")
         resample: Literal["lanczos", "bilinear", "nearest"] = "lanczos"
+        engine: Literal["auto", "pillow"] = Field(
+            "auto",
+            description=ENGINE_HELP,
+        )
 
         @model_validator(mode="after")
         def _one_way_to_size(self):
@@ -167,7 +181,7 @@ class Resize(Step):
         super().__init__(params, input)
         self.out_size = resized_size(input.size, params.scale, params.width, params.height)
         self.resample = RESAMPLE[params.resample]
-        self.on_libvips = runs_on_libvips(params.resample, input.mode, input.size, self.out_size)
+        self.on_libvips = runs_on_libvips(params.resample, input.mode, input.size, self.out_size, params.engine)
         self.support = FILTER_SUPPORT[params.resample]
         self.work_mode = input.mode if params.resample == "nearest" else PREMULTIPLIED.get(input.mode, input.mode)
         in_width, in_height = input.size.width, input.size.height
