@@ -22,7 +22,7 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.urls import Resolver404, resolve
 
-from console.limits import Message, Receive, Scope, Send
+from console.limits import BodyRefused, Message, Receive, Scope, Send
 from runtime.api import RunFailed
 
 STREAMED_VIEWS: set[str] = set()
@@ -111,7 +111,7 @@ class CutShortResponses(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         failure = record.exc_info[1] if record.exc_info else None
-        if isinstance(failure, RunFailed):
+        if isinstance(failure, RunFailed | BodyRefused):
             record.msg, record.args, record.exc_info = "a streamed result was cut short: %s", (failure,), None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True

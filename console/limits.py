@@ -100,6 +100,8 @@ class UploadLimitASGIMiddleware:
         refusal: tuple[int, str] | None = None
         body_done = False
         started = False
+        told: dict[str, tuple[int, str]] = {}  # the refusal, for an app that reads the body as it arrives
+        scope = {**scope, BODY_REFUSAL: told}
 
         async def guarded_receive() -> Message:
             nonlocal received, refusal, body_done
@@ -110,25 +112,45 @@ class UploadLimitASGIMiddleware:
             try:
                 message = await asyncio.wait_for(receive(), idle)
             except TimeoutError:
-                refusal = (408, stalled_message(idle))
+                refusal = told["refusal"] = (408, stalled_message(idle))
                 return {"type": "http.disconnect"}  # Django drops what it gathered and answers nothing
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
                 if received > limit:
-                    refusal = (413, too_large_message(None, path))
+                    refusal = told["refusal"] = (413, too_large_message(None, path))
                     return {"type": "http.disconnect"}
             return message
 
+        finished = False
+
         async def tracked_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, finished
             if message["type"] == "http.response.start":
                 started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = True
             await send(message)
 
         await self.app(scope, guarded_receive, tracked_send)
         if refusal is not None and not started:
             await send_json_refusal(send, *refusal)
+        elif refusal is not None and not finished:
+            # An answer that had begun (a /run streaming its result) stopped when its body was refused:
+            # the server must end the connection without the answer's end, or the client waits for ever.
+            raise BodyRefused(refusal[1])
+
+
+class BodyRefused(ConnectionAbortedError):
+    """The request body was refused after the answer began: the connection is closed without its end."""
+
+
+BODY_REFUSAL = "tileflow.body_refusal"  # scope key: {"refusal": (status, message)} once the body is refused
+
+
+def body_refusal(scope: Scope) -> tuple[int, str] | None:
+    """Return why this middleware ended the request's body (413 past the limit, 408 stalled), or None."""
+    return (scope.get(BODY_REFUSAL) or {}).get("refusal")
 
 
 def stalled_message(seconds: float) -> str:

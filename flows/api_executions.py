@@ -217,7 +217,8 @@ async def run_flow(
     if not first:
         await conductor.finished.wait()
         if stored is not None and (reason := await stored):
-            return _error(507, reason, **{"X-Execution-Id": str(execution.id)})
+            broke = streamed.upload.failure if streamed is not None else None  # over the limit: 413, …
+            return _error(broke.status if broke else 507, reason, **{"X-Execution-Id": str(execution.id)})
         if conductor.status != "succeeded":
             headers = {"X-Execution-Id": str(execution.id)}
             if conductor.status == "cancelled":

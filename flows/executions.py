@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from flows.media import remove_outputs
+from flows.media import remove_input, remove_outputs
 from flows.models import Execution, ExecutionOutput, Flow
 from runtime import api as runtime
 from runtime import pagecache
@@ -132,6 +132,20 @@ def store_input(execution: Execution, data: bytes | memoryview) -> None:
     with open(path, "xb") as target:  # "x": never overwrite; the name is the execution's own id
         target.write(data)
         pagecache.settle(target)
+
+
+def forget_input(execution: Execution) -> None:
+    """Remove the stored input of a run whose image was broken (nothing of it is kept), unless a rerun uses it."""
+    remove_input(execution)
+    Execution.objects.filter(pk=execution.pk).update(input_file="")
+
+
+def fail_after_the_end(execution: Execution, reason: str) -> None:
+    """Record a finished run as failed for `reason` (its upload broke off after the image was done), outputs gone."""
+    with transaction.atomic():
+        Execution.objects.filter(pk=execution.pk).update(status=Execution.Status.FAILED, error=reason)
+        ExecutionOutput.objects.filter(execution_id=execution.pk).delete()
+    remove_outputs(execution.pk)
 
 
 # In-memory uploads being written by this process, by execution id (see `store_input_soon`).

@@ -18,12 +18,14 @@ image, as browsers and HTTP libraries send them in the order they were added.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from console.limits import body_refusal
 from flows import executions as service
 from flows.models import Execution, Flow
 from flows.streamed_upload import MalformedUpload, MultipartImage, image_source, receive_image
@@ -63,7 +65,8 @@ async def receive_streamed(request) -> StreamedUpload:
         raise service.UploadRejected(str(malformed), status=415) from malformed
     limits = settings.TILEFLOW
     upload = runtime.UploadStream(timeout=STALL_SECONDS)
-    pump = asyncio.create_task(receive_image(request.body_stream, parser, upload, limits["MAX_UPLOAD_BYTES"]))
+    refusal = functools.partial(body_refusal, request.scope)
+    pump = asyncio.create_task(receive_image(request.body_stream, parser, upload, limits["MAX_UPLOAD_BYTES"], refusal))
     try:
         header = await asyncio.to_thread(runtime.probe, upload, limits["MAX_PIXELS"], complete=False)
     except (runtime.ImageRejected, runtime.UploadBroken) as rejected:
@@ -101,10 +104,37 @@ async def start_streamed(
 
 
 async def _store_when_whole(execution: Execution, conductor, streamed: StreamedUpload) -> str | None:
-    """Store the upload once it is whole (None, or why it could not be stored); a broken one is not kept."""
+    """Store the upload once it is whole; return None, or why the run failed for its upload.
+
+    An upload that broke off (over the limit, stalled, its client gone) fails the run with its
+    reason even if the image in it was already whole and done: nothing is kept. So does an image
+    the decoder found broken (a truncated JPEG): its stored input is removed again.
+    """
     await streamed.pump
     if not streamed.upload.complete:
-        return None  # the run fails with the upload's reason; there is nothing to store
+        failure = streamed.upload.failure
+        reason = failure.reason if failure is not None else "the upload did not complete"
+        await _fail_for_the_upload(execution, conductor, reason)
+        return reason
     data = streamed.upload.view()  # not copied: 7.7 MB is ~2-7 ms of the event loop (fresh pages)
     await Execution.objects.filter(pk=execution.pk).aupdate(input_size=len(data))
-    return await service.store_input_soon(execution, data, conductor, defer=True)
+    reason = await service.store_input_soon(execution, data, conductor, defer=True)
+    if reason is None:
+        await conductor.finished.wait()
+        if _source_failed(execution, conductor):
+            await sync_to_async(service.forget_input)(execution)
+    return reason
+
+
+def _source_failed(execution: Execution, conductor) -> bool:
+    sources = {node["id"] for node in execution.graph.get("nodes", []) if node.get("type") == "source"}
+    nodes = conductor.snapshot().get("nodes", {})
+    return conductor.status == "failed" and any(nodes.get(node, {}).get("status") == "failed" for node in sources)
+
+
+async def _fail_for_the_upload(execution: Execution, conductor, reason: str) -> None:
+    """End the run as failed for its upload, whatever it had done, and keep none of its outputs."""
+    if not conductor.finished.is_set():
+        conductor.cancel()
+        await conductor.finished.wait()
+    await sync_to_async(service.fail_after_the_end)(execution, reason)

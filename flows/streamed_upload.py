@@ -10,7 +10,7 @@ has no image field or grows past the upload limit breaks the stream with a reaso
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 
 from django.core.exceptions import RequestAborted
@@ -196,11 +196,16 @@ def image_source(content_type: str) -> MultipartImage | None:
 
 
 async def receive_image(
-    body: AsyncIterable[bytes], parser: MultipartImage | None, upload: UploadStream, limit: int
+    body: AsyncIterable[bytes],
+    parser: MultipartImage | None,
+    upload: UploadStream,
+    limit: int,
+    refusal: Callable[[], tuple[int, str] | None] = lambda: None,
 ) -> None:
     """Pump a request body into `upload` as it arrives; break it with the reason when the body is not whole.
 
     Never raises: every failure goes to `upload.fail`, so the run reading it fails with that reason.
+    A body the server itself cut off (past its limit, stalled: `refusal` says) fails with that reason.
     """
     try:
         async for piece in body:
@@ -216,6 +221,10 @@ async def receive_image(
     except MalformedUpload as malformed:
         upload.fail(str(malformed), status=malformed.status)
     except RequestAborted:
-        upload.fail("the client went away before the upload was complete")
+        refused = refusal()
+        if refused is not None:
+            upload.fail(refused[1], status=refused[0])
+        else:
+            upload.fail("the client went away before the upload was complete")
     except Exception as error:  # the body stream's own failures (a timeout, a reset) end the run, not the server
         upload.fail(f"the upload could not be read: {error}")

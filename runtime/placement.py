@@ -169,7 +169,7 @@ class PlacedRun:
 
     def snapshot(self) -> dict[str, Any]:
         """Return the run's latest state, the outputs as written here."""
-        base = self._snapshot or {
+        base = {
             "started_at": None,
             "first_output_at": None,
             "finished_at": None,
@@ -179,7 +179,7 @@ class PlacedRun:
             "input": {},
             "nodes": {},
             "timeline": {},
-        }
+        } | self._snapshot  # what the worker sent (the end adds its times to an empty one)
         outputs = [
             {
                 "node": node,

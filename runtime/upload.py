@@ -71,6 +71,11 @@ class UploadStream(io.RawIOBase):
         return self._size
 
     @property
+    def failure(self) -> UploadBroken | None:
+        """Why the upload broke off (over the limit, stalled, the client gone), or None."""
+        return self._error
+
+    @property
     def complete(self) -> bool:
         return self._complete
 

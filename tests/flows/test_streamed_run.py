@@ -216,3 +216,75 @@ def test_a_draft_graph_sent_before_the_image_is_what_runs(console, flow_id, phot
     result = Image.open(io.BytesIO(answer.body))
     assert result.format == "PNG" and result.mode == "L"
     assert result.tobytes() == reference_flow(draft, Image.open(io.BytesIO(photo)))["out"].tobytes()
+
+
+def test_a_chunked_body_over_the_limit_fails_its_run_even_when_the_image_in_it_was_done(
+    console, client, flow_id, photo
+):
+    """A whole JPEG, then junk past TILEFLOW_MAX_UPLOAD_BYTES (64 MiB): no complete answer, nothing kept."""
+    import socket
+    import threading
+
+    connection = socket.create_connection(("127.0.0.1", console.port), timeout=60)
+    head = [
+        f"POST /api/flows/{flow_id}/run HTTP/1.1",
+        f"Host: 127.0.0.1:{console.port}",
+        *(f"{name}: {value}" for name, value in console.auth.items()),
+        "Content-Type: image/jpeg",
+        "Transfer-Encoding: chunked",
+        "Connection: close",
+    ]
+    received = bytearray()
+
+    def read() -> None:
+        while chunk := connection.recv(1 << 16):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+    reader.start()
+    junk = bytes(1 << 20)
+    try:
+        for piece in [photo, *([junk] * 66)]:
+            connection.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        connection.sendall(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server stopped reading once the limit was passed
+    reader.join(60)
+    connection.close()
+    status = int(received.split(b" ", 2)[1])
+    headers = received.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    execution_id = next(
+        line.split(":", 1)[1].strip() for line in headers.splitlines() if line.startswith("X-Execution-Id")
+    )
+    if status == 200:  # the image was done before the limit: the answer ends without its last chunk
+        assert not received.endswith(b"0\r\n\r\n"), received[-64:]
+    else:
+        assert status == 413, received[:500]
+    execution = execution_of(client, execution_id)
+    assert execution["status"] == "failed" and "limit" in execution["error"] and "67108864" in execution["error"], (
+        execution
+    )
+    assert execution["outputs"] == []
+    media = Path(console.env["TILEFLOW_MEDIA_ROOT"])
+    assert not list((media / "inputs").rglob(f"{execution_id}*"))
+    assert not list((media / "outputs" / execution_id).glob("*"))
+
+
+def test_a_truncated_jpeg_keeps_no_input(console, client, flow_id, photo):
+    import http.client
+
+    cut = photo[: len(photo) * 2 // 3]
+    try:
+        status, _, body = Client(console.url, console.auth).request(
+            "POST", f"/api/flows/{flow_id}/run", cut, {"Content-Type": "image/jpeg"}
+        )
+    except http.client.IncompleteRead:  # the answer had begun: it ends without its last chunk
+        status, body = 200, b""
+    _, listing = client.json("GET", f"/api/executions?flow={flow_id}")
+    execution = execution_of(client, listing["executions"][0]["id"])
+    assert execution["status"] == "failed" and "truncated" in execution["error"], (status, body[:300])
+    status, _, _ = client.request("GET", f"/api/executions/{execution['id']}/input")
+    assert status == 404
+    media = Path(console.env["TILEFLOW_MEDIA_ROOT"])
+    assert not list((media / "inputs").rglob(f"{execution['id']}*"))
