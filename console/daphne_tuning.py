@@ -145,6 +145,18 @@ def _close_after_answer(channel) -> None:
     reactor.callLater(LINGER_SECONDS, transport.loseConnection)
 
 
+# Statuses the API answers that Twisted's table lacks: it wrote "422 Unknown Status" on the status line.
+STATUS_NAMES = {422: b"Unprocessable Content", 499: b"Client Closed Request"}
+
+
+def name_statuses() -> None:
+    """Give Twisted the reason phrases of the statuses Tileflow uses and it does not know."""
+    from twisted.web import http
+
+    for code, phrase in STATUS_NAMES.items():
+        http.RESPONSES.setdefault(code, phrase)
+
+
 def stream_request_bodies() -> bool:
     """Make Daphne stream HTTP request bodies from now on (idempotent); return False when Daphne is absent."""
     try:
@@ -242,4 +254,5 @@ def stream_request_bodies() -> bool:
     WebRequest.handle_exception = handle_exception
     Server.create_application = create_application
     WebRequest._tileflow_streamed = True
+    name_statuses()
     return True

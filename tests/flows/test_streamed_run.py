@@ -288,3 +288,23 @@ def test_a_truncated_jpeg_keeps_no_input(console, client, flow_id, photo):
     assert status == 404
     media = Path(console.env["TILEFLOW_MEDIA_ROOT"])
     assert not list((media / "inputs").rglob(f"{execution['id']}*"))
+
+
+def test_a_422_answer_names_its_status(console, flow_id):
+    """Twisted's table lacks 422: the status line said "422 Unknown Status"."""
+    import http.client
+
+    small = image_bytes(64, 48, seed=3)
+    connection = http.client.HTTPConnection("127.0.0.1", console.port, timeout=30)
+    try:
+        connection.request(
+            "POST",
+            f"/api/flows/{flow_id}/run",
+            small[: len(small) - 40],
+            {**console.auth, "Content-Type": "image/jpeg"},
+        )
+        answer = connection.getresponse()
+        answer.read()
+    finally:
+        connection.close()
+    assert (answer.status, answer.reason) == (422, "Unprocessable Content")
