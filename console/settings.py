@@ -108,6 +108,8 @@ if REDIS_URL:
                 # redis-py >= 8 would time an idle receive() out after 5 s.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
                 "capacity": 200,
+                # A console's placed runs share its reply channel (runtime.placement.Replies).
+                "channel_capacity": {"tileflow.placed.*": 20_000},
                 "expiry": 60,
             },
         },

@@ -49,7 +49,7 @@ RUNS_CHANNEL = "tileflow.runs"  # the runs lane: every worker takes runs from it
 
 
 def private_channel(prefix: str) -> str:
-    """Return a new channel name only its creator receives on, for the messages of one placed run.
+    """Return a new channel name only its creator receives on (a process's placed runs, a hosted run).
 
     Not the layer's `new_channel`: channels_redis serves all of a process's `!` channels through one
     shared receive loop, which after a Redis restart could leave a run's replies unread. A plain
