@@ -63,11 +63,7 @@ class LaneContents:
 
     @classmethod
     def shared(cls, layer) -> LaneContents:
-        views = _LANES.setdefault(asyncio.get_running_loop(), {})
-        view = views.get(id(layer))
-        if view is None or view.layer is not layer:
-            view = views[id(layer)] = cls(layer)
-        return view
+        return _of_loop(cls, layer)
 
     async def holds(self, execution: str, attempt: int) -> bool:
         """Tell whether the lane (or a receiver's in-flight backup of it) holds this offer."""
@@ -92,7 +88,16 @@ class LaneContents:
         self._offers, self._read_at = offers, time.monotonic()
 
 
-_LANES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def _of_loop(kind, layer):
+    """Return the running event loop's one `kind(layer)` (a loop's objects serve only its own tasks)."""
+    made = _OF_LOOP.setdefault(asyncio.get_running_loop(), {})
+    found = made.get((kind, id(layer)))
+    if found is None or found.layer is not layer:
+        found = made[(kind, id(layer))] = kind(layer)
+    return found
+
+
+_OF_LOOP: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class Replies:
@@ -113,11 +118,7 @@ class Replies:
 
     @classmethod
     def shared(cls, layer) -> Replies:
-        replies = _REPLIES.setdefault(asyncio.get_running_loop(), {})
-        found = replies.get(id(layer))
-        if found is None or found.layer is not layer:
-            found = replies[id(layer)] = cls(layer)
-        return found
+        return _of_loop(cls, layer)
 
     def register(self, execution: str, inbox: asyncio.Queue) -> None:
         self._inboxes[execution] = inbox
@@ -159,9 +160,6 @@ class Replies:
             for inbox in list(self._inboxes.values()):
                 inbox.put_nowait(("reconnected", None))
             return
-
-
-_REPLIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def spec_to_wire(spec: RunSpec, input_keys: list[str]) -> dict[str, Any]:
