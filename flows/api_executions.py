@@ -216,7 +216,7 @@ async def run_flow(
     writer = conductor.outputs.get(node)
     if not first:
         await conductor.finished.wait()
-        if stored is not None and (reason := await stored):
+        if stored is not None and (reason := await asyncio.shield(stored)):
             broke = streamed.upload.failure if streamed is not None else None  # over the limit: 413, …
             return _error(broke.status if broke else 507, reason, **{"X-Execution-Id": str(execution.id)})
         if conductor.status != "succeeded":
@@ -234,7 +234,9 @@ async def run_flow(
             yield first
         async for chunk in chunks:
             yield chunk
-        if stored is not None and (reason := await stored):  # the response ends with the input on disk
+        # The response ends with the input on disk. Shielded: a response cancelled when the client (or the
+        # server's limit) ends the body must not cancel the storing, or a refused upload's end is never recorded.
+        if stored is not None and (reason := await asyncio.shield(stored)):
             raise runtime.RunFailed(reason)
         if writer is not None and not writer.complete:
             raise runtime.RunFailed(conductor.error or "the execution ended before its output was complete")

@@ -261,7 +261,10 @@ def test_a_chunked_body_over_the_limit_fails_its_run_even_when_the_image_in_it_w
         assert not received.endswith(b"0\r\n\r\n"), received[-64:]
     else:
         assert status == 413, received[:500]
-    execution = execution_of(client, execution_id)
+    # Its end is recorded once the body is refused, which may come after the image's run had finished.
+    deadline = time.monotonic() + 20
+    while (execution := execution_of(client, execution_id))["status"] != "failed" and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert execution["status"] == "failed" and "limit" in execution["error"] and "67108864" in execution["error"], (
         execution
     )
