@@ -14,7 +14,7 @@ import json
 import posixpath
 import threading
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,16 +43,23 @@ def natural_names(item_name: str, outputs: list[tuple[str, str]], several: bool)
     return [f"{stem}-{node}{extension}" if several else f"{stem}{extension}" for node, extension in outputs]
 
 
+def numbered(name: str, taken: Callable[[str], bool]) -> str:
+    """Return `name`, or `stem-2.ext`, `stem-3.ext`, …: the first one `taken` says is free."""
+    base, extension = posixpath.splitext(name)
+    candidate, number = name, 1
+    while taken(candidate):
+        number += 1
+        candidate = f"{base}-{number}{extension}"
+    return candidate
+
+
 def entry_names(item_name: str, outputs: list[tuple[str, str]], several: bool, taken: set[str]) -> list[str]:
     """Name one item's outputs after the input, unique among `taken` (lowercase), which they join."""
     names = []
     for name in natural_names(item_name, outputs, several):
-        base, extension = posixpath.splitext(name)
-        candidate, number = name, 2
-        while candidate.lower() in taken or candidate == ERRORS_NAME:
-            candidate, number = f"{base}-{number}{extension}", number + 1
-        taken.add(candidate.lower())
-        names.append(candidate)
+        name = numbered(name, lambda candidate: candidate.lower() in taken or candidate == ERRORS_NAME)
+        taken.add(name.lower())
+        names.append(name)
     return names
 
 
@@ -69,19 +76,13 @@ def unique_names(natural: list[list[str]]) -> list[list[str]]:
     taken: set[str] = set()
     unique = []
     for index, names in enumerate(natural):
-        chosen = []
-        for name in names:
-            if owner[name.lower()] == index and name.lower() not in taken and name != ERRORS_NAME:
-                candidate = name
-            else:
-                base, extension = posixpath.splitext(name)
-                number = 2
-                candidate = f"{base}-{number}{extension}"
-                while candidate.lower() in taken or candidate.lower() in owner or candidate == ERRORS_NAME:
-                    number += 1
-                    candidate = f"{base}-{number}{extension}"
-            taken.add(candidate.lower())
-            chosen.append(candidate)
+
+        def unavailable(candidate: str, index=index) -> bool:
+            key = candidate.lower()
+            return key in taken or candidate == ERRORS_NAME or owner.get(key, index) != index
+
+        chosen = [numbered(name, unavailable) for name in names]
+        taken.update(name.lower() for name in chosen)
         unique.append(chosen)
     return unique
 

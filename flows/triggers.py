@@ -24,6 +24,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from flows import executions as service
+from flows.batch_results import numbered
 from flows.models import Execution, Trigger, TriggerEvent
 from flows.trigger_stores import LocationError, ObjectGone, StoredObject, StoreError, open_store, relative_parts
 from runtime import api as runtime
@@ -58,16 +59,6 @@ def names_taken(trigger: Trigger, event: TriggerEvent) -> set[str]:
         .values_list("outputs", flat=True)
     )
     return {name for outputs in rows for name in outputs or ()}
-
-
-def unclaimed_key(key: str, claimed) -> str:
-    """Return `key`, or `stem-2.ext`, `stem-3.ext`, … : the first one `claimed` says no other object has."""
-    path = PurePosixPath(key)
-    candidate, number = key, 1
-    while claimed(candidate):
-        number += 1
-        candidate = str(path.with_name(f"{path.stem}-{number}{path.suffix}"))
-    return candidate
 
 
 # Listing, reading and writing stores happen here, not in the event loop's default executor, which
@@ -282,7 +273,7 @@ class TriggerWorker:
         try:
             for output in outputs:
                 key = output_key(event.key, output.node, output.content_type, several=len(outputs) > 1)
-                key = unclaimed_key(key, lambda candidate: store.written_name(candidate) in taken)
+                key = numbered(key, lambda candidate: store.written_name(candidate) in taken)
                 written.append(store.put(key, Path(output.file.path), output.content_type))
         except StoreError as error:
             self._store_failed(trigger, event, f"could not write the output: {error}", back_to=Status.RUNNING)

@@ -29,6 +29,7 @@ from runtime.blobs import BlobStore
 from runtime.bridge import TRANSIENT_ERRORS, send_waiting
 from runtime.conductor import Conductor
 from runtime.progress import GroupPublisher
+from runtime.reconnect import retry_layer
 from runtime.spec import RunLimits, RunSpec
 from runtime.worker import WORKER_NAME, TaskRunner, serve_lane
 
@@ -174,12 +175,19 @@ class HostedRun:
         try:
             await self.tell({"type": events.RUN_CLAIMED, "worker": WORKER_NAME})
             self._claimed = True
-            data = await _patiently(self._input)
+            # After a Redis restart the first use of each pooled connection fails ("Connection closed by
+            # server"): a claimed run that gave up there was dropped and waited a lease to be offered again.
+            data = await retry_layer(self._input, layer=layer, patience=REDIS_PATIENCE, what="reading a run's input")
             if data is None:
                 log.warning("run %s: its input is gone (Redis restarted?); asking for a new offer", self.execution)
                 await self.tell({"type": events.RUN_INPUT_GONE})
                 return
-            await _patiently(layer.group_add, events.run_control_group(self.execution), self.channel)
+            await retry_layer(
+                lambda: layer.group_add(events.run_control_group(self.execution), self.channel),
+                layer=layer,
+                patience=REDIS_PATIENCE,
+                what="joining a run's control group",
+            )
             await self._conduct(data, workdir, room)
         finally:
             receiver.cancel()
@@ -354,22 +362,6 @@ class HostedRun:
                 await asyncio.sleep(0.2)
                 continue
             self._inbox.put_nowait(message)
-
-
-async def _patiently(call, *args, patience: float = REDIS_PATIENCE):
-    """Call `call(*args)` again while Redis does not answer, for up to `patience` seconds.
-
-    After a Redis restart the first use of each pooled connection fails ("Connection closed by
-    server"); a claimed run that gave up there was dropped and waited a lease to be offered again.
-    """
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            return await call(*args)
-        except TRANSIENT_ERRORS:
-            if time.monotonic() >= deadline:
-                raise
-            await asyncio.sleep(0.2)
 
 
 class ConsoleReporter:
