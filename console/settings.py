@@ -201,6 +201,8 @@ TILEFLOW = {
     # How long a run (or a websocket's handshake, a few s of it) waits for an unreachable channel layer.
     "LAYER_PATIENCE_SECONDS": env.float("TILEFLOW_LAYER_PATIENCE_SECONDS", default=30.0),
     "TILE_SIZE": env.int("TILEFLOW_TILE_SIZE", default=512),
+    # An image of at most this many tiles is cut into tiles twice as large (RunLimits.grid).
+    "SMALL_IMAGE_TILES": env.int("TILEFLOW_SMALL_IMAGE_TILES", default=16),
     "MAX_TILES_IN_FLIGHT": env.int("TILEFLOW_MAX_TILES_IN_FLIGHT", default=8),
     "TILE_LEASE_SECONDS": env.float("TILEFLOW_TILE_LEASE_SECONDS", default=30.0),
     "TILE_MAX_ATTEMPTS": env.int("TILEFLOW_TILE_MAX_ATTEMPTS", default=3),

@@ -28,7 +28,7 @@ from runtime.colour import working_space
 from runtime.decode import ImageRejected, SourceHeader, probe
 from runtime.plan import Plan, compile_plan
 from runtime.registry import ImageInfo, TileKind
-from runtime.spec import RunSpec
+from runtime.spec import RunLimits, RunSpec
 from runtime.steps.source import shrink_on_load, shrunk_size
 from runtime.targets import TARGETS
 from runtime.tiles import Size
@@ -57,7 +57,13 @@ class RunCost:
 
 
 def estimate(
-    graph: dict[str, Any], header: SourceHeader, *, tile_size: int, max_in_flight: int, short_rows: bool = True
+    graph: dict[str, Any],
+    header: SourceHeader,
+    *,
+    tile_size: int,
+    max_in_flight: int,
+    short_rows: bool = True,
+    small_image_tiles: int = 0,
 ) -> RunCost:
     """Return the memory a run of `graph` on an image described by `header` holds at its peak.
 
@@ -89,6 +95,8 @@ def estimate(
     """
     shrink, graph = shrink_on_load(graph, header.size) if header.streamable else (1, graph)
     size = shrunk_size(header.size, shrink)
+    grid = RunLimits(tile_size=tile_size, interactive=short_rows, small_image_tiles=small_image_tiles).grid(size)
+    tile_size, short_rows = grid
     plan = compile_plan(graph, ImageInfo(size, header.mode), tile_size=tile_size, short_rows=short_rows)
     if not header.streamable:  # as Pillow opens it (a palette: 1 byte a pixel)
         decode = size.width * size.height * pixel_bytes(header.source_mode or header.mode)
@@ -180,7 +188,7 @@ def _stores_peak(plan: Plan, max_in_flight: int, *, skip: set[str]) -> int:
     (later in the order) and, for an output's store, the encoder, which takes whole rows in order. A
     rotation fills its store column by column, so it holds the whole image before its first row can
     be encoded; a resize holds about one row. Tasks in flight finish out of order: `max_in_flight`
-    tiles more per store.
+    tiles more per store, at most the whole store.
     """
     refs = plan.reference_counts()
     boxes = {store: plan.grid(store) for store in plan.stores if store != plan.source and store not in skip}
@@ -220,7 +228,10 @@ def _stores_peak(plan: Plan, max_in_flight: int, *, skip: set[str]) -> int:
                 for index in range(feeds[store] * width, (feeds[store] + 1) * width):
                     release(store, index)
                 feeds[store] += 1
-    lag = sum(max_in_flight * plan.tile_size * plan.tile_size * sizes[store] for store in boxes)
+    lag = sum(
+        min(max_in_flight * plan.tile_size**2, info.size.width * info.size.height) * sizes[store]
+        for store, info in ((store, plan.nodes[store].output) for store in boxes)
+    )  # never more than the whole store
     return peak + lag
 
 
@@ -380,6 +391,18 @@ def physical_memory() -> int:
     return total
 
 
+def estimate_under(limits: RunLimits, graph: dict[str, Any], header: SourceHeader) -> RunCost:
+    """Return `estimate` of a run of `graph` under `limits`."""
+    return estimate(
+        graph,
+        header,
+        tile_size=limits.tile_size,
+        max_in_flight=limits.max_in_flight,
+        short_rows=limits.interactive,
+        small_image_tiles=limits.small_image_tiles,
+    )
+
+
 def default_capacity() -> int:
     return int(physical_memory() * DEFAULT_FRACTION)
 
@@ -394,13 +417,6 @@ def spec_cost(spec: RunSpec) -> RunCost | None:
         header = spec.header or probe(
             io.BytesIO(spec.input_data) if spec.input_data else spec.input_path, spec.limits.max_pixels
         )
-        limits = spec.limits
-        return estimate(
-            spec.graph,
-            header,
-            tile_size=limits.tile_size,
-            max_in_flight=limits.max_in_flight,
-            short_rows=limits.interactive,
-        )
+        return estimate_under(spec.limits, spec.graph, header)
     except (ImageRejected, OSError, ValueError):
         return None

@@ -83,6 +83,7 @@ def limits() -> RunLimits:
         max_attempts=config["TILE_MAX_ATTEMPTS"],
         max_pixels=config["MAX_PIXELS"],
         heartbeat_seconds=config["HEARTBEAT_SECONDS"],
+        small_image_tiles=config["SMALL_IMAGE_TILES"],
     )
 
 
@@ -125,8 +126,7 @@ def memory_budget() -> MemoryBudget:
 
 def run_cost(graph: dict[str, Any], header: SourceHeader) -> RunCost:
     """Return the memory a run of `graph` on an image with `header` is expected to hold at its peak."""
-    run_limits = limits()
-    return admission.estimate(graph, header, tile_size=run_limits.tile_size, max_in_flight=run_limits.max_in_flight)
+    return admission.estimate_under(limits(), graph, header)
 
 
 def queued_runs() -> int:
@@ -202,6 +202,8 @@ async def start(
             no_worker_seconds=config["NO_WORKER_SECONDS"],
         )
     else:
+        if not is_local(layer):  # its tiles cross Redis: twice the tile is four times the message
+            spec = dataclasses.replace(spec, limits=dataclasses.replace(spec.limits, small_image_tiles=0))
         publisher = GroupPublisher(layer, spec.execution)
         conductor = Conductor(spec, layer, recorder=recorder, observers=(publisher, *observers))
     slot = _slot(owner)

@@ -154,8 +154,8 @@ class Conductor:
             # Shrink-on-load (asked for per flow) needs the streaming JPEG decoder.
             shrink, graph = shrink_on_load(self.spec.graph, header.size) if header.streamable else (1, self.spec.graph)
             source_info = ImageInfo(shrunk_size(header.size, shrink), header.mode)
-            limits = self.spec.limits
-            plan = compile_plan(graph, source_info, tile_size=limits.tile_size, short_rows=limits.interactive)
+            tile_size, short_rows = self.spec.limits.grid(source_info.size)
+            plan = compile_plan(graph, source_info, tile_size=tile_size, short_rows=short_rows)
             return plan, shrink
         except ValueError as error:
             raise RunFailed(str(error), getattr(error, "node", None)) from error

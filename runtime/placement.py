@@ -177,6 +177,7 @@ def spec_to_wire(spec: RunSpec, input_keys: list[str]) -> dict[str, Any]:
             "max_pixels": limits.max_pixels,
             "heartbeat_seconds": limits.heartbeat_seconds,
             "interactive": limits.interactive,
+            "small_image_tiles": limits.small_image_tiles,
         },
     }
 

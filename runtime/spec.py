@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runtime.decode import SourceHeader
+from runtime.tiles import Size
 from runtime.upload import UploadStream
 
 
@@ -22,6 +23,17 @@ class RunLimits:
     # watches as it goes (batch items, trigger runs): its grids have no short first rows, so fewer
     # tiles to move (`geometry.row_bounds`), and "running" is saved only if it lasts (`recording`).
     interactive: bool = True
+    # An image of at most this many tiles is cut into tiles twice as large. Every tile costs the same
+    # fixed work whatever its size (a pipeline to build, a dispatch, progress), and a small image has
+    # few pixels to spread over the cores. Its first rows stay short when someone waits: a 2 MP photo
+    # is 10 tiles instead of 24; 2 MP runs from 4 clients went from 16 to 22 a second, first byte 34
+    # → 29 ms (docs/benchmarks.md). 0: every image in `tile_size` tiles.
+    small_image_tiles: int = 0
+
+    def grid(self, size: Size) -> tuple[int, bool]:
+        """Return the tile size and whether the first rows are short for a run on an image of `size`."""
+        small = size.width * size.height <= self.small_image_tiles * self.tile_size**2
+        return 2 * self.tile_size if small else self.tile_size, self.interactive
 
 
 @dataclass(frozen=True, slots=True)

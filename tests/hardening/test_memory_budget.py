@@ -12,7 +12,8 @@ import time
 import pytest
 from PIL import Image
 
-from runtime.admission import MB, estimate
+from runtime.admission import MB, estimate_under
+from runtime.api import limits
 from runtime.decode import probe
 from runtime.registry import load_builtin_steps
 from tests.support.http import Client, multipart, wait_status
@@ -41,7 +42,7 @@ def cost_of(data: bytes) -> int:
     load_builtin_steps()
     from tests.scale import slow_steps  # noqa: F401  (registers "slow" here as the server does)
 
-    return estimate(SLOW, probe(io.BytesIO(data), 10**9), tile_size=512, max_in_flight=8).total
+    return estimate_under(limits(), SLOW, probe(io.BytesIO(data), 10**9)).total  # as the server plans it
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,7 @@ def resident(pid: int) -> int:
 
 def test_a_flood_of_runs_stays_within_the_budget_and_none_fails(tmp_path):
     load_builtin_steps()
-    cost = estimate(FLOOD, probe(io.BytesIO(FLOOD_PICTURE), 10**9), tile_size=512, max_in_flight=8).total
+    cost = estimate_under(limits(), FLOOD, probe(io.BytesIO(FLOOD_PICTURE), 10**9)).total
     budget = cost * 5 // 2  # two at a time
     # Without the budget all five would run at once (measured: +680 MB for six, four at once: +454 MB).
     with live_console(

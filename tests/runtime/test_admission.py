@@ -48,6 +48,22 @@ def test_bigger_pictures_cost_more_and_a_buffering_encoder_holds_its_output():
     assert cost(webp, large).working - cost(graph, large).working >= 2000 * 1500 * 4
 
 
+def test_tiles_still_in_flight_never_count_more_than_the_whole_image():
+    one_tile = header_of(400, 300)  # every store is one tile: one task in flight, not eight
+    graph = chain(("grayscale", {}), ("rotate", {"angle": 90}), output={"format": "jpeg"})
+    assert estimate(graph, one_tile, tile_size=512, max_in_flight=8, short_rows=False) == estimate(
+        graph, one_tile, tile_size=512, max_in_flight=1, short_rows=False
+    )
+
+
+def test_a_small_image_is_estimated_on_the_grid_it_runs_on():
+    header = header_of(1732, 1155)
+    graph = chain(("resize", {"scale": 0.5}), output={"format": "jpeg"})
+    planned = estimate(graph, header, tile_size=512, max_in_flight=8, small_image_tiles=16)
+    assert planned == estimate(graph, header, tile_size=1024, max_in_flight=8)
+    assert planned != cost(graph, header)
+
+
 def test_shrink_on_load_and_orientation_change_the_decode_cost():
     jpeg = header_of(4000, 3000, "JPEG")
     assert jpeg.streamable

@@ -63,6 +63,29 @@ async def test_a_grid_without_short_rows_gives_the_same_pixels(seed, tmp_path):
     assert conductor.snapshot()["nodes"]["in"]["total"] == source_tiles < len(tile_grid(Size(*image.size), tile_size))
 
 
+@pytest.mark.parametrize("interactive", [True, False])
+async def test_a_small_image_runs_in_tiles_twice_as_large(interactive, tmp_path):
+    graph = chain(
+        ("resize", {"scale": 0.5}), ("watermark", {"text": "© ACME", "font_size": 12}), output={"format": "png"}
+    )
+    small, large = make_image(250, 190, "RGB", 7), make_image(300, 290, "RGB", 8)  # at most 16 tiles of 64, and more
+    for image in (small, large):
+        conductor = await run(graph, image, tmp_path, tile_size=64, interactive=interactive, small_image_tiles=16)
+        assert conductor.status == "succeeded", conductor.error
+        assert max_difference(output(conductor), reference_flow(graph, image)["out"]) == 0
+        expected = tile_grid(Size(*image.size), 128 if image is small else 64, interactive)
+        assert conductor.snapshot()["nodes"]["in"]["total"] == len(expected)
+
+
+def test_the_grid_of_a_run_follows_the_image_size():
+    limits = RunLimits(tile_size=512, small_image_tiles=16)
+    assert limits.grid(Size(1732, 1155)) == (1024, True)  # a 2 MP photo
+    assert limits.grid(Size(2048, 2048)) == (1024, True)  # 16 tiles exactly
+    assert limits.grid(Size(2049, 2048)) == (512, True)
+    assert RunLimits(tile_size=512, small_image_tiles=16, interactive=False).grid(Size(2000, 1500)) == (1024, False)
+    assert RunLimits(tile_size=512).grid(Size(10, 10)) == (512, True)  # off unless asked for
+
+
 async def test_fan_out_yields_both_outputs_from_one_decode(tmp_path):
     graph = {
         "nodes": [

@@ -51,7 +51,9 @@ def test_unknown_codecs_are_refused():
 
 @pytest.mark.parametrize("interactive", [True, False])
 def test_a_placed_runs_limits_reach_the_worker_whole(interactive, tmp_path):
-    limits = RunLimits(tile_size=1024, max_in_flight=3, lease_seconds=7.0, max_attempts=2, interactive=interactive)
+    limits = RunLimits(
+        tile_size=1024, max_in_flight=3, lease_seconds=7.0, max_attempts=2, interactive=interactive, small_image_tiles=9
+    )
     spec = RunSpec("run", {"nodes": [], "edges": []}, tmp_path / "in", tmp_path / "out", limits)
     wire = msgpack.unpackb(msgpack.packb(spec_to_wire(spec, ["piece-0"])))
     assert RunLimits(**wire["limits"]) == limits  # what the worker rebuilds (runtime.hosting)
