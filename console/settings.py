@@ -216,6 +216,8 @@ TILEFLOW = {
     # An interactive placed run nobody took for this long fails when no worker is running at all.
     "NO_WORKER_SECONDS": env.float("TILEFLOW_NO_WORKER_SECONDS", default=15.0),
     "WORKER_RUNS": env.int("TILEFLOW_WORKER_RUNS", default=2),  # runs a worker conducts at once
+    # On SIGTERM a worker finishes what it holds for at most this long, then gives the rest back.
+    "WORKER_DRAIN_SECONDS": env.float("TILEFLOW_WORKER_DRAIN_SECONDS", default=25.0),
     # Tile pixels on the wire: "none" or "zlib-ng" (level 1); only the Redis layer pays for bytes.
     "WIRE_CODEC": env.str("TILEFLOW_WIRE_CODEC", default="none") if REDIS_URL else "none",
     "STEP_MODULES": env.list("TILEFLOW_STEP_MODULES", default=[]),

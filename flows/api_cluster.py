@@ -25,6 +25,7 @@ class WorkerOut(Schema):
     runs: int
     capacity: int
     embedded: bool
+    draining: bool = False  # stopping (SIGTERM): it finishes its runs and takes no new ones
     last_heartbeat: str
 
 

@@ -36,6 +36,8 @@ RUN_SNAPSHOT = "run.snapshot"
 RUN_ALIVE = "run.alive"
 # Worker → console: the run's input pieces are gone from Redis (a restart): offer it again, input included.
 RUN_INPUT_GONE = "run.input_gone"
+# Worker → console: the worker is stopping and gives the run back unfinished: offer it again at once.
+RUN_RELEASED = "run.released"
 # Worker → console: the run ended; its final snapshot and output sizes.
 RUN_DONE = "run.done"
 # Console → worker: the end was recorded; the worker may forget the run.

@@ -31,7 +31,7 @@ from runtime.conductor import Conductor
 from runtime.progress import GroupPublisher
 from runtime.reconnect import retry_layer
 from runtime.spec import RunLimits, RunSpec
-from runtime.worker import WORKER_NAME, TaskRunner, serve_lane
+from runtime.worker import WORKER_NAME, TaskRunner, receive_unless, serve_lane
 
 log = logging.getLogger("tileflow.hosting")
 
@@ -63,19 +63,27 @@ class RunHost:
         self.blobs = BlobStore.of_layer(layer)
         self.hosted: dict[tuple[str, int], HostedRun] = {}
         self.beats = 0
+        self.draining = False  # stopping: it takes no new runs
 
-    async def serve(self) -> None:
-        """Serve the runs lane for ever (and the local tile lane the hosted runs use)."""
+    async def serve(self, stop: asyncio.Event | None = None) -> None:
+        """Serve the runs lane (and the local tile lane the hosted runs use) for ever, or until `stop`.
+
+        Once `stop` is set (`runworker` on SIGTERM) the worker takes no more runs, shows itself
+        draining, and returns when the runs it holds have ended. Cancelled before that (a second
+        signal, the drain's time up), it gives each unfinished run back to its console, which offers
+        it again at once instead of after a lease.
+        """
         await asyncio.to_thread(remove_dead_scratch)
         lane = asyncio.create_task(serve_lane(self.local, events.lane_channel("default"), self.runner))
         heartbeat = asyncio.create_task(self._heartbeat())
+        draining = asyncio.create_task(self._drain_when(stop)) if stop is not None else None
         room = asyncio.Semaphore(self.capacity)
         running: set[asyncio.Task] = set()
         try:
             while True:
                 await room.acquire()
                 try:
-                    offer = await self.runs_layer.receive(events.RUNS_CHANNEL)
+                    offer = await receive_unless(self.runs_layer, events.RUNS_CHANNEL, stop)
                 except TRANSIENT_ERRORS as error:
                     room.release()
                     log.warning("runs lane unreachable (%s); retrying", error)
@@ -84,6 +92,10 @@ class RunHost:
                 except BaseException:
                     room.release()
                     raise
+                if offer is None:  # stopping: the runs taken end first
+                    room.release()
+                    await asyncio.gather(*running, return_exceptions=True)
+                    return
                 if offer.get("type") != events.RUN_OFFER:
                     room.release()
                     continue
@@ -91,12 +103,34 @@ class RunHost:
                 running.add(task)
                 task.add_done_callback(running.discard)
         finally:
+            await self._give_back()
             lane.cancel()
             heartbeat.cancel()
+            if draining is not None:
+                draining.cancel()
             with contextlib.suppress(*TRANSIENT_ERRORS):
                 await roster.leave(self.blobs, WORKER_NAME)
             for task in running:
                 task.cancel()
+
+    async def _drain_when(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.draining = True
+        log.info("draining: %d run(s) to finish, no new ones taken", len(self.hosted))
+        await self._beat_roster()  # the consoles see it at once
+
+    async def _give_back(self) -> None:
+        """Tell the console of every run still going that this worker gives it up (it is stopping)."""
+        unfinished = [
+            hosted
+            for hosted in self.hosted.values()
+            if hosted.conductor is None or not hosted.conductor.finished.is_set()
+        ]
+        for hosted in unfinished:
+            log.warning("run %s given back unfinished: this worker stops", hosted.execution)
+        with contextlib.suppress(*TRANSIENT_ERRORS, TimeoutError):
+            async with asyncio.timeout(2.0):
+                await asyncio.gather(*(hosted.tell({"type": events.RUN_RELEASED}) for hosted in unfinished))
 
     async def _host(self, offer: dict[str, Any], room: asyncio.Semaphore) -> None:
         hosted = HostedRun(self, offer)
@@ -116,12 +150,17 @@ class RunHost:
             self.beats += 1
             for hosted in list(self.hosted.values()):
                 await hosted.beat(rejoin=self.beats % 4 == 0)
-            status = roster.entry(threads=self.runner.threads, runs=len(self.hosted), capacity=self.capacity)
-            try:
-                await roster.beat(self.blobs, status)
-            except TRANSIENT_ERRORS as error:
-                log.debug("roster entry not written (%s)", error)
+            await self._beat_roster()
             await asyncio.sleep(self.lease_seconds / 4)
+
+    async def _beat_roster(self) -> None:
+        status = roster.entry(
+            threads=self.runner.threads, runs=len(self.hosted), capacity=self.capacity, draining=self.draining
+        )
+        try:
+            await roster.beat(self.blobs, status)
+        except TRANSIENT_ERRORS as error:
+            log.debug("roster entry not written (%s)", error)
 
 
 def remove_dead_scratch(folder: Path | None = None) -> int:

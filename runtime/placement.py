@@ -402,6 +402,9 @@ class PlacedRun:
             await self._claimed({**message, "type": events.RUN_CLAIMED})
         if message.get("channel") != self._holder:
             return False  # a worker whose claim lost
+        if kind == events.RUN_RELEASED:  # its worker stops (the end of a SIGTERM's drain)
+            await self._retake("stopped and gave it back")
+            return False
         if kind == events.RUN_INPUT_GONE:
             log.warning("execution %s: its input was lost with Redis; offering the run again", self.spec.execution)
             self._holder, self._done = None, None
@@ -560,15 +563,15 @@ class PlacedRun:
             return
         await self._ask_resend()
 
-    async def _retake(self) -> None:
-        """The worker went silent for a lease: offer the run again, for another worker to take."""
+    async def _retake(self, why: str = "went silent") -> None:
+        """The worker went silent for a lease, or gave the run back: offer it again, for another worker to take."""
         worker = self.holders[-1] if self.holders else "?"
         if len(self.holders) >= self.max_attempts:  # offers nobody claimed do not count
             raise RunFailed(
                 f"the run was not finished after {len(self.holders)} attempts: its workers stopped answering "
                 f"(last: {worker})"
             )
-        log.warning("execution %s: worker %s went silent; offering the run again", self.spec.execution, worker)
+        log.warning("execution %s: worker %s %s; offering the run again", self.spec.execution, worker, why)
         await self._send(self._holder, {"type": events.RUN_DROP, "execution": self.spec.execution})
         self._holder, self._done = None, None
         await self._offer()

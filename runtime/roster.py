@@ -19,7 +19,7 @@ ROSTER_PREFIX = "tileflow:worker:"
 ENTRY_TTL = 10  # seconds
 
 
-def entry(*, threads: int, runs: int, capacity: int, embedded: bool = False) -> dict[str, Any]:
+def entry(*, threads: int, runs: int, capacity: int, embedded: bool = False, draining: bool = False) -> dict[str, Any]:
     """Return this process's roster entry as of now."""
     return {
         "name": f"{socket.gethostname()}:{os.getpid()}",
@@ -29,6 +29,7 @@ def entry(*, threads: int, runs: int, capacity: int, embedded: bool = False) -> 
         "runs": runs,
         "capacity": capacity,
         "embedded": embedded,
+        "draining": draining,  # stopping: finishes its runs, takes no new ones
         "last_heartbeat": datetime.now(UTC).isoformat(),
     }
 

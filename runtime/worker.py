@@ -137,8 +137,36 @@ class TaskRunner:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def serve_lane(layer, channel: str, runner: TaskRunner, *, slots: int | None = None) -> None:
-    """Take tasks from `channel` for ever, at most `slots` at a time, and answer each to its conductor."""
+async def receive_unless(layer, channel: str, stop: asyncio.Event | None) -> dict[str, Any] | None:
+    """Return the next message on `channel`, or None once `stop` is set (the receive is abandoned).
+
+    A message popped as the receive is cancelled is lost: an offer is offered again when it left
+    the lane unclaimed (`placement.PlacedRun._check_taken`), a task when its lease lapses.
+    """
+    if stop is None:
+        return await layer.receive(channel)
+    if stop.is_set():
+        return None
+    receiving = asyncio.ensure_future(layer.receive(channel))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((receiving, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not receiving.done():
+            receiving.cancel()
+    if receiving.done() and not receiving.cancelled():
+        return receiving.result()
+    return None
+
+
+async def serve_lane(
+    layer, channel: str, runner: TaskRunner, *, slots: int | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Take tasks from `channel`, at most `slots` at a time, and answer each to its conductor.
+
+    For ever, or until `stop` is set: then no task is taken, and the ones taken are finished and answered.
+    """
     free = asyncio.Semaphore(slots or runner.threads + 1)
     threads = asyncio.Semaphore(runner.threads)  # a task holding one starts on a thread at once
     local = is_local(layer)
@@ -180,7 +208,7 @@ async def serve_lane(layer, channel: str, runner: TaskRunner, *, slots: int | No
     while True:
         await free.acquire()
         try:
-            message = await layer.receive(channel)
+            message = await receive_unless(layer, channel, stop)
         except TRANSIENT_ERRORS as error:
             free.release()
             log.warning("lane %s unreachable (%s); retrying", channel, error)
@@ -189,6 +217,10 @@ async def serve_lane(layer, channel: str, runner: TaskRunner, *, slots: int | No
         except BaseException:
             free.release()
             raise
+        if message is None:  # stopping: finish what was taken
+            free.release()
+            await asyncio.gather(*running, return_exceptions=True)
+            return
         if message.get("type") != events.TILE_TASK:
             free.release()
             log.warning("ignoring message of type %r on %s", message.get("type"), channel)

@@ -136,6 +136,26 @@ def test_the_home_page_says_so_when_the_workers_cannot_be_listed(client, owner, 
     assert 'id="worker-table"' not in page
 
 
+def test_the_home_page_shows_a_worker_that_is_stopping(client, owner, monkeypatch):
+    from runtime import api as runtime
+    from runtime import roster
+
+    async def listed(**_):
+        return [
+            roster.entry(threads=2, runs=1, capacity=2, draining=True),
+            {**roster.entry(threads=2, runs=0, capacity=2), "name": "other:1"},
+        ]
+
+    monkeypatch.setattr(runtime, "workers", listed)
+    owner.is_staff = True
+    owner.save()
+    client.force_login(owner)
+    page = client.get("/").content.decode()
+    assert page.count("(stopping: finishing its runs)") == 1
+    page = client.get("/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert page.count("（正在停止：完成手头的运行）") == 1
+
+
 def test_batch_page_and_home_links_to_batches_and_run_on_many(client, owner, stranger, flow):
     from flows.models import Batch
 

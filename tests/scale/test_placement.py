@@ -62,6 +62,13 @@ def holder(cluster: Cluster, execution: dict):
     return next(worker for worker in cluster.live_workers() if worker.pid == pid)
 
 
+def held_run(cluster: Cluster) -> tuple[dict, dict, object]:
+    """Start a slow run; return it, its execution once a worker conducts it, and that worker."""
+    started = cluster.start_run(cluster.flows[0.08], png_bytes(IMAGE))
+    execution = cluster.wait(started["id"], until=lambda body: body["workers"], timeout=20)
+    return started, execution, holder(cluster, execution)
+
+
 def test_one_worker_conducts_a_run_and_only_compressed_bytes_cross_redis(two_workers):
     cluster = two_workers
     photo = IMAGE.resize((1600, 1280))
@@ -118,9 +125,7 @@ def test_a_sync_run_whose_worker_is_killed_still_streams_one_identical_file(two_
 
 def test_a_silent_worker_loses_its_run_within_a_few_seconds(two_workers, clean_output):
     cluster = two_workers
-    started = cluster.start_run(cluster.flows[0.08], png_bytes(IMAGE))
-    execution = cluster.wait(started["id"], until=lambda body: body["workers"], timeout=20)
-    silent = holder(cluster, execution)
+    started, execution, silent = held_run(cluster)
     os.kill(silent.pid, signal.SIGSTOP)
     stopped = time.monotonic()
     try:
@@ -212,6 +217,7 @@ def test_health_says_what_is_down_and_staff_see_the_workers(two_workers):
     listed = cluster.api("GET", "/api/workers").json()["workers"]
     assert sorted(worker["pid"] for worker in listed) == sorted(worker.pid for worker in cluster.live_workers())
     assert all(worker["threads"] == 1 and worker["capacity"] == 1 for worker in listed), listed
+    assert not any(worker["draining"] for worker in listed), listed  # SIGTERM shows it (test below)
 
     cluster.redis.stop()
     try:
@@ -342,9 +348,7 @@ def roster_runs(cluster: Cluster) -> dict[int, int]:
 
 def test_a_cancelled_run_frees_its_worker_at_once(two_workers):
     cluster = two_workers
-    started = cluster.start_run(cluster.flows[0.08], png_bytes(IMAGE))
-    execution = cluster.wait(started["id"], until=lambda body: body["workers"], timeout=20)
-    worker = holder(cluster, execution)
+    started, _, worker = held_run(cluster)
     assert cluster.api("POST", f"/api/executions/{started['id']}/cancel").status_code == 202
     assert cluster.wait(started["id"])["status"] == "cancelled"
     deadline = time.monotonic() + 3  # it waited 10 leases for an end the console never confirms
@@ -367,3 +371,55 @@ def test_the_scratch_of_runs_whose_worker_died_is_removed(tmp_path):
         (folder / "out").mkdir(parents=True)
     assert remove_dead_scratch(tmp_path) == 1
     assert not dead.exists() and alive.exists() and other.exists()
+
+
+def roster_entry(cluster: Cluster, pid: int) -> dict | None:
+    import json
+
+    for key in cluster.redis_cli("--scan", "--pattern", "tileflow:worker:*").split():
+        entry = json.loads(cluster.redis_cli("GET", key) or "null")
+        if entry and entry["pid"] == pid:
+            return entry
+    return None
+
+
+def test_a_worker_told_to_stop_finishes_its_run_takes_no_new_one_and_exits(two_workers, clean_output):
+    cluster = two_workers
+    started, execution, stopping = held_run(cluster)
+    os.kill(stopping.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 3
+    while not (roster_entry(cluster, stopping.pid) or {}).get("draining"):
+        assert time.monotonic() < deadline, roster_entry(cluster, stopping.pid)
+        time.sleep(0.05)
+    later = cluster.start_run(cluster.flows[0.0], png_bytes(IMAGE))  # for the other worker
+
+    finished = cluster.wait(started["id"])
+    assert finished["status"] == "succeeded", (finished["error"], cluster.logs())
+    assert set(finished["workers"]) == set(execution["workers"]) and finished["retries"] == 0  # finished there
+    assert cluster.output(started["id"]) == clean_output
+    other = cluster.wait(later["id"])
+    assert other["status"] == "succeeded" and set(other["workers"]).isdisjoint(execution["workers"])
+    assert stopping.wait(10) == 0
+    assert "drained, stopping" in stopping.log.read_text()  # type: ignore[attr-defined]
+    assert roster_entry(cluster, stopping.pid) is None  # it left the roster
+
+
+def test_a_worker_stopped_at_once_gives_its_run_back_without_waiting_for_the_lease(two_workers, clean_output):
+    cluster = two_workers
+    started, execution, stopping = held_run(cluster)
+    os.kill(stopping.pid, signal.SIGTERM)
+    time.sleep(0.2)
+    os.kill(stopping.pid, signal.SIGTERM)  # a second signal: no drain
+    given_back = time.monotonic()
+    moved = cluster.wait(started["id"], until=lambda body: set(body["workers"]) - set(execution["workers"]))
+    assert time.monotonic() - given_back < RUN_LEASE, (
+        "the run waited for its lease to lapse",
+        stopping.log.read_text(),
+        cluster.logs()[-6000:],
+    )
+    assert stopping.wait(10) == 0
+    finished = cluster.wait(started["id"])
+    assert moved and finished["status"] == "succeeded", (finished["error"], cluster.logs())
+    assert finished["retries"] == 1 and cluster.output(started["id"]) == clean_output
+    consoles = "".join(log.read_text() for log in cluster.workdir.glob("*daphne*.log"))
+    assert f"worker {next(iter(execution['workers']))} stopped and gave it back" in consoles

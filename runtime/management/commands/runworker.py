@@ -7,10 +7,15 @@ Same command line as Channels' runworker, with a worker that takes a task from t
 one of its threads is free. Channels' own worker moves every message it can get into an unbounded
 local queue: one process would hoard the lane while the others idle, and a kill would lose all of
 it. Here unclaimed tasks stay in Redis, where any worker can take them.
+
+SIGTERM (or SIGINT, Ctrl-C) drains the worker: it takes nothing more, finishes the runs and tasks it
+holds, and exits. After TILEFLOW_WORKER_DRAIN_SECONDS, or at a second signal, it exits at once and
+gives its unfinished runs back to their consoles, which offer them to the other workers.
 """
 
 import asyncio
 import logging
+import signal
 
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
@@ -54,7 +59,26 @@ class Command(BaseCommand):
         )
 
         async def serve():
-            lanes = [serve_lane(layer, channel, runner) for channel in options["channels"]]
+            stop = asyncio.Event()
+            main = asyncio.current_task()
+            loop = asyncio.get_running_loop()
+            drain_seconds = config["WORKER_DRAIN_SECONDS"]
+
+            def on_signal(number: int) -> None:
+                if stop.is_set():
+                    self.stdout.write("Tileflow worker: stopping now")
+                    main.cancel()
+                    return
+                stop.set()
+                self.stdout.write(
+                    f"Tileflow worker: {signal.Signals(number).name}: finishing what it holds "
+                    f"(at most {drain_seconds:g} s; a second signal stops at once)"
+                )
+                loop.call_later(drain_seconds, main.cancel)
+
+            for number in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(number, on_signal, number)
+            lanes = [serve_lane(layer, channel, runner, stop=stop) for channel in options["channels"]]
             if runs:
                 host = RunHost(
                     layer,
@@ -64,12 +88,13 @@ class Command(BaseCommand):
                     lease_seconds=config["RUN_LEASE_SECONDS"],
                     budget=memory_budget(),
                 )
-                lanes.append(host.serve())
+                lanes.append(host.serve(stop))
             await asyncio.gather(*lanes)
+            self.stdout.write("Tileflow worker: drained, stopping")
 
         try:
             asyncio.run(serve())
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, asyncio.CancelledError):
             pass
         finally:
             runner.shutdown()
