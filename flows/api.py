@@ -4,7 +4,6 @@ Every error answers `{"error": "..."}` or `{"errors": [{"node": ..., "message": 
 `{"detail": ...}` shapes (and its 422) never reach a client.
 """
 
-import json
 import logging
 import re
 from typing import Any
@@ -17,6 +16,7 @@ from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from flows import json_text
 from flows.api_batches import router as batches_router
 from flows.api_cluster import router as cluster_router
 from flows.api_executions import router as executions_router
@@ -145,7 +145,7 @@ def on_invalid_request(request: HttpRequest, exc: ValidationError) -> HttpRespon
 
 def _is_json_object(body: bytes) -> bool:
     try:
-        return isinstance(json.loads(body), dict)
+        return isinstance(json_text.loads(body), dict)
     except ValueError:
         return False
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import mimetypes
 import re
 import uuid
@@ -16,7 +15,7 @@ from ninja import File, Form, Query, Router, Status
 from ninja.files import UploadedFile
 
 from flows import executions as service
-from flows import previews
+from flows import json_text, previews
 from flows.api_flows import graph_errors
 from flows.models import Execution, Flow
 from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut, NodePreviewOut
@@ -94,7 +93,7 @@ def _draft_graph(flow: Flow, graph_text: str | None) -> dict | JsonResponse | No
     if graph_text is None or graph_text == "":
         return None
     try:
-        graph = json.loads(graph_text)
+        graph = json_text.loads(graph_text)
     except ValueError as error:
         return _error(400, f"graph: not valid JSON ({error})")
     errors = graph_errors(graph)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -15,6 +14,7 @@ from ninja import Router, Schema, Status
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
+from flows import json_text
 from flows import trigger_stores as stores
 from flows.auth import get_owned_or_404
 from flows.models import Flow, Trigger, TriggerEvent
@@ -95,7 +95,7 @@ def _body(request: HttpRequest, schema: type[Schema]) -> Schema | list[dict]:
     """Read a JSON body into `schema`, or return its errors; read after the ownership check, so a
     stranger gets 404 whatever the body is."""
     try:
-        document = json.loads(request.body or b"{}")
+        document = json_text.loads(request.body or b"{}")
     except ValueError as error:
         return [{"node": None, "message": f"the request body is not valid JSON: {error}"}]
     if not isinstance(document, dict):
@@ -291,7 +291,7 @@ def notify(request: HttpRequest, trigger_id: str, secret: str | None = None) -> 
     if trigger.type != Trigger.Kind.S3:
         return Status(400, {"error": "only s3 triggers take event notifications; folder triggers are scanned"})
     try:
-        document = json.loads(request.body or b"{}")
+        document = json_text.loads(request.body or b"{}")
     except ValueError as error:
         return Status(400, {"error": f"the body is not valid JSON: {error}"})
     records = document.get("Records") if isinstance(document, dict) else None

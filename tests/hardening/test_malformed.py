@@ -53,6 +53,20 @@ def send(console, method: str, path: str, content_type: str | None = None, body:
 
 
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+DEEP = b"[" * 5000 + b"]" * 5000  # past the interpreter's recursion limit: json.loads raised RecursionError
+
+
+def with_graph(graph: bytes) -> bytes:
+    """Return a multipart body of an image and a draft `graph` field."""
+    return (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'.encode()
+        + image_bytes(64, 48, format="PNG")
+        + f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="graph"\r\n\r\n'.encode()
+        + graph
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+
+
 CASES = [
     # (name, method, path, content type, body, status, what the error says)
     ("multipart without a boundary", "POST", "{flow}/executions", "multipart/form-data", b"--x\r\n", 400, "boundary"),
@@ -68,6 +82,14 @@ CASES = [
     ("offset past 64 bits", "GET", "/api/executions?offset=9223372036854775808", None, b"", 400, "offset"),
     ("a query parameter given twice", "GET", "/api/executions?flow=a&limit=1&flow=b", None, b"", 400, "'flow'"),
     ("a JSON list for a flow patch", "PATCH", "{flow}", "application/json", b"[null, null]", 400, "JSON object"),
+    ("JSON nested 5,000 deep, POST", "POST", "/api/flows", "application/json", b'{"name": "x", "graph": ' + DEEP + b"}",
+     400, "nested too deeply"),
+    ("JSON nested 5,000 deep, PATCH", "PATCH", "{flow}", "application/json", DEEP, 400, "nested too deeply"),
+    ("JSON nested 5,000 deep, unknown path", "POST", "/api/nope", "application/json", DEEP, 400, "nested too deeply"),
+    ("a draft graph nested 5,000 deep", "POST", "{flow}/executions", MULTIPART, with_graph(DEEP), 400,
+     "nested too deeply"),
+    ("a draft graph nested 5,000 deep, /run", "POST", "{flow}/run", MULTIPART, with_graph(DEEP), 400,
+     "nested too deeply"),
     ("an unknown API path", "GET", "/api/nope", None, b"", 404, "no such API path"),
     ("a method the path does not take", "DELETE", "/api/steps", None, b"", 405, "allowed: GET"),
 ]  # fmt: skip
