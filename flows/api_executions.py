@@ -21,6 +21,7 @@ from flows.models import Execution, Flow
 from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut, NodePreviewOut
 from flows.streamed_run import receive_streamed, start_streamed
 from runtime import api as runtime
+from runtime.decode import jpeg_cut_short
 
 router = Router(tags=["executions"])
 
@@ -86,6 +87,13 @@ def _safe_filename(name: str) -> str:
 # A run from the editor sends the graph on its canvas (multipart field `graph`, JSON): a draft run of the
 # flow that leaves the saved flow as it is.
 GRAPH_FIELD = Form(None, description="optional: a draft graph (JSON) to run instead of the saved one")
+
+
+def _cut_short(streamed) -> bool:
+    """Tell whether a streamed upload is whole already and is a JPEG that stops before its image ends."""
+    if streamed is None or not streamed.upload.complete or streamed.header.format not in ("JPEG", "MPO"):
+        return False
+    return jpeg_cut_short(streamed.upload.view())
 
 
 def _draft_graph(flow: Flow, graph_text: str | None) -> dict | JsonResponse | None:
@@ -213,6 +221,12 @@ async def run_flow(
     except StopAsyncIteration:
         first = b""
     writer = conductor.outputs.get(node)
+    if first and _cut_short(streamed):
+        # The whole upload is here and its JPEG stops early: the decoder is about to fail. Answer
+        # that failure (422) rather than a 200 whose body breaks off.
+        await conductor.finished.wait()
+        if conductor.status != "succeeded":
+            first = b""
     if not first:
         await conductor.finished.wait()
         if stored is not None and (reason := await asyncio.shield(stored)):

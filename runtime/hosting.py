@@ -31,7 +31,7 @@ from runtime.conductor import Conductor
 from runtime.progress import GroupPublisher
 from runtime.reconnect import retry_layer
 from runtime.spec import RunLimits, RunSpec
-from runtime.worker import WORKER_NAME, TaskRunner, receive_unless, serve_lane
+from runtime.worker import WORKER_NAME, TaskRunner, finished, receive_unless, serve_lane
 
 log = logging.getLogger("tileflow.hosting")
 
@@ -94,7 +94,7 @@ class RunHost:
                     raise
                 if offer is None:  # stopping: the runs taken end first
                     room.release()
-                    await asyncio.gather(*running, return_exceptions=True)
+                    await finished(running)
                     return
                 if offer.get("type") != events.RUN_OFFER:
                     room.release()

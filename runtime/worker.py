@@ -137,6 +137,13 @@ class TaskRunner:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+async def finished(tasks: set[asyncio.Task]) -> None:
+    """Wait until `tasks` are done. Cancelled meanwhile, this raises and leaves them running (unlike
+    `gather`, which would cancel them too): a draining worker cut short still has its runs to give back."""
+    if tasks:
+        await asyncio.wait(set(tasks))
+
+
 async def receive_unless(layer, channel: str, stop: asyncio.Event | None) -> dict[str, Any] | None:
     """Return the next message on `channel`, or None once `stop` is set (the receive is abandoned).
 
@@ -219,7 +226,7 @@ async def serve_lane(
             raise
         if message is None:  # stopping: finish what was taken
             free.release()
-            await asyncio.gather(*running, return_exceptions=True)
+            await finished(running)
             return
         if message.get("type") != events.TILE_TASK:
             free.release()

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from runtime.testing import reference_flow
+from tests.support import raw
 from tests.support.http import Client, multipart
 from tests.support.runs import COMPRESS_AND_WATERMARK, image_bytes
 
@@ -272,6 +273,16 @@ def test_a_chunked_body_over_the_limit_fails_its_run_even_when_the_image_in_it_w
     media = Path(console.env["TILEFLOW_MEDIA_ROOT"])
     assert not list((media / "inputs").rglob(f"{execution_id}*"))
     assert not list((media / "outputs" / execution_id).glob("*"))
+
+
+def test_a_truncated_jpeg_sent_whole_is_refused_with_422_not_a_broken_body(console, client, flow_id, photo):
+    cut = photo[: len(photo) * 2 // 3]  # all of it is in before the first band is made
+    headers = {**console.auth, "Content-Type": "image/jpeg", "Content-Length": str(len(cut))}
+    answer = raw.request(console.port, "POST", f"/api/flows/{flow_id}/run", headers, cut)
+    assert answer.status == 422, answer.body[:300]
+    assert "truncated" in answer.json()["error"]
+    execution = execution_of(client, answer.headers["x-execution-id"])
+    assert execution["status"] == "failed" and "truncated" in execution["error"]
 
 
 def test_a_truncated_jpeg_keeps_no_input(console, client, flow_id, photo):

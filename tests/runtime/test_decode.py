@@ -431,3 +431,21 @@ def test_the_first_row_not_written_is_found_though_rows_go_back_while_it_is_sear
 
     assert decode._first_row_not_done(target) == 600
     assert memory.rows_released(target) == 600 and len(reads) > 2
+
+
+def test_a_jpeg_cut_short_is_told_from_a_whole_one():
+    from runtime.decode import jpeg_cut_short
+
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    whole = io.BytesIO()
+    Image.effect_noise((640, 480), 60).convert("RGB").save(whole, "JPEG", quality=90, exif=exif)
+    whole = whole.getvalue()
+    progressive = io.BytesIO()
+    Image.effect_noise((640, 480), 60).convert("RGB").save(progressive, "JPEG", progressive=True)
+    progressive = progressive.getvalue()
+    assert not jpeg_cut_short(whole) and not jpeg_cut_short(progressive)
+    assert not jpeg_cut_short(memoryview(whole + b"trailing data a phone appended"))
+    assert jpeg_cut_short(whole[: len(whole) // 2]) and jpeg_cut_short(progressive[: len(progressive) - 100])
+    assert jpeg_cut_short(memoryview(whole)[:-2])  # only the EOI missing: the decoder judges what that means
+    assert not jpeg_cut_short(whole[:40])  # cut inside its headers: not walked to a scan, left to the decoder
