@@ -218,7 +218,11 @@ class HostedRun:
             # server"): a claimed run that gave up there was dropped and waited a lease to be offered again.
             data = await retry_layer(self._input, layer=layer, patience=REDIS_PATIENCE, what="reading a run's input")
             if data is None:
-                log.warning("run %s: its input is gone (Redis restarted?); asking for a new offer", self.execution)
+                log.warning(
+                    "run %s: its input is gone (the run ended before a worker took it, or Redis restarted); "
+                    "asking for a new offer",
+                    self.execution,
+                )
                 await self.tell({"type": events.RUN_INPUT_GONE})
                 return
             await retry_layer(

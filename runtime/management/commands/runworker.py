@@ -94,6 +94,7 @@ class Command(BaseCommand):
 
         try:
             asyncio.run(serve())
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # drained: a late signal changes nothing (was 143)
         except (KeyboardInterrupt, asyncio.CancelledError):
             pass
         finally:
