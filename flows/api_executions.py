@@ -21,7 +21,7 @@ from flows.models import Execution, Flow
 from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut, NodePreviewOut
 from flows.streamed_run import receive_streamed, start_streamed
 from runtime import api as runtime
-from runtime.decode import jpeg_cut_short
+from runtime.headers import cut_before_its_end
 
 router = Router(tags=["executions"])
 
@@ -93,7 +93,7 @@ def _cut_short(streamed) -> bool:
     """Tell whether a streamed upload is whole already and is a JPEG that stops before its image ends."""
     if streamed is None or not streamed.upload.complete or streamed.header.format not in ("JPEG", "MPO"):
         return False
-    return jpeg_cut_short(streamed.upload.view())
+    return cut_before_its_end(streamed.upload.view(), streamed.header.scan_start)
 
 
 def _draft_graph(flow: Flow, graph_text: str | None) -> dict | JsonResponse | None:

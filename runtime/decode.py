@@ -105,31 +105,6 @@ class SourceHeader:
     xmp: bytes | None = None
 
 
-def jpeg_cut_short(data: bytes | memoryview) -> bool:
-    """Tell whether the whole of a JPEG file's bytes stop before its image ends: no EOI after its first scan.
-
-    Entropy-coded data holds no FF D9 (a 0xFF byte in it is stuffed as FF 00), and the segments before
-    the first scan are stepped over by their lengths, so an EXIF thumbnail's EOI does not count. A file
-    whose markers cannot be walked is not called cut short: the decoder judges it.
-    """
-    if bytes(data[-2:]) == b"\xff\xd9":
-        return False
-    position = 2
-    while position + 4 <= len(data):
-        if data[position] != 0xFF:
-            return False
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-        elif marker == 0xDA:  # the first scan
-            return bytes(data[position:]).find(b"\xff\xd9") == -1
-        elif 0xD0 <= marker <= 0xD8 or marker == 0x01:  # standalone markers
-            position += 2
-        else:
-            position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-    return False
-
-
 def probe(source: str | os.PathLike[str] | BinaryIO, max_pixels: int, *, complete: bool = True) -> SourceHeader:
     """Read the header of `source` and refuse what Tileflow cannot or will not decode, before any pixel.
 
