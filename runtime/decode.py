@@ -48,6 +48,7 @@ import contextlib
 import io
 import itertools
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -186,7 +187,7 @@ def _probe_open_file(file: BinaryIO, max_pixels: int, complete: bool = True) -> 
     try:
         image = Image.open(file, formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError as error:
-        raise ImageRejected(f"the image is larger than the limit of {max_pixels} pixels ({error})") from error
+        raise _too_many_pixels(error, max_pixels) from error
     except Image.UnidentifiedImageError as error:
         accepted = ", ".join(ACCEPTED_FORMATS)
         raise ImageRejected(f"not an image in an accepted format ({accepted})") from error
@@ -453,13 +454,26 @@ def _load_progressive(file: BinaryIO, orientation: int) -> Image.Image:
     return image
 
 
+def _too_many_pixels(bomb: Image.DecompressionBombError, max_pixels: int | None) -> ImageRejected:
+    """Return the refusal of an image Pillow found too large, naming its pixels and our limit only.
+
+    Pillow's own message names its error threshold, twice `Image.MAX_IMAGE_PIXELS`, which is not a
+    limit a user can act on; our limit is the one that decides (`runtime.apps`).
+    """
+    found = re.search(r"\((\d+) pixels\)", str(bomb))
+    limit = f"the limit of {max_pixels} pixels" if max_pixels else "the pixel limit"
+    if found is None:
+        return ImageRejected(f"the image is larger than {limit}")
+    return ImageRejected(f"the image has {found.group(1)} pixels, more than {limit}")
+
+
 def _load_oriented(file: BinaryIO, orientation: int) -> Image.Image:
     """Decode the whole first frame and transpose it as `ImageOps.exif_transpose` does."""
     try:
         image = Image.open(file, formats=ACCEPTED_FORMATS)
         image.load()
     except Image.DecompressionBombError as error:
-        raise ImageRejected(f"the image is too large ({error})") from error
+        raise _too_many_pixels(error, Image.MAX_IMAGE_PIXELS) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageRejected(f"the image data is damaged or truncated ({error})") from error
     method = _TRANSPOSE.get(orientation)
