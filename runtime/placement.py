@@ -226,7 +226,7 @@ class PlacedRun:
         self._offered_at = 0.0  # when the current offer was sent
         self._gone_since: float | None = None  # when the unclaimed offer was first missed in the lane
         self._unclaimed_since: float | None = None  # when the current offer was made, until a worker claims it
-        self._workers_checked = 0.0  # when the roster was last asked for a live worker (from the offer on)
+        self._absence: roster.Absence | None = None  # how long no worker has been listed, while unclaimed
         self._input: bytes | memoryview = b""
         self._input_keys: list[str] = []
         self._blobs: BlobStore | None = None
@@ -350,7 +350,8 @@ class PlacedRun:
         self._offer_checked = self._offered_at = time.monotonic()
         self._gone_since = None
         if self._unclaimed_since is None:
-            self._unclaimed_since = self._workers_checked = self._offer_checked
+            self._unclaimed_since = self._offer_checked
+            self._absence = roster.Absence(self._blobs, self.no_worker_seconds, now=self._offer_checked)
 
     async def _store_input(self) -> None:
         """Put the input's pieces into Redis unless they are there (a restart forgets them)."""
@@ -535,22 +536,20 @@ class PlacedRun:
         await self._offer()
 
     async def _check_workers(self) -> None:
-        """Fail an interactive run nobody took for `no_worker_seconds` while no worker is running at all.
+        """Fail an interactive run nobody took once no worker at all has run for `no_worker_seconds`.
 
         Its client would wait without an answer; a batch's or a trigger's run waits for a worker instead.
-        Busy workers are not a reason: while any beats, the offer waits its turn in the lane.
+        Busy or draining workers are not a reason: while any beats, the offer waits its turn in the lane,
+        and a gap shorter than that (a worker restarted) is waited out too.
         """
+        if not self.spec.limits.interactive or self._unclaimed_since is None or self._absence is None:
+            return
         now = time.monotonic()
-        if not self.spec.limits.interactive or self._unclaimed_since is None:
-            return
-        if now - self._workers_checked < self.no_worker_seconds:  # set at the offer: also the first wait
-            return
-        self._workers_checked = now
         try:
-            running = await roster.listed(self._blobs)
+            empty_for = await self._absence.lasted(now)
         except TRANSIENT_ERRORS:
             return  # Redis is away: its own patience applies
-        if not running:
+        if empty_for is not None:
             waited = round(now - self._unclaimed_since)
             raise RunUnavailable(
                 f"no worker is running: nothing took the run in {waited} s (start one: manage.py runworker)"
