@@ -10,6 +10,7 @@ has no image field or grows past the upload limit breaks the stream with a reaso
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ MAX_FIELD = 1024 * 1024  # bytes of a text field kept (a draft graph); larger on
 MAX_PART_HEADERS = 16 * 1024  # bytes of one part's headers
 MAX_PREAMBLE = 64 * 1024  # bytes before the first boundary (clients send none)
 RAW_TYPES = ("image/",)
+PADDING = re.compile(rb"[ \t]*")
 
 
 class MalformedUpload(ValueError):
@@ -61,8 +63,11 @@ class MultipartImage:
         self._field: str | None = None  # the text field being read, if any
         self._field_value = b""
         self._delimiter = b"\r\n--" + boundary.encode("latin-1")
-        self._buffer = b"\r\n"  # the body opens with "--boundary": one delimiter rule for every boundary
-        self._state = "preamble"
+        # Not consumed yet: `_buffer[_at:]`. States move `_at` on instead of slicing, so a piece is not
+        # copied as it is parsed; the image's bytes come out as views of the piece they arrived in.
+        self._buffer = b""
+        self._at = 0
+        self._state = "opening"
         self._in_image = False
         self._seen = 0
 
@@ -71,13 +76,24 @@ class MultipartImage:
         """Tell whether the closing boundary has been read."""
         return self._state == "end"
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """Take the next piece of the body; return the pieces of the image's bytes it completes."""
+    def feed(self, data: bytes) -> list[bytes | memoryview]:
+        """Take the next piece of the body; return the pieces of the image's bytes it completes.
+
+        The image's bytes come out as views of `data` (or bytes), not copies: a photo's megabytes are
+        not copied on the event loop while the run waits for them.
+        """
         if self._state == "end":
             return []
-        self._buffer += data
         self._seen += len(data)
-        found: list[bytes] = []
+        found: list[bytes | memoryview] = []
+        if self._state == "content" and len(data) >= len(self._delimiter):
+            rest = self._content_in_place(data, found)
+            if rest is None:
+                return found
+            data = rest
+        left = len(self._buffer) - self._at
+        self._buffer = data if not left else self._buffer[self._at :] + data
+        self._at = 0
         while True:
             step = getattr(self, f"_{self._state}")()
             if step is None:
@@ -94,40 +110,56 @@ class MultipartImage:
         if self._state != "end":
             raise MalformedUpload("the multipart body ended before its closing boundary")
 
-    # Each state consumes what it can of the buffer: it returns image bytes (maybe b"") to go on, None to wait.
+    # Each state consumes what it can of `_buffer[_at:]`: it returns image bytes (maybe b"") to go on,
+    # None to wait for more.
+
+    def _left(self) -> int:
+        return len(self._buffer) - self._at
+
+    def _opening(self) -> bytes | None:
+        """The body's first line is the boundary with no line break before it (clients send no preamble)."""
+        opening = self._delimiter[2:]
+        if self._buffer.startswith(opening, self._at):
+            self._at += len(opening)
+            self._state = "after_delimiter"
+        elif self._left() < len(opening) and opening.startswith(self._buffer[self._at :]):
+            return None
+        else:
+            self._state = "preamble"
+        return b""
 
     def _preamble(self) -> bytes | None:
-        at = self._buffer.find(self._delimiter)
+        at = self._buffer.find(self._delimiter, self._at)
         if at < 0:
             if self._seen > MAX_PREAMBLE:
                 raise MalformedUpload("the body does not start with its multipart boundary")
-            self._buffer = self._buffer[-len(self._delimiter) :]
+            self._at = max(self._at, len(self._buffer) - len(self._delimiter))
             return None
-        self._buffer = self._buffer[at + len(self._delimiter) :]
+        self._at = at + len(self._delimiter)
         self._state = "after_delimiter"
         return b""
 
     def _after_delimiter(self) -> bytes | None:
-        stripped = self._buffer.lstrip(b" \t")  # transport padding may follow a boundary
-        if len(stripped) < 2:
+        start = PADDING.match(self._buffer, self._at).end()  # transport padding may follow a boundary
+        if len(self._buffer) - start < 2:
             return None
-        if stripped.startswith(b"--"):
-            self._state, self._buffer = "end", b""
+        if self._buffer.startswith(b"--", start):
+            self._state, self._buffer, self._at = "end", b"", 0
             return b""
-        if not stripped.startswith(b"\r\n"):
+        if not self._buffer.startswith(b"\r\n", start):
             raise MalformedUpload("a multipart boundary is not followed by a line break")
-        self._buffer = stripped[2:]
+        self._at = start + 2
         self._state = "headers"
         return b""
 
     def _headers(self) -> bytes | None:
-        end = self._buffer.find(b"\r\n\r\n")
+        end = self._buffer.find(b"\r\n\r\n", self._at)
         if end < 0:
-            if len(self._buffer) > MAX_PART_HEADERS:
+            if self._left() > MAX_PART_HEADERS:
                 raise MalformedUpload("a multipart part's headers are too long")
             return None
-        lines = self._buffer[:end].decode("utf-8", "replace").split("\r\n")
-        self._buffer = self._buffer[end + 4 :]
+        lines = self._buffer[self._at : end].decode("utf-8", "replace").split("\r\n")
+        self._at = end + 4
         headers = {}
         for line in lines:
             name, colon, value = line.partition(":")
@@ -145,17 +177,46 @@ class MultipartImage:
         self._state = "content"
         return b""
 
-    def _content(self) -> bytes | None:
-        at = self._buffer.find(self._delimiter)
+    def _content(self) -> bytes | memoryview | None:
+        at = self._buffer.find(self._delimiter, self._at)
         if at < 0:
             keep = len(self._delimiter) - 1  # a delimiter may begin in these last bytes
-            if len(self._buffer) <= keep:
+            if self._left() <= keep:
                 return None
-            part, self._buffer = self._buffer[:-keep], self._buffer[-keep:]
+            part = memoryview(self._buffer)[self._at : len(self._buffer) - keep]
+            self._at = len(self._buffer) - keep
             return self._take(part)
-        part, self._buffer = self._buffer[:at], self._buffer[at + len(self._delimiter) :]
+        part = memoryview(self._buffer)[self._at : at]
+        self._at = at + len(self._delimiter)
+        return self._part_ends(part)
+
+    def _content_in_place(self, data: bytes, found: list[bytes | memoryview]) -> bytes | None:
+        """`_content` for a piece at least a delimiter long, without joining it to what is left.
+
+        Return what follows the part's closing delimiter for the other states, or None when the
+        piece is all content. A delimiter that begins in what is left goes the joined way (rare).
+        """
+        carried, delimiter = self._buffer[self._at :], self._delimiter
+        keep = len(delimiter) - 1  # at most this much is left in `content`
+        if carried and (carried + data[:keep]).find(delimiter) >= 0:
+            return data
+        self._buffer, self._at = b"", 0
+        if part := self._take(carried):
+            found.append(part)
+        at = data.find(delimiter)
+        if at < 0:
+            if part := self._take(memoryview(data)[: len(data) - keep]):
+                found.append(part)
+            self._buffer, self._at = data, len(data) - keep
+            return None
+        if part := self._part_ends(memoryview(data)[:at]):
+            found.append(part)
+        return data[at + len(delimiter) :]
+
+    def _part_ends(self, last: memoryview) -> bytes | memoryview:
+        """Take a part's last bytes (before its closing delimiter); return the image's among them."""
         in_image = self._in_image
-        part = self._take(part)
+        part = self._take(last)
         if in_image:
             self.image_complete, self._in_image = True, False
         elif self._field is not None:
@@ -164,7 +225,7 @@ class MultipartImage:
         self._state = "after_delimiter"
         return part
 
-    def _take(self, part: bytes) -> bytes:
+    def _take(self, part: bytes | memoryview) -> bytes | memoryview:
         """Return the image's bytes among `part`, keeping a text field's."""
         if self._in_image:
             return part
@@ -175,7 +236,7 @@ class MultipartImage:
         return b""
 
     def _end(self) -> bytes | None:
-        self._buffer = b""
+        self._buffer, self._at = b"", 0
         return None
 
 

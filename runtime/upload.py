@@ -30,7 +30,7 @@ class UploadStream(io.RawIOBase):
 
     def __init__(self, timeout: float | None = None) -> None:
         super().__init__()
-        self._pieces: list[bytes] = []
+        self._pieces: list[bytes | memoryview] = []
         self._joined = bytearray()
         self._size = 0
         self._position = 0
@@ -41,14 +41,16 @@ class UploadStream(io.RawIOBase):
 
     # The writer's side (the event loop): never blocks.
 
-    def feed(self, data: bytes) -> None:
-        """Append a piece that arrived."""
+    def feed(self, data: bytes | memoryview) -> None:
+        """Append a piece that arrived: bytes, or a read-only view of bytes, kept as it is (not copied)."""
         if not data:
             return
+        if not (isinstance(data, bytes) or (isinstance(data, memoryview) and data.readonly)):
+            data = bytes(data)  # a writable buffer could change under the readers
         with self._arrived:
             if self._complete or self._error is not None:
                 raise ValueError("the upload has ended")
-            self._pieces.append(bytes(data))
+            self._pieces.append(data)
             self._size += len(data)
             self._arrived.notify_all()
 

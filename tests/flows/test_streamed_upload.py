@@ -58,6 +58,18 @@ def test_pieces_are_handed_on_before_the_image_ends():
     assert not parser.image_complete
 
 
+def test_a_large_piece_is_handed_on_as_a_view_of_itself_not_a_copy():
+    parser = MultipartImage(BOUNDARY)
+    body = multipart(("image", bytes(range(256)) * 4000, "a.jpg"))
+    head = body.index(b"\r\n\r\n") + 4 + 100
+    parser.feed(body[:head])
+    piece = body[head:]
+    parts = parser.feed(piece)
+    assert parser.image_complete and parser.finished
+    assert [type(part) for part in parts] == [bytes, memoryview]  # the bytes held back, then the piece's own
+    assert parts[1].obj is piece and len(parts[1]) > 1_000_000
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

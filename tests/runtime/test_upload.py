@@ -124,3 +124,14 @@ def test_large_reads_come_back_whole_in_order():
     while count := upload.readinto(buffer):
         read += buffer[:count]
     assert read == data
+
+
+def test_views_of_bytes_are_kept_as_they_are_and_writable_buffers_copied():
+    upload = UploadStream()
+    source = b"0123456789"
+    writable = bytearray(b"abcdef")
+    upload.feed(memoryview(source)[2:6])
+    upload.feed(writable)
+    writable[:] = b"XXXXXX"  # the caller reuses its buffer: what arrived must not change
+    upload.end()
+    assert upload.getvalue() == b"2345abcdef"
