@@ -17,6 +17,7 @@ from ninja.files import UploadedFile
 from flows import executions as service
 from flows import json_text, previews
 from flows.api_flows import graph_errors
+from flows.auth import vouched
 from flows.models import Execution, Flow
 from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut, NodePreviewOut
 from flows.streamed_run import receive_streamed, start_streamed
@@ -75,6 +76,14 @@ async def _owned(model, user, object_id: str):
     return await model.objects.select_related("owner").filter(owner=user, pk=key).afirst()
 
 
+async def _owned_flow(request, flow_id: str) -> Flow | None:
+    """Return the caller's flow `flow_id`: as the upload gate found it for this request, else looked up."""
+    checked = vouched(request)
+    if checked is not None and checked.user == request.auth and checked.flow.pk == _uuid(flow_id):
+        return checked.flow
+    return await _owned(Flow, request.auth, flow_id)
+
+
 @sync_to_async
 def _payload(execution: Execution) -> dict[str, Any]:
     return service.execution_payload(execution)
@@ -110,6 +119,13 @@ def _draft_graph(flow: Flow, graph_text: str | None) -> dict | JsonResponse | No
     return graph
 
 
+async def _draft(flow: Flow, graph_text: str | None) -> dict | JsonResponse | None:
+    """`_draft_graph`, in a thread only when there is a graph to validate (it may read the database)."""
+    if graph_text is None or graph_text == "":
+        return None  # the common case: no thread hop before the run starts
+    return await sync_to_async(_draft_graph)(flow, graph_text)
+
+
 async def _start(
     request: HttpRequest,
     flow: Flow,
@@ -126,7 +142,7 @@ async def _start(
     try:
         service.check_upload(image)
         header = await asyncio.to_thread(service.probe_upload, image)
-        await service.admit_run(draft if draft is not None else flow.graph, header)
+        cost = await service.admit_run(draft if draft is not None else flow.graph, header)
     except service.UploadRejected as rejected:
         return _error(rejected.status, str(rejected), **rejected.headers)
     execution = await sync_to_async(service.create_execution)(
@@ -140,9 +156,9 @@ async def _start(
         header=header,
     )
     if not service.in_memory(image):
-        return execution, await service.launch(execution, header), None
+        return execution, await service.launch(execution, header, cost=cost), None
     data = image.file.getvalue()
-    conductor = await service.launch(execution, header, data)
+    conductor = await service.launch(execution, header, data, cost=cost)
     stored = service.store_input_soon(execution, data, conductor, defer=defer_store)  # the run decodes `data`
     if not defer_store and (reason := await stored):
         return _error(507, reason)
@@ -155,10 +171,10 @@ async def _start(
     summary="Start a run in the background",
 )
 async def start_execution(request, flow_id: str, image: File[UploadedFile] = None, graph: str | None = GRAPH_FIELD):
-    flow = await _owned(Flow, request.auth, flow_id)
+    flow = await _owned_flow(request, flow_id)
     if flow is None:
         return _error(404, "no such flow")
-    draft = await sync_to_async(_draft_graph)(flow, graph)
+    draft = await _draft(flow, graph)
     if isinstance(draft, JsonResponse):
         return draft
     started = await _start(request, flow, image, draft=draft)
@@ -184,7 +200,7 @@ async def run_flow(
     output: str | None = None,
     graph: str | None = GRAPH_FIELD,
 ):
-    flow = await _owned(Flow, request.auth, flow_id)
+    flow = await _owned_flow(request, flow_id)
     if flow is None:
         return _error(404, "no such flow")
     streamed = None
@@ -194,7 +210,7 @@ async def run_flow(
         except service.UploadRejected as rejected:
             return _error(rejected.status, str(rejected), **rejected.headers)
         graph = streamed.fields.get("graph", graph)
-    draft = await sync_to_async(_draft_graph)(flow, graph)
+    draft = await _draft(flow, graph)
     ran = draft if draft is not None and not isinstance(draft, JsonResponse) else flow.graph
     outputs = [node["id"] for node in ran.get("nodes", []) if node.get("type") == "output"]
     refusal = draft if isinstance(draft, JsonResponse) else None

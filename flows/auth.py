@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404, HttpRequest
@@ -68,14 +71,53 @@ def authenticate_session(session_key: str | None) -> AbstractBaseUser | None:
     return user if user.is_authenticated and user.is_active else None
 
 
+VOUCHED = "tileflow.vouched"  # the ASGI scope key of what `console.upload_gate` checked already
+
+
+@dataclass(frozen=True, slots=True)
+class Vouched:
+    """A bearer token the upload gate authenticated for this request, its user, and the flow it checked."""
+
+    authorization: str
+    user: AbstractBaseUser
+    flow: Any  # flows.models.Flow, the owner's
+
+
+def vouched(request: HttpRequest) -> Vouched | None:
+    """Return what the upload gate checked of this request's caller, if it checked it."""
+    found = getattr(request, "scope", {}).get(VOUCHED)
+    return found if isinstance(found, Vouched) else None
+
+
 class BearerTokenAuth(HttpBearer):
-    """`Authorization: Bearer <token>`; a header that is present but wrong is refused outright."""
+    """`Authorization: Bearer <token>`; a header that is present but wrong is refused outright.
+
+    ninja awaits what an auth returns in an async view when it has `is_async`, and calls it plainly
+    in a sync one (run in a thread: no event loop there). So on the event loop this answers with a
+    coroutine, which takes the user the upload gate already authenticated for the same header (no
+    thread hop, no query before an upload's body is read) and else looks the token up in a thread.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.is_async = True  # ninja's AuthBase sets it from `authenticate`, which is sync
 
     def __call__(self, request: HttpRequest) -> Any:
         header = request.headers.get("Authorization")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a sync view's thread
+            return self.authenticate(request, header) if header else None
+        return self._acall(request, header)
+
+    async def _acall(self, request: HttpRequest, header: str | None) -> Any:
         if not header:
             return None
-        return self.authenticate(request, header)
+        checked = vouched(request)
+        if checked is not None and checked.authorization == header:
+            request.user = checked.user
+            return checked.user
+        return await sync_to_async(self.authenticate)(request, header)
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
         user = authenticate_bearer(token)

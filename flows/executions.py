@@ -63,10 +63,13 @@ def probe_upload(upload: UploadedFile) -> runtime.SourceHeader:
         upload.seek(0)
 
 
-async def admit_run(graph: dict, header: runtime.SourceHeader) -> None:
-    """Refuse a run the memory budget could never start (413) or that would wait past the queue's limit (429)."""
+async def admit_run(graph: dict, header: runtime.SourceHeader) -> runtime.RunCost | None:
+    """Refuse a run the memory budget could never start (413) or that would wait past the queue's limit (429).
+
+    Return its cost under the configured limits (for `launch`), or None if it cannot be planned.
+    """
     try:
-        await runtime.admit(graph, header)
+        return await runtime.admit(graph, header)
     except runtime.RunTooLarge as refused:
         raise UploadRejected(str(refused), status=413) from refused
     except runtime.QueueFull as full:
@@ -199,6 +202,7 @@ def run_spec(
     input_data: bytes | None = None,
     input_stream: UploadStream | None = None,
     limits: runtime.RunLimits | None = None,
+    cost: runtime.RunCost | None = None,
 ) -> runtime.RunSpec:
     return runtime.RunSpec(
         execution=str(execution.id),
@@ -209,6 +213,7 @@ def run_spec(
         header=header,
         input_data=input_data,
         input_stream=input_stream,
+        cost=cost if limits is None else None,  # estimated under the configured limits
     )
 
 
@@ -218,12 +223,14 @@ async def launch(
     input_data: bytes | None = None,
     input_stream: UploadStream | None = None,
     limits: runtime.RunLimits | None = None,
+    cost: runtime.RunCost | None = None,
     **start_options,
 ) -> runtime.Conductor:
     """Start the run of an execution in this process (`header`, `input_data`: its input's, if at hand;
-    `input_stream`: its input while it still arrives; `limits`: other than the configured ones)."""
+    `input_stream`: its input while it still arrives; `limits`: other than the configured ones; `cost`:
+    what `admit_run` returned)."""
     return await runtime.start(
-        run_spec(execution, header, input_data, input_stream, limits),
+        run_spec(execution, header, input_data, input_stream, limits, cost),
         owner=str(execution.owner_id),
         recorder=ExecutionRecorder(execution.id),
         **start_options,

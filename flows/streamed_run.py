@@ -84,7 +84,7 @@ async def start_streamed(
     """
     graph = draft if draft is not None else flow.graph
     try:
-        await service.admit_run(graph, streamed.header)
+        cost = await service.admit_run(graph, streamed.header)
     except service.UploadRejected:
         streamed.discard()
         raise
@@ -99,7 +99,7 @@ async def start_streamed(
         streamed_name=(facts.filename if facts else "") or f"upload.{streamed.header.format.lower()}",
         header=streamed.header,
     )
-    conductor = await service.launch(execution, streamed.header, input_stream=streamed.upload)
+    conductor = await service.launch(execution, streamed.header, input_stream=streamed.upload, cost=cost)
     return execution, conductor, asyncio.create_task(_store_when_whole(execution, conductor, streamed))
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.decode import SourceHeader
 from runtime.tiles import Size
 from runtime.upload import UploadStream
+
+if TYPE_CHECKING:
+    from runtime.admission import RunCost
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,8 @@ class RunSpec:
     input_data: bytes | None = None
     # The input while it is still arriving: the run decodes it as it comes.
     input_stream: UploadStream | None = None
+    # The run's memory cost when the caller estimated it already (`runtime.api.admit`, under these limits).
+    cost: RunCost | None = None
 
 
 class RunRecorder(Protocol):

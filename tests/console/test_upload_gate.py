@@ -13,7 +13,7 @@ import pytest
 from django.test import Client as DjangoClient
 
 from console.upload_gate import UploadGateASGIMiddleware
-from flows.auth import BAD_TOKEN, MISSING_CREDENTIAL
+from flows.auth import BAD_TOKEN, MISSING_CREDENTIAL, VOUCHED, Vouched
 from flows.models import Flow
 from tests.support import raw
 from tests.support.http import Client
@@ -140,3 +140,39 @@ async def test_other_calls_pass_untouched():
 
         await UploadGateASGIMiddleware(inner)({"type": "http", "method": method, "path": path}, None, send)
         assert inner.reached, (method, path)
+
+
+class Recording(Inner):
+    """The application behind the gate: records the scope it was given."""
+
+    scope: dict | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.scope = scope
+        await super().__call__(scope, receive, send)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_bearer_tokens_user_and_flow_go_on_to_the_view_and_a_sessions_do_not(user, token, settings):
+    own = await Flow.objects.acreate(owner=user, name="mine", graph={"nodes": []})
+
+    async def scope_behind_gate(headers):
+        inner = Recording()
+
+        async def send(message: dict) -> None:
+            pass
+
+        scope = {"type": "http", "method": "POST", "path": f"/api/flows/{own.pk}/run", "headers": headers}
+        await UploadGateASGIMiddleware(inner)(scope, None, send)
+        assert inner.reached
+        return inner.scope
+
+    checked = (await scope_behind_gate([(b"authorization", f"Bearer {token}".encode())]))[VOUCHED]
+    assert isinstance(checked, Vouched)
+    assert checked.authorization == f"Bearer {token}"
+    assert checked.user.pk == user.pk and checked.flow.pk == own.pk and checked.flow.graph == {"nodes": []}
+
+    browser = DjangoClient()
+    await browser.aforce_login(user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+    assert VOUCHED not in await scope_behind_gate([(b"cookie", cookie)])  # the view checks it, with CSRF

@@ -151,3 +151,28 @@ def test_logged_out_browser_gets_401_not_a_csrf_error():
     response = Client(enforce_csrf_checks=True).post("/api/flows", CONTRACT_EXAMPLE, content_type="application/json")
     assert response.status_code == 401
     assert response.json() == UNAUTHENTICATED
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_on_the_event_loop_the_token_the_upload_gate_checked_is_not_looked_up_again(user, token, flow):
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncRequestFactory
+    from ninja.errors import AuthenticationError
+
+    from flows.auth import VOUCHED, Vouched, bearer_auth
+
+    def request(authorization: str, checked: Vouched | None):
+        made = AsyncRequestFactory().post("/api/flows/x/run", headers={"Authorization": authorization})
+        if checked is not None:
+            made.scope[VOUCHED] = checked
+        return made
+
+    # What the gate vouched for is taken as it is: this token was never issued, so a lookup would refuse it.
+    unissued = Vouched("Bearer never-issued", user, flow)
+    assert await bearer_auth(request("Bearer never-issued", unissued)) == user
+    # Another header than the one the gate checked is looked up, and refused when it is bad.
+    with pytest.raises(AuthenticationError):
+        await bearer_auth(request("Bearer something-else", unissued))
+    assert (await bearer_auth(request(f"Bearer {token}", None))).pk == user.pk
+    # A sync view's thread gets the user itself, not a coroutine.
+    assert (await sync_to_async(bearer_auth)(request(f"Bearer {token}", None))).pk == user.pk

@@ -321,3 +321,31 @@ async def test_tiles_a_step_hands_on_as_they_are_outlive_the_rows_given_back(tmp
     assert conductor.status == "succeeded", conductor.error
     decoded = Image.open(tmp_path / "in.jpeg").convert("RGB")
     assert max_difference(output(conductor), reference_flow(graph, decoded)["out"]) == 0
+
+
+async def test_a_run_admitted_with_its_cost_is_budgeted_at_that_cost_without_estimating_it_again(tmp_path, monkeypatch):
+    from runtime import admission
+    from runtime.decode import probe
+
+    source = tmp_path / "in.png"
+    make_image(640, 480, "RGB", 3).save(source)
+    graph = chain(("grayscale", {}), output={"format": "png"})
+    header = probe(source, 10**9)
+    cost = await api.admit(graph, header, RunLimits())
+    assert cost == admission.estimate_under(RunLimits(), graph, header)
+    asked: list[int] = []
+    original_acquire = admission.MemoryBudget.acquire
+
+    def acquire(self, amount):
+        asked.append(amount)
+        return original_acquire(self, amount)
+
+    def estimated_again(spec):
+        raise AssertionError("the cost was estimated again")
+
+    monkeypatch.setattr(admission.MemoryBudget, "acquire", acquire)
+    monkeypatch.setattr(admission, "spec_cost", estimated_again)
+    spec = RunSpec("run-admitted", graph, source, tmp_path / "out", RunLimits(), header=header, cost=cost)
+    conductor = await api.start(spec, owner="tests")
+    await asyncio.wait_for(conductor.finished.wait(), 60)
+    assert conductor.status == "succeeded" and asked == [cost.total]
