@@ -76,7 +76,20 @@ async def admit_run(graph: dict, header: runtime.SourceHeader) -> runtime.RunCos
         raise UploadRejected(str(full), status=429, headers={"Retry-After": str(full.retry_after)}) from full
 
 
-def create_execution(
+def create_execution(**fields) -> Execution:
+    """Store a queued execution with its frozen graph and its input file (`build_execution` says which)."""
+    with transaction.atomic():
+        execution = build_execution(**fields)
+        execution.save()
+    return execution
+
+
+def insert_execution(execution: Execution) -> None:
+    """Store an execution `build_execution` made."""
+    execution.save(force_insert=True)
+
+
+def build_execution(
     *,
     owner,
     flow: Flow | None,
@@ -89,38 +102,37 @@ def create_execution(
     streamed_name: str | None = None,
     header: runtime.SourceHeader,
 ) -> Execution:
-    """Store a queued execution with its frozen graph and its input file.
+    """Return a queued execution with its frozen graph and its input file, not saved yet.
 
     An upload held in memory is only given its name here: `store_input` writes it while the run,
     started from the same bytes, decodes them (writing 10 MB took ~20 ms before the first tile).
     So is an upload still arriving (`streamed_name`: the client's file name), written once it is whole.
+    No database is read: a run may start while its row is being written (`flows.streamed_run`).
     """
-    with transaction.atomic():
-        execution = Execution(
-            owner=owner,
-            flow=flow,
-            graph=graph,
-            flow_name=flow_name,
-            flow_version=flow_version,
-            draft=draft,
-            input_width=header.size.width,
-            input_height=header.size.height,
-            input_format=header.format,
-        )
-        if upload is not None or streamed_name is not None:
-            execution.input_name = os.path.basename((upload.name if upload else streamed_name) or "")[:255]
-            execution.input_size = upload.size if upload else 0  # a streamed upload's, once it is whole
-            field = execution.input_file
-            name = field.field.generate_filename(execution, f"{execution.id}.{header.format.lower()}")
-            if upload is None or in_memory(upload):
-                field.name = field.storage.get_available_name(name)
-            else:  # a large upload Django spooled to a temporary file: the storage moves it
-                field.name = field.storage.save(name, upload)
-        else:
-            execution.input_name = input_from.input_name
-            execution.input_size = input_from.input_size
-            execution.input_file.name = input_from.input_file.name
-        execution.save()
+    execution = Execution(
+        owner=owner,
+        flow=flow,
+        graph=graph,
+        flow_name=flow_name,
+        flow_version=flow_version,
+        draft=draft,
+        input_width=header.size.width,
+        input_height=header.size.height,
+        input_format=header.format,
+    )
+    if upload is not None or streamed_name is not None:
+        execution.input_name = os.path.basename((upload.name if upload else streamed_name) or "")[:255]
+        execution.input_size = upload.size if upload else 0  # a streamed upload's, once it is whole
+        field = execution.input_file
+        name = field.field.generate_filename(execution, f"{execution.id}.{header.format.lower()}")
+        if upload is None or in_memory(upload):
+            field.name = field.storage.get_available_name(name)
+        else:  # a large upload Django spooled to a temporary file: the storage moves it
+            field.name = field.storage.save(name, upload)
+    else:
+        execution.input_name = input_from.input_name
+        execution.input_size = input_from.input_size
+        execution.input_file.name = input_from.input_file.name
     return execution
 
 
@@ -224,15 +236,16 @@ async def launch(
     input_stream: UploadStream | None = None,
     limits: runtime.RunLimits | None = None,
     cost: runtime.RunCost | None = None,
+    inserted: asyncio.Future | None = None,
     **start_options,
 ) -> runtime.Conductor:
     """Start the run of an execution in this process (`header`, `input_data`: its input's, if at hand;
     `input_stream`: its input while it still arrives; `limits`: other than the configured ones; `cost`:
-    what `admit_run` returned)."""
+    what `admit_run` returned; `inserted`: done once the execution's row is written, when it was not yet)."""
     return await runtime.start(
         run_spec(execution, header, input_data, input_stream, limits, cost),
         owner=str(execution.owner_id),
-        recorder=ExecutionRecorder(execution.id),
+        recorder=ExecutionRecorder(execution.id, inserted),
         **start_options,
     )
 
@@ -240,14 +253,20 @@ async def launch(
 class ExecutionRecorder:
     """Save a conductor's snapshots to its execution row (also the run's heartbeat)."""
 
-    def __init__(self, execution_id) -> None:
+    def __init__(self, execution_id, inserted: asyncio.Future | None = None) -> None:
         self.execution_id = execution_id
         self.ended = False  # the final save reached the row
+        self._inserted = inserted  # a run that started while its row was being written saves after it
 
     def end_with(self, snapshot: dict[str, Any]) -> None:
         """Record more of the run's end in the final save's transaction (nothing here; batch items do)."""
 
     async def save(self, snapshot: dict[str, Any], *, final: bool) -> None:
+        if self._inserted is not None:
+            try:
+                await asyncio.shield(self._inserted)
+            except Exception:  # the row was never written (the request failed with it): nothing to save to
+                return
         await sync_to_async(self._save, thread_sensitive=False)(snapshot, final)
 
     def _save(self, snapshot: dict[str, Any], final: bool) -> None:

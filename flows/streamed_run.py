@@ -3,11 +3,11 @@
 The view gets the body as a stream (`console.handler`: Daphne starts the application when the
 headers are in). `receive_streamed` takes the image out of it as it comes (`flows.streamed_upload`)
 and probes the header as soon as the header's bytes are in (format, size, pixel limit: refusals
-before any pixel, as for a buffered upload). `start_streamed` then creates the execution and starts
-the run on the arriving bytes: the band decoder reads them as they come. When the upload is whole it
-is stored, as a buffered one is. An upload that breaks off or is malformed fails the run with the
-reason (`runtime.upload`), and nothing is kept: no input file is written, and the run removes its
-partial outputs.
+before any pixel, as for a buffered upload). `start_streamed` then starts the run on the arriving
+bytes while the execution's row is written: the band decoder reads them as they come. When the
+upload is whole it is stored, as a buffered one is. An upload that breaks off or is malformed fails
+the run with the reason (`runtime.upload`), and nothing is kept: no input file is written, and the
+run removes its partial outputs.
 
 Only a streamable image (a baseline JPEG without rotation) is decoded while it arrives; for other
 formats the probe itself waits for the whole body, which it reads to the end to refuse truncation
@@ -27,6 +27,7 @@ from django.conf import settings
 
 from console.limits import body_refusal
 from flows import executions as service
+from flows.media import remove_outputs
 from flows.models import Execution, Flow
 from flows.streamed_upload import MalformedUpload, MultipartImage, image_source, receive_image
 from runtime import api as runtime
@@ -89,7 +90,7 @@ async def start_streamed(
         streamed.discard()
         raise
     facts = streamed.parser.facts if streamed.parser is not None else None
-    execution = await sync_to_async(service.create_execution)(
+    execution = service.build_execution(
         owner=request.auth,
         flow=flow,
         graph=graph,
@@ -99,7 +100,20 @@ async def start_streamed(
         streamed_name=(facts.filename if facts else "") or f"upload.{streamed.header.format.lower()}",
         header=streamed.header,
     )
-    conductor = await service.launch(execution, streamed.header, input_stream=streamed.upload, cost=cost)
+    # The run starts while its row is written (a commit: 1-9 ms here); its saves wait for the row,
+    # and so does the answer, which names the execution.
+    inserted = asyncio.ensure_future(sync_to_async(service.insert_execution)(execution))
+    conductor = await service.launch(
+        execution, streamed.header, input_stream=streamed.upload, cost=cost, inserted=inserted
+    )
+    try:
+        await asyncio.shield(inserted)  # a request cancelled meanwhile leaves the row to be written, and ended
+    except BaseException:
+        streamed.discard()
+        conductor.cancel()
+        await asyncio.shield(conductor.finished.wait())
+        await asyncio.to_thread(remove_outputs, execution.id)  # a run done by then leaves nothing either
+        raise
     return execution, conductor, asyncio.create_task(_store_when_whole(execution, conductor, streamed))
 
 

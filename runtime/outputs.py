@@ -55,9 +55,16 @@ class FollowedFile:
     async def follow(self, offset: int = 0) -> AsyncIterator[bytes]:
         """Yield the file's bytes from `offset` (the first), as they are written, until it is complete.
 
-        Ends early (without error) when the run fails: the caller checks `failed`.
+        Ends early (without error) when the run fails: the caller checks `failed`. A run that failed
+        before its reader came removed the file: nothing to yield either.
         """
-        with open(self.path, "rb") as reader:
+        try:
+            reader = open(self.path, "rb")  # closed by the with below
+        except FileNotFoundError:
+            if self.failed:
+                return
+            raise
+        with reader:
             while True:
                 reader.seek(offset)
                 chunk = reader.read(FOLLOW_CHUNK)

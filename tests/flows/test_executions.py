@@ -383,3 +383,44 @@ async def test_a_node_of_a_finished_run_is_inspected_and_its_preview_kept(http, 
     _, stranger_token = await sync_to_async(ApiToken.issue)(other_user)
     stranger = TokenClient(stranger_token)
     assert (await stranger.get(f"/api/executions/{finished['id']}/nodes/shrink")).status_code == 404
+
+
+@pytest.mark.parametrize("writing", [0.0, 0.5])  # the run still going when the write fails, or done
+async def test_a_streamed_run_whose_row_cannot_be_written_is_stopped_and_leaves_nothing(
+    flow, user, monkeypatch, writing
+):
+    from types import SimpleNamespace
+
+    from django.conf import settings
+    from django.db import OperationalError
+
+    from flows import executions as service
+    from flows.streamed_run import StreamedUpload, start_streamed
+    from runtime import api as runtime
+
+    photo = runtime.UploadStream()
+    photo.feed(image_bytes(1600, 1200, seed=3))
+    photo.end()
+    header = await asyncio.to_thread(runtime.probe, photo, 10**9, complete=False)
+    assert header.streamable  # the run starts at once, while the row is written
+    streamed = StreamedUpload(header, photo, None, asyncio.create_task(asyncio.sleep(0)))
+    started: list = []
+    original_launch = service.launch
+
+    async def launch(*args, **kwargs):
+        started.append(await original_launch(*args, **kwargs))
+        return started[-1]
+
+    def locked(execution):
+        time.sleep(writing)  # the run is under way meanwhile
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(service, "launch", launch)
+    monkeypatch.setattr(service, "insert_execution", locked)
+    with pytest.raises(OperationalError):
+        await start_streamed(SimpleNamespace(auth=user), await Flow.objects.aget(pk=flow.pk), streamed, None)
+    (conductor,) = started
+    assert conductor.finished.is_set() and conductor.status == ("cancelled" if writing == 0 else "succeeded")
+    assert not await Execution.objects.aexists()
+    outputs = Path(settings.MEDIA_ROOT) / "outputs"
+    assert not outputs.exists() or not any(outputs.rglob("*.*"))

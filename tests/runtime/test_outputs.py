@@ -54,3 +54,14 @@ def test_the_first_bytes_a_follower_sees_carry_image_data(tmp_path):
 
     seen = asyncio.run(first_visible_bytes())
     assert seen.startswith(b"\x89PNG") and b"IDAT" in seen
+
+
+def test_a_follower_that_comes_after_a_failed_run_removed_the_file_gets_nothing_not_an_error(tmp_path):
+    async def follow_after_the_failure() -> list[bytes]:
+        writer = OutputWriter("out", tmp_path / "gone.png", make_encoder("png", Size(200, 96), "RGB"))
+        await writer.write_band(bands()[0])
+        writer.abort(remove=True)
+        assert not writer.path.exists()
+        return [chunk async for chunk in writer.follow()]
+
+    assert asyncio.run(follow_after_the_failure()) == []
