@@ -26,3 +26,13 @@ def test_a_number_past_64_bits_is_refused():
     assert response.status_code == 400
     assert json.loads(response.content) == {"error": "the query parameter 'offset' is out of range"}
     assert middleware(RequestFactory().get("/api/batches?offset=4611686018427387904")).content == b"through"
+
+
+def test_what_looks_like_a_number_but_is_not_one_passes_to_the_view_and_digits_of_any_script_count():
+    # \x1c matched the old pattern's \s, and int() refused it: the middleware itself answered 500.
+    for query in ("secret=%1C0", "limit=%1F12%1E", "offset=%E2%80%A812"):
+        assert middleware(RequestFactory().get(f"/api/triggers/x/events?{query}")).content == b"through", query
+    arabic_indic = "\u0669" * 30  # int() reads these digits: 10^30 - 1
+    response = middleware(RequestFactory().get("/api/batches", {"offset": arabic_indic}))
+    assert response.status_code == 400
+    assert middleware(RequestFactory().get("/api/batches", {"offset": " 12\t"})).content == b"through"

@@ -80,6 +80,7 @@ CASES = [
     ("3 MB JSON flow, POST", "POST", "/api/flows", "application/json", big_flow(3), 413, "DATA_UPLOAD_MAX_MEMORY_SIZE"),
     ("3 MB JSON flow, PUT", "PUT", "{flow}", "application/json", big_flow(3), 413, "DATA_UPLOAD_MAX_MEMORY_SIZE"),
     ("offset past 64 bits", "GET", "/api/executions?offset=9223372036854775808", None, b"", 400, "offset"),
+    ("a separator before a number in the query", "GET", "/api/executions?limit=%1C5", None, b"", 400, "limit"),
     ("a query parameter given twice", "GET", "/api/executions?flow=a&limit=1&flow=b", None, b"", 400, "'flow'"),
     ("a JSON list for a flow patch", "PATCH", "{flow}", "application/json", b"[null, null]", 400, "JSON object"),
     ("JSON nested 5,000 deep, POST", "POST", "/api/flows", "application/json", b'{"name": "x", "graph": ' + DEEP + b"}",
