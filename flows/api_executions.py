@@ -20,7 +20,7 @@ from flows.api_flows import graph_errors
 from flows.auth import vouched
 from flows.models import Execution, Flow
 from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut, NodePreviewOut
-from flows.streamed_run import receive_streamed, start_streamed
+from flows.streamed_run import LATE_GRAPH, receive_streamed, start_streamed
 from runtime import api as runtime
 from runtime.headers import cut_before_its_end
 
@@ -142,7 +142,7 @@ async def _start(
     try:
         service.check_upload(image)
         header = await asyncio.to_thread(service.probe_upload, image)
-        cost = await service.admit_run(draft if draft is not None else flow.graph, header)
+        cost = await service.admit_run(draft if draft is not None else flow.graph, header, request.auth)
     except service.UploadRejected as rejected:
         return _error(rejected.status, str(rejected), **rejected.headers)
     execution = await sync_to_async(service.create_execution)(
@@ -209,6 +209,9 @@ async def run_flow(
             streamed = await receive_streamed(request)
         except service.UploadRejected as rejected:
             return _error(rejected.status, str(rejected), **rejected.headers)
+        if streamed.late_graph:  # the whole body is in already: refused before the run starts
+            streamed.discard()
+            return _error(400, LATE_GRAPH)
         graph = streamed.fields.get("graph", graph)
     draft = await _draft(flow, graph)
     ran = draft if draft is not None and not isinstance(draft, JsonResponse) else flow.graph
@@ -247,7 +250,8 @@ async def run_flow(
         await conductor.finished.wait()
         if stored is not None and (reason := await asyncio.shield(stored)):
             broke = streamed.upload.failure if streamed is not None else None  # over the limit: 413, …
-            return _error(broke.status if broke else 507, reason, **{"X-Execution-Id": str(execution.id)})
+            status = broke.status if broke else 400 if streamed is not None and streamed.late_graph else 507
+            return _error(status, reason, **{"X-Execution-Id": str(execution.id)})
         if conductor.status != "succeeded":
             headers = {"X-Execution-Id": str(execution.id)}
             if conductor.status == "cancelled":
@@ -383,7 +387,7 @@ async def _follow_running_output(execution: Execution, node: str | None) -> Stre
 )
 async def download_input(request, execution_id: str):
     execution = await _owned(Execution, request.auth, execution_id)
-    if execution is None or not execution.input_file:
+    if execution is None:
         return _error(404, "no such execution")
     await service.input_stored(execution)  # a /run just started writes its upload after its first band
     await execution.arefresh_from_db(fields=["input_file"])  # a broken upload is not kept
@@ -490,7 +494,7 @@ async def rerun_execution(request, execution_id: str, graph: str = "current"):
     except runtime.ImageRejected as rejected:
         return _error(400, str(rejected))
     try:
-        await service.admit_run(flow.graph if use_flow else execution.graph, header)
+        await service.admit_run(flow.graph if use_flow else execution.graph, header, request.auth)
     except service.UploadRejected as rejected:
         return _error(rejected.status, str(rejected), **rejected.headers)
     new = await sync_to_async(service.create_execution)(

@@ -63,13 +63,13 @@ def probe_upload(upload: UploadedFile) -> runtime.SourceHeader:
         upload.seek(0)
 
 
-async def admit_run(graph: dict, header: runtime.SourceHeader) -> runtime.RunCost | None:
+async def admit_run(graph: dict, header: runtime.SourceHeader, owner) -> runtime.RunCost | None:
     """Refuse a run the memory budget could never start (413) or that would wait past the queue's limit (429).
 
     Return its cost under the configured limits (for `launch`), or None if it cannot be planned.
     """
     try:
-        return await runtime.admit(graph, header)
+        return await runtime.admit(graph, header, owner=str(owner.pk))
     except runtime.RunTooLarge as refused:
         raise UploadRejected(str(refused), status=413) from refused
     except runtime.QueueFull as full:

@@ -34,6 +34,9 @@ from runtime import api as runtime
 
 # A reader waits this long for the next piece of an upload before the run fails as stalled.
 STALL_SECONDS = 60.0
+LATE_GRAPH = (
+    "the multipart field 'graph' came after 'image': /run starts on the image as it arrives, so send the graph first"
+)
 
 
 @dataclass
@@ -44,6 +47,11 @@ class StreamedUpload:
     upload: Any  # runtime.UploadStream
     parser: MultipartImage | None
     pump: asyncio.Task
+
+    @property
+    def late_graph(self) -> bool:
+        """Tell whether a draft graph came after the image: too late for the run, which is refused (400)."""
+        return self.parser is not None and "graph" in self.parser.late_fields
 
     @property
     def fields(self) -> dict[str, str]:
@@ -85,7 +93,7 @@ async def start_streamed(
     """
     graph = draft if draft is not None else flow.graph
     try:
-        cost = await service.admit_run(graph, streamed.header)
+        cost = await service.admit_run(graph, streamed.header, request.auth)
     except service.UploadRejected:
         streamed.discard()
         raise
@@ -125,6 +133,9 @@ async def _store_when_whole(execution: Execution, conductor, streamed: StreamedU
     the decoder found broken (a truncated JPEG): its stored input is removed again.
     """
     await streamed.pump
+    if streamed.late_graph:  # seen once the run had started: it ran the saved graph, not the one sent
+        await _fail_for_the_upload(execution, conductor, LATE_GRAPH)
+        return LATE_GRAPH
     if not streamed.upload.complete:
         failure = streamed.upload.failure
         reason = failure.reason if failure is not None else "the upload did not complete"

@@ -48,8 +48,9 @@ class UploadFacts:
 class MultipartImage:
     """Parse a multipart/form-data body fed in pieces; `feed` returns the bytes of the `image` field in them.
 
-    Text fields (no file name) are kept in `fields`, by name, first value; those that come before the
-    image are there once its first bytes are out, which is when a streamed run starts.
+    Text fields (no file name) that come before the image are kept in `fields`, by name, first value:
+    they are there once its first bytes are out, which is when a streamed run starts. Those after it
+    are only named in `late_fields`.
     """
 
     def __init__(self, boundary: str, field: str = FIELD) -> None:
@@ -60,6 +61,7 @@ class MultipartImage:
         self.found = False  # the image field's headers were seen
         self.image_complete = False  # ... and its last byte
         self.fields: dict[str, str] = {}
+        self.late_fields: list[str] = []  # text fields that came after the image: too late to count
         self._field: str | None = None  # the text field being read, if any
         self._field_value = b""
         self._delimiter = b"\r\n--" + boundary.encode("latin-1")
@@ -172,6 +174,8 @@ class MultipartImage:
         if self._in_image:
             self.found = True
             self.facts = UploadFacts(params.get("filename", ""), headers.get("content-type", ""))
+        elif name is not None and "filename" not in params and self.found:
+            self.late_fields.append(name)
         elif name is not None and "filename" not in params and name not in self.fields:
             self._field, self._field_value = name, b""
         self._state = "content"

@@ -303,17 +303,18 @@ class MemoryBudget:
         with self._lock:
             return len(self._waiters)
 
-    def check(self, cost: int, *, queued: int | None = None) -> None:
+    def check(self, cost: int, *, queued: int | None = None, slot_free: bool = True) -> None:
         """Refuse now what `acquire` would refuse or make wait too long: RunTooLarge, QueueFull.
 
         `queued`: the runs waiting before this one, when the caller counts more than this budget's own
-        waiters (runs waiting for a per-user slot too).
+        waiters (runs waiting for a per-user slot too). `slot_free`: whether the run's owner may start
+        another run now; one that must wait for its owner's slot waits in the queue, memory or not.
         """
         if cost > self.capacity:
             raise RunTooLarge(cost, self.capacity)
         with self._lock:
             waiting = len(self._waiters) if queued is None else queued
-            fits_now = not self._waiters and self.in_use + cost <= self.capacity
+            fits_now = slot_free and not self._waiters and self.in_use + cost <= self.capacity
             if waiting >= self.max_queued and not fits_now:
                 raise QueueFull(waiting, self.max_queued, self._retry_after(waiting))
 

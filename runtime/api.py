@@ -129,20 +129,24 @@ def queued_runs() -> int:
     return sum(1 for run in _runs.values() if run.conductor.status == "queued")
 
 
-async def admit(graph: dict[str, Any], header: SourceHeader, run_limits: RunLimits | None = None) -> RunCost | None:
+async def admit(
+    graph: dict[str, Any], header: SourceHeader, run_limits: RunLimits | None = None, *, owner: str | None = None
+) -> RunCost | None:
     """Refuse, before anything is stored, a run that could never start or would queue past the limit.
 
     Raises RunTooLarge (the run alone exceeds the budget) or QueueFull (`retry_after` seconds); returns
     the run's cost under `run_limits` (the configured ones by default), which the run's spec may carry
     (`RunSpec.cost`) so that `start` does not estimate it again. `start` applies the budget itself: this
-    only answers early, for callers that can still say no (an HTTP request).
+    only answers early, for callers that can still say no (an HTTP request). `owner`: whose run it is
+    (as `start` takes it); a run its owner cannot start yet counts as one more waiting.
     """
     try:
         # Plans the run: ~1 ms for 24 MP, 10-40 ms for 144 MP.
         cost = await asyncio.to_thread(admission.estimate_under, run_limits or limits(), graph, header)
     except ValueError:
         return None  # a graph that cannot be planned: its run fails with the reason before any pixel
-    memory_budget().check(cost.total, queued=queued_runs())
+    slot_free = owner is None or not _slot(owner).locked()
+    memory_budget().check(cost.total, queued=queued_runs(), slot_free=slot_free)
     return cost
 
 

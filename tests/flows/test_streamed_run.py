@@ -219,6 +219,35 @@ def test_a_draft_graph_sent_before_the_image_is_what_runs(console, flow_id, phot
     assert result.tobytes() == reference_flow(draft, Image.open(io.BytesIO(photo)))["out"].tobytes()
 
 
+@pytest.mark.parametrize("paced", [False, True])  # the whole body in before the run, or the run started on it
+def test_a_draft_graph_sent_after_the_image_is_refused_not_silently_ignored(console, client, flow_id, photo, paced):
+    from flows.streamed_run import LATE_GRAPH
+
+    boundary = "late-draft-boundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    body += photo if paced else image_bytes(64, 48, seed=5)
+    body += (
+        f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="graph"\r\n\r\n{{}}\r\n--{boundary}--\r\n'.encode()
+    )
+    headers = {**console.auth, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    answer = paced_upload(
+        "127.0.0.1", console.port, f"/api/flows/{flow_id}/run", body, headers, RATE * 4 if paced else 1e9
+    )
+    if answer.status == 200:  # the run's first bytes left before the graph came: the answer breaks off
+        assert answer.body and Image.open(io.BytesIO(answer.body)).format == "JPEG"
+        with pytest.raises(OSError):
+            Image.open(io.BytesIO(answer.body)).load()
+    else:
+        assert (answer.status, json.loads(answer.body)) == (400, {"error": LATE_GRAPH})
+    if paced:  # a run had started: it failed saying why, and kept nothing
+        execution = execution_of(client, answer.headers["X-Execution-Id"])
+        assert execution["status"] == "failed" and execution["error"] == LATE_GRAPH
+        assert client.request("GET", f"/api/executions/{execution['id']}/input")[0] == 404
+
+
 def test_a_chunked_body_over_the_limit_fails_its_run_even_when_the_image_in_it_was_done(
     console, client, flow_id, photo
 ):
@@ -298,8 +327,8 @@ def test_a_truncated_jpeg_keeps_no_input(console, client, flow_id, photo):
     _, listing = client.json("GET", f"/api/executions?flow={flow_id}")
     execution = execution_of(client, listing["executions"][0]["id"])
     assert execution["status"] == "failed" and "truncated" in execution["error"], (status, body[:300])
-    status, _, _ = client.request("GET", f"/api/executions/{execution['id']}/input")
-    assert status == 404
+    status, _, body = client.request("GET", f"/api/executions/{execution['id']}/input")
+    assert (status, json.loads(body)) == (404, {"error": "the input of this execution is not stored"})
     media = Path(console.env["TILEFLOW_MEDIA_ROOT"])
     assert not list((media / "inputs").rglob(f"{execution['id']}*"))
 

@@ -143,14 +143,14 @@ async def test_a_body_that_does_not_arrive_whole_breaks_the_upload(items, limit,
         upload.read(1000)
 
 
-def test_text_fields_are_kept_and_those_before_the_image_are_known_when_it_starts():
+def test_text_fields_before_the_image_are_known_when_it_starts_and_those_after_it_only_named():
     body = multipart(("graph", b'{"nodes": []}', None), ("image", b"I" * 5000, "a.jpg"), ("late", b"x", None))
     parser = MultipartImage(BOUNDARY)
     first = parser.feed(body[:2000])
     assert first and parser.fields == {"graph": '{"nodes": []}'}
     parser.feed(body[2000:])
     parser.close()
-    assert parser.fields == {"graph": '{"nodes": []}', "late": "x"}
+    assert parser.fields == {"graph": '{"nodes": []}'} and parser.late_fields == ["late"]
 
 
 def test_an_oversized_text_field_is_refused():

@@ -57,12 +57,12 @@ DEEP = b"[" * 5000 + b"]" * 5000  # past the interpreter's recursion limit: json
 
 
 def with_graph(graph: bytes) -> bytes:
-    """Return a multipart body of an image and a draft `graph` field."""
+    """Return a multipart body of a draft `graph` field and an image (in that order, as /run needs it)."""
     return (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'.encode()
-        + image_bytes(64, 48, format="PNG")
-        + f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="graph"\r\n\r\n'.encode()
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="graph"\r\n\r\n'.encode()
         + graph
+        + f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'.encode()
+        + image_bytes(64, 48, format="PNG")
         + f"\r\n--{BOUNDARY}--\r\n".encode()
     )
 

@@ -207,3 +207,11 @@ def test_a_gray_jpeg_decodes_into_a_four_byte_target_and_hands_on_copies_of_its_
 def test_a_large_gray_jpeg_gives_each_band_back_once_copied():
     jpeg = gray_image(12000, 8000, "JPEG")  # a 384 MB target
     assert cost(chain(("resize", {"scale": 0.5})), jpeg).decode == 2 * 512 * 12000 * 4
+
+
+def test_a_run_its_owner_cannot_start_yet_waits_in_the_queue_even_when_memory_is_free():
+    budget = MemoryBudget(1000, max_queued=2)
+    budget.check(10, queued=5)  # memory is free and nobody waits for it: it starts now
+    with pytest.raises(QueueFull):
+        budget.check(10, queued=5, slot_free=False)  # it would wait for its owner's slot behind five
+    budget.check(10, queued=1, slot_free=False)  # room in the queue

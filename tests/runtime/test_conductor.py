@@ -349,3 +349,34 @@ async def test_a_run_admitted_with_its_cost_is_budgeted_at_that_cost_without_est
     conductor = await api.start(spec, owner="tests")
     await asyncio.wait_for(conductor.finished.wait(), 60)
     assert conductor.status == "succeeded" and asked == [cost.total]
+
+
+async def test_runs_waiting_for_their_owners_slot_count_against_the_queue_limit(tmp_path, settings):
+    from runtime.admission import QueueFull
+    from runtime.decode import probe
+    from runtime.upload import UploadStream
+
+    settings.TILEFLOW = {**settings.TILEFLOW, "MAX_CONCURRENT_RUNS_PER_USER": 1, "MAX_QUEUED_RUNS": 1}
+    source = tmp_path / "in.png"
+    make_image(64, 48, "RGB", 4).save(source)
+    header = probe(source, 10**9)
+    graph = chain(("grayscale", {}), output={"format": "png"})
+    arriving = [UploadStream() for _ in range(2)]  # inputs that never end: the runs hold on
+    owner = f"slots-{random.random()}"
+    conductors = []
+    for index, upload in enumerate(arriving):
+        execution = f"waiting-{index}-{random.random()}"
+        spec = RunSpec(execution, graph, source, tmp_path / f"o{index}", header=header, input_stream=upload)
+        conductors.append(await api.start(spec, owner=owner))
+    try:
+        await asyncio.sleep(0.2)
+        assert [conductor.status for conductor in conductors] == ["running", "queued"], [c.error for c in conductors]
+        with pytest.raises(QueueFull):
+            await api.admit(graph, header, owner=owner)  # it would wait behind the queued one
+        assert await api.admit(graph, header, owner=f"another-{random.random()}") is not None  # starts at once
+    finally:
+        for upload in arriving:
+            upload.fail("the test is over")
+        for conductor in conductors:
+            conductor.cancel()
+            await asyncio.wait_for(conductor.finished.wait(), 30)
