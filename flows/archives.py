@@ -9,10 +9,12 @@ an archive that is not a zip, is encrypted throughout, or is a bomb is refused a
 
 from __future__ import annotations
 
+import lzma
 import re
 import stat
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -28,6 +30,21 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".zst", ".7z",
 # Files that archivers add beside the real content: skipped, never listed as failures.
 CLUTTER = re.compile(r"(^|/)(__MACOSX/|\.DS_Store$|Thumbs\.db$|desktop\.ini$|\._)", re.IGNORECASE)
 COPY_CHUNK = 1024 * 1024
+# What reading a damaged zip raises: a bad header or CRC (BadZipFile), compressed data that is corrupt
+# (zlib.error, lzma.LZMAError, bz2's OSError) or ends early (EOFError), a name flagged UTF-8 that is not
+# (UnicodeDecodeError, a ValueError), a method or zip version zipfile lacks (NotImplementedError), an
+# entry encrypted after all (RuntimeError). One list, so that no reader forgets a codec's own error.
+DAMAGED_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 class ArchiveRejected(Exception):
@@ -95,7 +112,7 @@ def read_entries(path: Path, limits: ArchiveLimits) -> list[Entry]:
         try:
             with zipfile.ZipFile(stream) as archive:
                 infos = archive.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as error:
+        except DAMAGED_ZIP_ERRORS as error:
             raise ArchiveRejected(f"the archive is not a readable zip file: {error}") from error
     if len(infos) > limits.max_entries:
         raise ArchiveRejected(f"the archive has {len(infos)} entries; a batch takes at most {limits.max_entries}")
@@ -154,6 +171,7 @@ def extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, max_b
     """Copy one entry to `target` (a path the caller made), at most `max_bytes`; return its size.
 
     zipfile stops at the declared size and checks the CRC, so a lying header cannot write more.
+    A damaged entry raises one of `DAMAGED_ZIP_ERRORS`.
     """
     written = 0
     with archive.open(info) as source, open(target, "xb") as sink:

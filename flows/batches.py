@@ -219,7 +219,7 @@ def _unpack(archive_path: Path, inputs: Path, *, first: int) -> list[BatchItem]:
                 target = inputs / f"{number:05d}{_suffix(entry.name)}"
                 try:
                     archives.extract(archive, entry.info, target, entry.info.file_size)
-                except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError) as error:
+                except archives.DAMAGED_ZIP_ERRORS as error:
                     target.unlink(missing_ok=True)
                     items.append(_item(entry.name, None, f"cannot be extracted: {error}"))
                     continue

@@ -5,10 +5,12 @@ holds and takes free ones: a trigger nobody holds, whose lease ran out, or whose
 has died. For each trigger it holds it runs a `TriggerWorker` in a task of its event loop, the same
 loop its runs' conductors live on. A paused or deleted trigger's lease is let go.
 
-Between scans a worker rests for the poll interval, unless objects are announced: an S3 event
-notification records them as pending and wakes the worker that holds the trigger (at once in this
-process, `wake`; within `NOTIFIED_CHECK_SECONDS` in another, which finds the new pending rows in the
-database), which then starts their runs without waiting for its next scan.
+Between scans a worker rests for the poll interval, unless objects are announced or one of its runs
+ends. An S3 event notification records objects as pending and wakes the worker that holds the trigger
+(at once in this process, `wake`; within `NOTIFIED_CHECK_SECONDS` in another, which finds the new
+pending rows in the database); a run that ends wakes its own worker, whose runs are all in this
+process. Woken, the worker starts pending objects up to its run limit without waiting for its next
+scan: a folder of many files runs as fast as its runs end, not a few files per poll interval.
 """
 
 from __future__ import annotations
@@ -159,9 +161,9 @@ class TriggerLoop:
             self.workers[pk] = asyncio.create_task(self.work(pk), name=f"trigger-{pk}")
 
     async def work(self, trigger_id: uuid.UUID) -> None:
-        worker = TriggerWorker(trigger_id)
-        poll = settings.TILEFLOW["TRIGGER_POLL_SECONDS"]
         woken = self.wakes.setdefault(trigger_id, asyncio.Event())
+        worker = TriggerWorker(trigger_id, run_ended=woken.set)
+        poll = settings.TILEFLOW["TRIGGER_POLL_SECONDS"]
         try:
             while True:
                 woken.clear()  # a scan starts what was announced before it

@@ -159,7 +159,9 @@ def relative_parts(path: str, *, what: str = "path") -> list[str]:
     """Split a relative "/"-separated name into its parts; refuse absolute names and `..`."""
     if not isinstance(path, str):
         raise LocationError(f"the {what} must be a string")
-    if path.startswith("/") or "\\" in path or "\x00" in path:
+    if "\x00" in path:
+        raise LocationError(f"the {what} {path!r} holds a NUL character")
+    if path.startswith("/") or "\\" in path:
         raise LocationError(f"the {what} {path!r} must be relative to its root, with '/' between folders")
     parts = [part for part in path.split("/") if part not in ("", ".")]
     if ".." in parts:

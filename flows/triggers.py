@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -35,6 +36,31 @@ Status = TriggerEvent.Status
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/avif": ".avif"}
 BULK = 500
 SCAN_NOTE_EVERY = timedelta(seconds=10)  # how stale `last_scan_at` may be while nothing else changes
+KEY_LENGTH = TriggerEvent._meta.get_field("key").max_length
+
+
+def stored_key(key: str) -> str:
+    """Return an object's name as the database can hold it: bytes not UTF-8 and NULs escaped, cut to the column.
+
+    A folder's names come from `os.walk`, which keeps bytes that are not UTF-8 as lone surrogates
+    (PEP 383), and a notification's JSON may hold any; no database takes those, PostgreSQL takes no
+    NUL (an S3 key may hold one) and no name longer than the column. An event whose name had to
+    change this way is skipped (`_event`): its object is never read under it.
+    """
+    if not _is_utf8(key):
+        try:
+            key = key.encode(errors="surrogateescape").decode(errors="backslashreplace")  # the name's own bytes
+        except UnicodeEncodeError:  # a surrogate no file system gave (a notification's "\ud800")
+            key = key.encode(errors="backslashreplace").decode()
+    return key.replace("\x00", "\\x00")[:KEY_LENGTH]
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def output_key(key: str, node: str, content_type: str, *, several: bool) -> str:
@@ -85,11 +111,12 @@ def _set_error(trigger_id, message: str | None) -> None:
 class TriggerWorker:
     """Poll one trigger from the process that holds its lease: scan, start runs, deliver outputs."""
 
-    def __init__(self, trigger_id) -> None:
+    def __init__(self, trigger_id, *, run_ended: Callable[[], None] | None = None) -> None:
         self.trigger_id = trigger_id
-        self.known: set[tuple[str, str]] | None = None  # (key, version) already recorded
+        self.known: set[tuple[str, str]] | None = None  # (stored key, version) already recorded
         self.known_source: dict | None = None
         self.finishing: set[asyncio.Task] = set()
+        self.run_ended = run_ended  # called on the event loop after a run ended and was finished: a place is free
 
     async def cycle(self) -> bool:
         """Look once; return False when the trigger is gone or paused."""
@@ -121,20 +148,18 @@ class TriggerWorker:
         fresh: list[TriggerEvent] = []
         try:
             for item in open_store(trigger.type, trigger.source).objects():
-                if (item.key, item.version) in self.known:
+                if (stored_key(item.key), item.version) in self.known:
                     continue
-                self.known.add((item.key, item.version))
                 status = Status.EXISTING if first and item.modified < cutoff else Status.PENDING
                 fresh.append(self._event(trigger, item, status))
                 if len(fresh) >= BULK:
-                    TriggerEvent.objects.bulk_create(fresh, ignore_conflicts=True)
+                    self._record(fresh)
                     fresh = []
         except StoreError as error:
-            TriggerEvent.objects.bulk_create(fresh, ignore_conflicts=True)
+            self._record(fresh)
             _set_error(trigger.pk, str(error))
-            self.known = None  # what was listed before the failure may not all be recorded
             return
-        TriggerEvent.objects.bulk_create(fresh, ignore_conflicts=True)
+        self._record(fresh)
         waiting = TriggerEvent.objects.filter(
             trigger=trigger, status__in=[Status.PENDING, Status.RUNNING], retry_at__isnull=False
         ).order_by("-retry_at")
@@ -144,17 +169,25 @@ class TriggerWorker:
         if stale or not trigger.primed or error != trigger.last_error:  # no write per look (SQLite's lock)
             Trigger.objects.filter(pk=trigger.pk).update(primed=True, last_error=error, last_scan_at=now)
 
+    def _record(self, events: list[TriggerEvent]) -> None:
+        """Insert the events, and only then count them known: a failed insert leaves them to the next scan."""
+        TriggerEvent.objects.bulk_create(events, ignore_conflicts=True)
+        self.known.update((event.key, event.version) for event in events)
+
     @staticmethod
     def _event(trigger: Trigger, item: StoredObject, status: str) -> TriggerEvent:
-        event = TriggerEvent(trigger=trigger, key=item.key, version=item.version, size=item.size, status=status)
+        key = stored_key(item.key)
+        event = TriggerEvent(trigger=trigger, key=key, version=item.version, size=item.size, status=status)
         if status != Status.PENDING:
             return event
         try:
             relative_parts(item.key, what="name")
         except LocationError as unsafe:
             event.status, event.error = Status.SKIPPED, str(unsafe)
-        if len(item.key) > 1024:
-            event.status, event.error = Status.SKIPPED, "the name is longer than 1024 characters"
+        if not _is_utf8(item.key):
+            event.status, event.error = Status.SKIPPED, "the name is not valid UTF-8 (shown with those bytes as \\xNN)"
+        if len(item.key) > KEY_LENGTH:
+            event.status, event.error = Status.SKIPPED, f"the name is longer than {KEY_LENGTH} characters"
         limit = settings.TILEFLOW["MAX_UPLOAD_BYTES"]
         if item.size > limit:
             event.status, event.error = Status.SKIPPED, f"the object is {item.size} bytes; the limit is {limit} bytes"
@@ -171,26 +204,32 @@ class TriggerWorker:
         capacity = settings.TILEFLOW["MAX_CONCURRENT_RUNS_PER_USER"]
         now = timezone.now()
         running = await TriggerEvent.objects.filter(trigger=trigger, status=Status.RUNNING).acount()
-        if running >= capacity:
-            return
         ready = TriggerEvent.objects.filter(trigger=trigger, status=Status.PENDING).exclude(retry_at__gt=now)
-        async for event in ready.order_by("seen_at", "id")[: capacity - running]:
-            await self.start(trigger, event)
+        # An object that does not run (not an image, unreadable) leaves `ready` and its place to the next one.
+        while running < capacity:
+            chosen = [event async for event in ready.order_by("seen_at", "id")[: capacity - running]]
+            if not chosen:
+                return
+            for event in chosen:
+                if await self.start(trigger, event):
+                    running += 1
 
-    async def start(self, trigger: Trigger, event: TriggerEvent) -> None:
+    async def start(self, trigger: Trigger, event: TriggerEvent) -> bool:
+        """Claim the event and launch its run; False when it was taken already or cannot run."""
         claimed = await TriggerEvent.objects.filter(pk=event.pk, status=Status.PENDING).aupdate(
             status=Status.RUNNING, error=None
         )
         if not claimed:
-            return
+            return False
         prepared = await _off_loop(self.prepare, trigger, event)
         if prepared is None:
-            return
+            return False
         execution, header = prepared
         conductor = await service.launch(execution, header, limits=runtime.unattended_limits())
         task = asyncio.create_task(self._finish_when_done(event.pk, conductor))
         self.finishing.add(task)
         task.add_done_callback(self.finishing.discard)
+        return True
 
     def prepare(self, trigger: Trigger, event: TriggerEvent):
         """Copy the object into an execution's input and create the execution; None when it cannot run."""
@@ -231,6 +270,8 @@ class TriggerWorker:
             await _off_loop(self.finish, event_id)
         except Exception:  # the next cycle's reconcile finishes it
             log.exception("finishing trigger event %s failed", event_id)
+        if self.run_ended is not None:
+            self.run_ended()  # the next pending object starts now, not at the next scan
 
     # -- delivering --------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import stat
+import struct
 import time
 import zipfile
 from pathlib import Path
@@ -191,6 +192,72 @@ async def test_items_are_admitted_a_few_at_a_time_and_cancel_stops_the_rest(http
     assert all(entry["error"] for entry in errors), errors  # every item that did not succeed says why
 
 
+def second_entry(data: bytearray) -> tuple[int, int]:
+    """Return where the second entry's local header starts in a zip, and where its compressed bytes start."""
+    header = data.find(b"PK\x03\x04", 1)
+    name_length, extra_length = struct.unpack("<HH", data[header + 26 : header + 30])
+    return header, header + 30 + name_length + extra_length
+
+
+def good_and_bad(compression: int) -> bytearray:
+    return bytearray(
+        zip_bytes(
+            {"good.jpg": image_bytes(160, 120, seed=1), "bad.jpg": image_bytes(160, 120, seed=2)},
+            compression=compression,
+        )
+    )
+
+
+def corrupt_data(compression: int) -> bytes:
+    """good.jpg, and bad.jpg with 55 bytes of its compressed data overwritten (its headers intact)."""
+    data = good_and_bad(compression)
+    _, start = second_entry(data)
+    data[start + 5 : start + 60] = b"\xff" * 55
+    return bytes(data)
+
+
+def undecodable_local_name() -> bytes:
+    """good.jpg, and bad.jpg whose local header flags its name as UTF-8 and holds a byte that is not."""
+    data = good_and_bad(zipfile.ZIP_DEFLATED)
+    header, _ = second_entry(data)
+    data[header + 7] |= 0x08  # bit 11 of the flags: the name is UTF-8
+    data[header + 30] = 0xBC
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("archive", "reason"),
+    [
+        (corrupt_data(zipfile.ZIP_DEFLATED), "Error -3 while decompressing data"),
+        (corrupt_data(zipfile.ZIP_LZMA), "Corrupt input data"),
+        (corrupt_data(zipfile.ZIP_BZIP2), "Invalid data stream"),
+        (undecodable_local_name(), "'utf-8' codec can't decode byte 0xbc"),
+    ],
+    ids=["deflate", "lzma", "bzip2", "name-not-utf-8"],
+)
+async def test_a_damaged_entry_is_a_failed_item_and_the_others_run(http, flow, settings, archive, reason):
+    response = await http.post(f"/api/flows/{flow.id}/batches", {"archive": upload(archive, "photos.zip")})
+    assert response.status_code == 201, response.content
+    items = {item["name"]: item for item in response.json()["items"]}
+    assert items["bad.jpg"]["status"] == "failed"
+    assert items["bad.jpg"]["error"].startswith("cannot be extracted: ") and reason in items["bad.jpg"]["error"]
+    assert items["bad.jpg"]["execution"] is None
+    done = await wait_batch(http, response.json()["id"])
+    assert [(item["name"], item["status"]) for item in done["items"]] == [
+        ("good.jpg", "succeeded"),
+        ("bad.jpg", "failed"),
+    ]
+    assert not any(name.endswith("/00001.jpg") for name in files_under(Path(settings.MEDIA_ROOT)))  # no half file
+
+
+def from_a_later_zip_version() -> bytes:
+    """A zip whose directory says an entry needs zip version 9.2 to extract (zipfile knows up to 6.3)."""
+    data = bytearray(zip_bytes({"a.jpg": image_bytes(32, 32)}))
+    at = data.rfind(b"PK\x01\x02")
+    data[at + 6 : at + 8] = (92).to_bytes(2, "little")
+    return bytes(data)
+
+
 def bomb() -> bytes:
     return zip_bytes({"flat.bmp": b"\0" * (30 * 1024 * 1024)}, compression=zipfile.ZIP_DEFLATED)
 
@@ -210,6 +277,7 @@ def many_small_bombs() -> bytes:
         (zip_bytes({f"tiny/{n}.jpg": b"x" for n in range(2500)}), {}, "2500 entries"),
         (many_small_bombs(), {}, "zip bomb"),
         (bomb(), {"MAX_UPLOAD_BYTES": 1024 * 1024}, "zip bomb"),
+        (from_a_later_zip_version(), {}, "not a readable zip file: zip file version 9.2"),
     ],
     ids=[
         "not-a-zip",
@@ -218,6 +286,7 @@ def many_small_bombs() -> bytes:
         "thousands-of-tiny-entries",
         "many-entries-under-the-floor",
         "bomb-beyond-the-image-limit",
+        "a-later-zip-version",
     ],
 )
 async def test_bad_archives_are_refused_with_400_and_leave_nothing(http, flow, settings, archive, tileflow, reason):

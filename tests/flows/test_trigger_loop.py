@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,7 @@ def api(console: LiveConsole) -> Client:
     return Client(console.url, headers=console.auth, timeout=30)
 
 
-def create_trigger(client: Client) -> tuple[str, dict]:
+def create_trigger(client: Client, **fields) -> tuple[str, dict]:
     status, flow = client.json("POST", "/api/flows", {"name": "half-webp", "graph": GRAPH})
     assert status == 201, flow
     status, trigger = client.json(
@@ -67,6 +68,7 @@ def create_trigger(client: Client) -> tuple[str, dict]:
             "type": "folder",
             "source": {"root": "photos", "path": "inbox"},
             "destination": {"root": "photos", "path": "out"},
+            **fields,
         },
     )
     assert status == 201, trigger
@@ -122,6 +124,52 @@ def test_the_server_runs_triggers_through_a_restart_and_a_pause(tmp_path):
 
         status, body = client.json("GET", "/api/executions")
         assert len(body["executions"]) == 3  # each file ran once
+    finally:
+        console.stop()
+
+
+def most_at_once(executions: list[dict]) -> int:
+    """Return how many of the executions ran at the same time, at most."""
+    moments = sorted(
+        [(datetime.fromisoformat(execution["started_at"]), 1) for execution in executions]
+        + [(datetime.fromisoformat(execution["finished_at"]), -1) for execution in executions]
+    )
+    running = most = 0
+    for _, change in moments:
+        running += change
+        most = max(most, running)
+    return most
+
+
+def test_a_folder_of_many_files_runs_as_its_runs_end_not_a_few_files_a_poll(tmp_path):
+    """Each run that ends starts the next pending object at once: with a 60 s poll, 4 runs a look would take minutes.
+
+    Files that cannot run leave their places to the next ones at once too: 40 of them, listed first,
+    would otherwise hold every place with no run left to end and wake the worker.
+    """
+    console, root = setup_console(
+        tmp_path,
+        TILEFLOW_TRIGGER_POLL_SECONDS="60",
+        TILEFLOW_TRIGGER_LEASE_SECONDS="300",
+        TILEFLOW_MAX_CONCURRENT_RUNS_PER_USER="4",
+    )
+    images = [f"p{number:02d}.jpg" for number in range(24)]
+    for number, name in enumerate(images):
+        (root / "inbox" / name).write_bytes(image_bytes(160, 100, seed=number))
+    notes = [f"a{number:02d}.txt" for number in range(40)]
+    for name in notes:
+        (root / "inbox" / name).write_text("not a picture")
+    console.start()
+    try:
+        client = api(console)
+        _, trigger = create_trigger(client, process_existing=True)  # its first look, at once, finds all 64
+        seen = wait_for(finished(client, trigger, 64), timeout=45)  # before its second look, at 60 s
+        statuses = {event["key"]: event["status"] for event in seen}
+        assert statuses == {**dict.fromkeys(images, "succeeded"), **dict.fromkeys(notes, "skipped")}
+        assert sorted(os.listdir(root / "out")) == [name.replace(".jpg", ".webp") for name in images]
+        _, body = client.json("GET", "/api/executions?limit=100")
+        assert len(body["executions"]) == 24  # each image ran once
+        assert most_at_once(body["executions"]) <= 4
     finally:
         console.stop()
 

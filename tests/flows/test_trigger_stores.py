@@ -32,6 +32,7 @@ def test_configured_names_never_show_paths_or_keys(trigger_places, s3_server):
         ({"root": "photos", "path": "../etc"}, "may not contain '..'"),
         ({"root": "photos", "path": "in/../../etc"}, "may not contain '..'"),
         ({"root": "photos", "path": "/etc"}, "must be relative to its root"),
+        ({"root": "photos", "path": "in\x00/etc"}, "holds a NUL character"),
         ({"root": "photos", "path": 5}, "must be a string"),
         ("photos/in", "a location is an object"),
     ],

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import shutil
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -15,6 +17,7 @@ from django.utils import timezone
 from PIL import Image
 
 from flows.models import Execution, Flow, Trigger, TriggerEvent
+from flows.trigger_loop import TriggerLoop
 from flows.triggers import TriggerWorker, output_key, record_notification
 from tests.support.runs import image_bytes
 
@@ -142,6 +145,73 @@ async def test_a_file_that_is_not_an_image_is_skipped_once_with_its_reason(trigg
     assert all(event.attempts == 0 and event.execution_id is None for event in seen.values())
     assert await Execution.objects.acount() == 0
     assert not (trigger_places / "out").exists()
+
+
+async def test_a_name_that_is_not_utf8_or_too_long_is_skipped_and_every_other_file_runs(trigger_places, flow):
+    trigger = await sync_to_async(folder_trigger)(flow, trigger_places)
+    worker = TriggerWorker(trigger.pk)
+    await worker.cycle()
+    inbox = trigger_places / "in"
+    for number in range(1, 6):
+        (inbox / f"good{number}.jpg").write_bytes(image_bytes(100, 60, seed=number))
+    with open(os.path.join(os.fsencode(inbox), b"bad\xffname.jpg"), "wb") as undecodable:
+        undecodable.write(image_bytes(100, 60))
+    deep = inbox.joinpath(*["d" * 240] * 5)  # 1210 characters from the source, past the name column's 1024
+    deep.mkdir(parents=True)
+    (deep / "long.jpg").write_bytes(image_bytes(100, 60))
+    await run_until(worker, settled(trigger, 7))
+
+    seen = await sync_to_async(events)(trigger)
+    long_name = f"{'d' * 240}/" * 4 + "d" * (1024 - 4 * 241)
+    assert {key: event.status for key, event in seen.items()} == {
+        **{f"good{number}.jpg": "succeeded" for number in range(1, 6)},
+        "bad\\xffname.jpg": "skipped",
+        long_name: "skipped",
+    }
+    assert seen["bad\\xffname.jpg"].error == "the name is not valid UTF-8 (shown with those bytes as \\xNN)"
+    assert seen[long_name].error == "the name is longer than 1024 characters"
+    assert sorted(os.listdir(trigger_places / "out")) == [f"good{number}.png" for number in range(1, 6)]
+    assert (await Trigger.objects.aget(pk=trigger.pk)).last_error is None
+    await worker.cycle()
+    await TriggerWorker(trigger.pk).cycle()  # after a restart too, the names read back are known
+    assert await TriggerEvent.objects.filter(trigger=trigger).acount() == 7
+
+
+def file_past_path_max(folder: Path) -> Path:
+    """Put a file in folders under `folder` that can be listed, at a path too long to stat; return the top folder."""
+    limit = os.pathconf(folder, "PC_PATH_MAX")
+    length = len(os.fsencode(folder))
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        while length < limit - 150:  # each folder's own path stays under the limit
+            os.mkdir("d" * 100, dir_fd=descriptor)
+            inner = os.open("d" * 100, os.O_RDONLY, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor, length = inner, length + 101
+        image = os.open("x" * 200 + ".jpg", os.O_WRONLY | os.O_CREAT, dir_fd=descriptor)
+        os.write(image, image_bytes(100, 60))
+        os.close(image)
+    finally:
+        os.close(descriptor)
+    return folder / ("d" * 100)
+
+
+async def test_files_listed_before_a_look_fails_are_recorded_by_the_next_look(trigger_places, flow):
+    trigger = await sync_to_async(folder_trigger)(flow, trigger_places)
+    worker = TriggerWorker(trigger.pk)
+    await worker.cycle()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (trigger_places / "in" / name).write_bytes(image_bytes(100, 60))
+    deep = file_past_path_max(trigger_places / "in")  # listed after a, b and c; its stat fails (ENAMETOOLONG)
+    assert await TriggerLoop._attempt(trigger.pk, worker.cycle)
+    assert "File name too long" in (await Trigger.objects.aget(pk=trigger.pk)).last_error
+    assert not await TriggerEvent.objects.filter(trigger=trigger).aexists()
+
+    shutil.rmtree(deep)
+    await run_until(worker, settled(trigger, 3))
+    seen = await sync_to_async(events)(trigger)
+    assert {key: event.status for key, event in seen.items()} == dict.fromkeys(("a.jpg", "b.jpg", "c.jpg"), "succeeded")
+    assert (await Trigger.objects.aget(pk=trigger.pk)).last_error is None
 
 
 async def test_a_changed_file_is_a_new_version_and_runs_again(trigger_places, flow):
@@ -379,3 +449,37 @@ async def test_a_notification_records_objects_the_scan_then_does_not_repeat(trig
     await run_until(worker, settled(trigger, 1))
     assert s3_server.keys(results) == ["my photo.png"]
     assert await TriggerEvent.objects.filter(trigger=trigger).acount() == 1
+
+
+async def test_s3_names_the_database_cannot_hold_are_skipped_and_the_others_run(trigger_places, s3_server, flow):
+    inbox, results = new_bucket(s3_server), new_bucket(s3_server)
+    trigger = await sync_to_async(make_trigger)(
+        flow,
+        "s3",
+        {"connection": "store", "bucket": inbox, "prefix": "in/"},
+        {"connection": "store", "bucket": results, "prefix": ""},
+    )
+    worker = TriggerWorker(trigger.pk)
+    await worker.cycle()
+    client = s3_server.client()
+    client.put_object(Bucket=inbox, Key="in/nul\x00name.jpg", Body=image_bytes(100, 60))  # PostgreSQL takes no NUL
+    etag = client.put_object(Bucket=inbox, Key="in/fine.jpg", Body=image_bytes(100, 60))["ETag"].strip('"')
+    record = {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": inbox}, "object": {"size": 10}}}
+    notified = [
+        {**record, "s3": {**record["s3"], "object": {"key": key, "size": 10, "eTag": etag}}}
+        for key in ("in/lone\ud800surrogate.jpg", "in/fine.jpg")  # as JSON's "\ud800" reads
+    ]
+    assert await sync_to_async(record_notification)(trigger, notified) == 2
+    await run_until(worker, settled(trigger, 3))
+
+    seen = await sync_to_async(events)(trigger)
+    assert {key: event.status for key, event in seen.items()} == {
+        "nul\\x00name.jpg": "skipped",
+        "lone\\ud800surrogate.jpg": "skipped",
+        "fine.jpg": "succeeded",
+    }
+    assert "not valid UTF-8" in seen["lone\\ud800surrogate.jpg"].error
+    assert seen["nul\\x00name.jpg"].error == "the name 'nul\\x00name.jpg' holds a NUL character"
+    assert s3_server.keys(results) == ["fine.png"]
+    await TriggerWorker(trigger.pk).cycle()
+    assert await TriggerEvent.objects.filter(trigger=trigger).acount() == 3
