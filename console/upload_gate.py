@@ -58,10 +58,11 @@ def _refusal(
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
+    """Return a header's value as the view reads it: one sent twice is joined as Django joins it."""
+    values = [value.decode("latin-1") for key, value in headers if key.lower() == name]
+    if name == b"cookie":
+        return "; ".join(value.rstrip("; ") for value in values) if values else None
+    return ",".join(values) if values else None
 
 
 class UploadGateASGIMiddleware:

@@ -10,6 +10,7 @@ import json
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.test import Client as DjangoClient
 
 from console.upload_gate import UploadGateASGIMiddleware
@@ -176,3 +177,14 @@ async def test_a_bearer_tokens_user_and_flow_go_on_to_the_view_and_a_sessions_do
     await browser.aforce_login(user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
     assert VOUCHED not in await scope_behind_gate([(b"cookie", cookie)])  # the view checks it, with CSRF
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_two_authorization_headers_are_judged_as_the_view_reads_them_joined(user, other_user, token):
+    from flows.models import ApiToken
+
+    own = await Flow.objects.acreate(owner=user, name="mine", graph={})
+    _, others = await sync_to_async(ApiToken.issue)(other_user, name="theirs")
+    for first, second in ((token, token), (others, token), (token, others)):
+        headers = [(b"authorization", f"Bearer {first}".encode()), (b"authorization", f"Bearer {second}".encode())]
+        assert await through_gate(f"/api/flows/{own.pk}/run", headers) == (401, {"error": BAD_TOKEN}, False)
