@@ -105,10 +105,8 @@ def _cut_short(streamed) -> bool:
     return cut_before_its_end(streamed.upload.view(), streamed.header.scan_start)
 
 
-def _draft_graph(flow: Flow, graph_text: str | None) -> dict | JsonResponse | None:
-    """Return the draft graph sent with a run (validated), None when there is none, or the 400 refusing it."""
-    if graph_text is None or graph_text == "":
-        return None
+def _draft_graph(flow: Flow, graph_text: str) -> dict | JsonResponse:
+    """Return the draft graph sent with a run (validated), or the 400 refusing it."""
     try:
         graph = json_text.loads(graph_text)
     except ValueError as error:
@@ -120,7 +118,10 @@ def _draft_graph(flow: Flow, graph_text: str | None) -> dict | JsonResponse | No
 
 
 async def _draft(flow: Flow, graph_text: str | None) -> dict | JsonResponse | None:
-    """`_draft_graph`, in a thread only when there is a graph to validate (it may read the database)."""
+    """Return the draft graph sent with a run (validated), None when there is none, or the 400 refusing it.
+
+    Validated in a thread (`_draft_graph` may read the database), and only when there is a graph.
+    """
     if graph_text is None or graph_text == "":
         return None  # the common case: no thread hop before the run starts
     return await sync_to_async(_draft_graph)(flow, graph_text)
