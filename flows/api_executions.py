@@ -102,7 +102,7 @@ def _cut_short(streamed) -> bool:
     """Tell whether a streamed upload is whole already and is a JPEG that stops before its image ends."""
     if streamed is None or not streamed.upload.complete or streamed.header.format not in ("JPEG", "MPO"):
         return False
-    return cut_before_its_end(streamed.upload.view(), streamed.header.scan_start)
+    return cut_before_its_end(streamed.upload.reader(), streamed.header.scan_start)
 
 
 def _draft_graph(flow: Flow, graph_text: str) -> dict | JsonResponse:
@@ -160,7 +160,7 @@ async def _start(
         return execution, await service.launch(execution, header, cost=cost), None
     data = image.file.getvalue()
     conductor = await service.launch(execution, header, data, cost=cost)
-    stored = service.store_input_soon(execution, data, conductor, defer=defer_store)  # the run decodes `data`
+    stored = service.store_input_soon(execution, [data], conductor, defer=defer_store)  # the run decodes `data`
     if not defer_store and (reason := await stored):
         return _error(507, reason)
     return execution, conductor, stored

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -140,12 +141,12 @@ def in_memory(upload: UploadedFile) -> bool:
     return not hasattr(upload, "temporary_file_path") and hasattr(upload.file, "getvalue")
 
 
-def store_input(execution: Execution, data: bytes | memoryview) -> None:
-    """Write an in-memory upload to the name `create_execution` gave it, in one write."""
+def store_input(execution: Execution, pieces: Sequence[bytes | memoryview]) -> None:
+    """Write an in-memory upload (the pieces it is held in) to the name `create_execution` gave it."""
     path = Path(execution.input_file.path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "xb") as target:  # "x": never overwrite; the name is the execution's own id
-        target.write(data)
+        target.writelines(pieces)
         pagecache.settle(target)
 
 
@@ -169,9 +170,9 @@ STORE_DEFER_SECONDS = 0.2
 
 
 def store_input_soon(
-    execution: Execution, data: bytes | memoryview, conductor: runtime.Conductor, *, defer: bool
+    execution: Execution, pieces: Sequence[bytes | memoryview], conductor: runtime.Conductor, *, defer: bool
 ) -> asyncio.Task:
-    """Write an in-memory upload to its name in a thread, while its run (started from `data`) goes on.
+    """Write an in-memory upload (its pieces) to its name in a thread, while its run (started from them) goes on.
 
     With `defer`, the write waits until the run's first band is out (or STORE_DEFER_SECONDS): writing
     10 MB takes ~20 ms of a core, which `/run`'s first byte waited for. The task returns None, or the
@@ -185,7 +186,7 @@ def store_input_soon(
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(STORE_DEFER_SECONDS):
                         await conductor.first_output.wait()
-            await asyncio.to_thread(store_input, execution, data)
+            await asyncio.to_thread(store_input, execution, pieces)
         except OSError as error:
             conductor.cancel()
             await conductor.finished.wait()

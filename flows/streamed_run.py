@@ -141,9 +141,9 @@ async def _store_when_whole(execution: Execution, conductor, streamed: StreamedU
         reason = failure.reason if failure is not None else "the upload did not complete"
         await _fail_for_the_upload(execution, conductor, reason)
         return reason
-    data = streamed.upload.view()  # not copied: 7.7 MB is ~2-7 ms of the event loop (fresh pages)
-    await Execution.objects.filter(pk=execution.pk).aupdate(input_size=len(data))
-    reason = await service.store_input_soon(execution, data, conductor, defer=True)
+    pieces = streamed.upload.pieces()  # as they arrived, not joined: 7.7 MB is ~5 ms of CPU in fresh pages
+    await Execution.objects.filter(pk=execution.pk).aupdate(input_size=streamed.upload.size)
+    reason = await service.store_input_soon(execution, pieces, conductor, defer=True)
     if reason is None:
         await conductor.finished.wait()
         if _source_failed(execution, conductor):

@@ -188,22 +188,9 @@ def _record_scan(header: bytes, lowest: dict[tuple[int, int], int]) -> None:
                 lowest[key] = low
 
 
-class _ViewFile:
-    """Seek and read over a buffer, copying only what is read (an upload held in memory)."""
-
-    def __init__(self, data: memoryview) -> None:
-        self.data, self.position = data, 0
-
-    def seek(self, position: int) -> None:
-        self.position = position
-
-    def read(self, size: int) -> bytes:
-        return self.data[self.position : self.position + size].tobytes()
-
-
-def cut_before_its_end(data: memoryview, scan_start: int) -> bool:
-    """Tell whether a whole JPEG file held in memory has no end-of-image marker after its first scan."""
-    return not _has_end_marker(_ViewFile(data), scan_start, len(data))
+def cut_before_its_end(file: BinaryIO, scan_start: int) -> bool:
+    """Tell whether a whole JPEG file (a seekable file of its own) has no end-of-image marker after its first scan."""
+    return not _has_end_marker(file, scan_start, file.seek(0, os.SEEK_END))
 
 
 def _has_end_marker(file: BinaryIO, scan_start: int, end: int) -> bool:

@@ -162,6 +162,25 @@ class Replies:
             return
 
 
+def regrouped(pieces: list[bytes | memoryview], size: int) -> list[list[memoryview]]:
+    """Cut a run of byte pieces into groups of `size` bytes (the last one shorter), as views: nothing is copied.
+
+    There is always one group, empty for no bytes: an empty input is still one blob.
+    """
+    groups: list[list[memoryview]] = [[]]
+    room = size
+    for piece in pieces:
+        view = memoryview(piece).cast("B")
+        while view:
+            if room == 0:
+                groups.append([])
+                room = size
+            part, view = view[:room], view[room:]
+            groups[-1].append(part)
+            room -= len(part)
+    return groups
+
+
 def spec_to_wire(spec: RunSpec, input_keys: list[str]) -> dict[str, Any]:
     """Return what a worker needs of a run: its graph, limits and the keys of its input's pieces."""
     limits = spec.limits
@@ -227,7 +246,7 @@ class PlacedRun:
         self._gone_since: float | None = None  # when the unclaimed offer was first missed in the lane
         self._unclaimed_since: float | None = None  # when the current offer was made, until a worker claims it
         self._absence: roster.Absence | None = None  # how long no worker has been listed, while unclaimed
-        self._input: bytes | memoryview = b""
+        self._input: list[bytes | memoryview] = []
         self._input_keys: list[str] = []
         self._blobs: BlobStore | None = None
         self._done: dict[str, Any] | None = None  # the worker's run.done, while outputs still arrive
@@ -322,17 +341,17 @@ class PlacedRun:
         except TRANSIENT_ERRORS as error:  # they expire on their own
             log.warning("execution %s: input pieces not deleted (%s)", self.spec.execution, error)
 
-    async def _read_input(self) -> bytes | memoryview:
-        """Return the input's bytes: held already, still arriving (waited for, not copied), or in its file."""
+    async def _read_input(self) -> list[bytes | memoryview]:
+        """Return the input's bytes in pieces: held already, still arriving (waited for, not joined), or in its file."""
         spec = self.spec
         if spec.input_data:
-            return spec.input_data
+            return [spec.input_data]
         if spec.input_stream is not None:
             try:
-                return await asyncio.to_thread(spec.input_stream.whole)
+                return await asyncio.to_thread(spec.input_stream.whole_pieces)
             except UploadBroken as broken:
                 raise RunFailed(str(broken)) from broken
-        return await asyncio.to_thread(Path(spec.input_path).read_bytes)
+        return [await asyncio.to_thread(Path(spec.input_path).read_bytes)]
 
     async def _offer(self) -> None:
         self.offers += 1
@@ -355,13 +374,11 @@ class PlacedRun:
 
     async def _store_input(self) -> None:
         """Put the input's pieces into Redis unless they are there (a restart forgets them)."""
-        data, waited, patience = self._input, 0.0, default_patience()
+        waited, patience = 0.0, default_patience()
         while True:
             try:
                 if not self._input_keys or not await self._blobs.exists(*self._input_keys):
-                    view = memoryview(data)  # the pieces are views: the upload is not copied again
-                    pieces = [view[start : start + PIECE] for start in range(0, max(1, len(data)), PIECE)]
-                    self._input_keys = await self._blobs.put_many(pieces, ttl=INPUT_TTL)
+                    self._input_keys = await self._blobs.put_many(regrouped(self._input, PIECE), ttl=INPUT_TTL)
                 return
             except TRANSIENT_ERRORS:
                 if waited >= patience:

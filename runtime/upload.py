@@ -11,6 +11,7 @@ server applies to the body before it reaches this.
 
 from __future__ import annotations
 
+import bisect
 import io
 import os
 import threading
@@ -25,14 +26,32 @@ class UploadBroken(OSError):
         self.status = status
 
 
-class UploadStream(io.RawIOBase):
-    """A binary file whose bytes arrive while it is read: reads wait for them, never for more than asked."""
+class _ReadFile(io.RawIOBase):
+    """A seekable, read-only binary file; subclasses read from their `_position`."""
+
+    _position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+
+class UploadStream(_ReadFile):
+    """A binary file whose bytes arrive while it is read: reads wait for them, never for more than asked.
+
+    The pieces are kept as they arrived and never joined: a read copies from them straight into the
+    reader's buffer, and `pieces` hands them on (to a file, to Redis) as they are. Joining a 7.7 MB
+    upload into one buffer cost ~5 ms of CPU in fresh pages on this machine, for nothing.
+    """
 
     def __init__(self, timeout: float | None = None) -> None:
         super().__init__()
-        self._pieces: list[bytes | memoryview] = []
-        self._joined = bytearray()
-        self._size = 0
+        self._pieces = _Pieces()
         self._position = 0
         self._complete = False
         self._error: UploadBroken | None = None
@@ -50,8 +69,7 @@ class UploadStream(io.RawIOBase):
         with self._arrived:
             if self._complete or self._error is not None:
                 raise ValueError("the upload has ended")
-            self._pieces.append(data)
-            self._size += len(data)
+            self._pieces.append(memoryview(data).cast("B"))
             self._arrived.notify_all()
 
     def end(self) -> None:
@@ -70,7 +88,7 @@ class UploadStream(io.RawIOBase):
     @property
     def size(self) -> int:
         """Return how many bytes have arrived so far."""
-        return self._size
+        return self._pieces.size
 
     @property
     def failure(self) -> UploadBroken | None:
@@ -81,28 +99,27 @@ class UploadStream(io.RawIOBase):
     def complete(self) -> bool:
         return self._complete
 
+    def pieces(self) -> list[memoryview]:
+        """Return the whole upload (it must be complete) as the read-only views it arrived in, in order."""
+        with self._arrived:
+            self._check_complete()
+            return list(self._pieces.views)
+
     def getvalue(self) -> bytes:
-        """Return the whole upload (it must be complete), as a copy."""
-        return bytes(self.view())
+        """Return the whole upload (it must be complete), as one copy."""
+        return b"".join(self.pieces())
 
     def view(self) -> memoryview:
-        """Return the whole upload (it must be complete) without copying it: a read-only view."""
+        """Return the whole upload (it must be complete) as one read-only view: joined (a copy) unless in one piece."""
         with self._arrived:
-            if not self._complete:
-                raise ValueError("the upload is not complete")
-            self._join()
-            return memoryview(self._joined).toreadonly()
+            self._check_complete()
+            return self._pieces.joined()
+
+    def reader(self) -> PiecesFile:
+        """Return a file of its own over the whole upload (it must be complete): its reads leave this one's place."""
+        return PiecesFile(self.pieces())
 
     # The reader's side (any other thread): a file.
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         if whence == os.SEEK_SET:
@@ -112,7 +129,7 @@ class UploadStream(io.RawIOBase):
         elif whence == os.SEEK_END:
             with self._arrived:
                 self._wait(lambda: self._complete)
-                position = self._size + offset
+                position = self._pieces.size + offset
         else:
             raise ValueError(f"invalid whence {whence}")
         if position < 0:
@@ -121,25 +138,31 @@ class UploadStream(io.RawIOBase):
         return position
 
     def readinto(self, buffer) -> int:
-        wanted = len(buffer)
-        if wanted == 0:
+        if len(buffer) == 0:
             return 0
         with self._arrived:
-            self._wait(lambda: self._size > self._position or self._complete)
-            self._join()
-            # Copied once, straight from what arrived (a view of it, released before the next join).
-            with memoryview(self._joined) as joined:
-                piece = joined[self._position : self._position + wanted]
-                buffer[: len(piece)] = piece
-                count = len(piece)
+            self._wait(lambda: self._pieces.size > self._position or self._complete)
+            count = self._pieces.copy_into(self._position, buffer)  # once, straight from what arrived
         self._position += count
         return count
 
     def whole(self) -> memoryview:
-        """Wait for the whole upload and return it as a read-only view (raises UploadBroken if it broke)."""
+        """Wait for the whole upload and return it as one read-only view (raises UploadBroken if it broke)."""
+        self._wait_whole()
+        return self.view()
+
+    def whole_pieces(self) -> list[memoryview]:
+        """Wait for the whole upload and return its pieces (raises UploadBroken if it broke)."""
+        self._wait_whole()
+        return self.pieces()
+
+    def _wait_whole(self) -> None:
         with self._arrived:
             self._wait(lambda: self._complete)
-        return self.view()
+
+    def _check_complete(self) -> None:
+        if not self._complete:
+            raise ValueError("the upload is not complete")
 
     def _wait(self, ready) -> None:
         """Wait (holding the condition) until `ready()`, the upload fails, or the timeout passes."""
@@ -151,8 +174,62 @@ class UploadStream(io.RawIOBase):
             if not self._arrived.wait(self._timeout):
                 raise UploadBroken("the upload stalled: no data arrived in time")
 
-    def _join(self) -> None:
-        if self._pieces:
-            for piece in self._pieces:
-                self._joined += piece
-            self._pieces.clear()
+
+class PiecesFile(_ReadFile):
+    """A read-only binary file over bytes held in pieces, read where they are."""
+
+    def __init__(self, pieces: list[memoryview]) -> None:
+        super().__init__()
+        self._pieces = _Pieces()
+        for piece in pieces:
+            self._pieces.append(piece)
+        self._position = 0
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._pieces.size}.get(whence)
+        if base is None:
+            raise ValueError(f"invalid whence {whence}")
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        count = self._pieces.copy_into(self._position, buffer)
+        self._position += count
+        return count
+
+
+class _Pieces:
+    """Byte views in order, with where each ends, to copy any stretch of them out without joining them."""
+
+    def __init__(self) -> None:
+        self.views: list[memoryview] = []
+        self.ends: list[int] = []  # the offset just past each view
+        self.size = 0
+
+    def append(self, view: memoryview) -> None:
+        self.views.append(view)
+        self.size += len(view)
+        self.ends.append(self.size)
+
+    def copy_into(self, position: int, buffer) -> int:
+        """Copy the bytes from `position` on into `buffer`, as many as it holds or there are; return how many."""
+        target = memoryview(buffer).cast("B")
+        wanted, count = len(target), 0
+        index = bisect.bisect_right(self.ends, position)
+        while count < wanted and index < len(self.views):
+            view = self.views[index]
+            start = position + count - (self.ends[index] - len(view))
+            length = min(len(view) - start, wanted - count)
+            target[count : count + length] = view[start : start + length]
+            count += length
+            index += 1
+        return count
+
+    def joined(self) -> memoryview:
+        """Return everything as one read-only view; several views are joined once, and kept so."""
+        if len(self.views) != 1:
+            whole = memoryview(b"".join(self.views))
+            self.views, self.ends = [whole], [len(whole)]
+        return self.views[0]

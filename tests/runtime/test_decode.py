@@ -444,7 +444,7 @@ def test_a_jpeg_cut_short_is_told_from_a_whole_one():
     from runtime.headers import cut_before_its_end, jpeg_layout
 
     def told(data: bytes) -> bool:
-        return cut_before_its_end(memoryview(data), jpeg_layout(io.BytesIO(data)).scan_start)
+        return cut_before_its_end(io.BytesIO(data), jpeg_layout(io.BytesIO(data)).scan_start)
 
     exif = Image.Exif()
     exif[0x0112] = 1

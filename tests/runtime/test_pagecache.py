@@ -102,6 +102,7 @@ def test_a_stored_upload_is_on_disk_and_out_of_the_cache(dropping_filesystem):
 
     data = os.urandom(300 * PAGE)
     path = dropping_filesystem / "inputs" / "upload.jpg"
-    store_input(SimpleNamespace(input_file=SimpleNamespace(path=str(path))), memoryview(data))
+    pieces = [memoryview(data)[:1000], memoryview(data)[1000:]]  # as an upload arrives
+    store_input(SimpleNamespace(input_file=SimpleNamespace(path=str(path))), pieces)
     assert cached_pages(path) == 0
     assert path.read_bytes() == data

@@ -135,3 +135,34 @@ def test_views_of_bytes_are_kept_as_they_are_and_writable_buffers_copied():
     writable[:] = b"XXXXXX"  # the caller reuses its buffer: what arrived must not change
     upload.end()
     assert upload.getvalue() == b"2345abcdef"
+
+
+def test_the_pieces_are_kept_as_they_arrived_and_handed_on_unjoined():
+    """Joining a 7.7 MB upload into one buffer cost ~5 ms of CPU: readers copy from the pieces, writers take them."""
+    upload = UploadStream()
+    data = os.urandom(1 << 20)
+    for start in range(0, len(data), 100_000):
+        upload.feed(memoryview(data)[start : start + 100_000])
+    upload.seek(99_990)
+    assert upload.read(30) == data[99_990:100_020]  # a read across two pieces
+    upload.end()
+    pieces = upload.whole_pieces()
+    assert len(pieces) == 11 and all(piece.obj is data and piece.readonly for piece in pieces)
+    assert b"".join(pieces) == data
+    upload.seek(0)
+    assert upload.read() == data  # the reader's place is its own
+
+
+def test_a_reader_of_its_own_leaves_the_uploads_place_alone():
+    upload = UploadStream()
+    upload.feed(b"0123")
+    upload.feed(b"4567")
+    upload.read(3)
+    with pytest.raises(ValueError, match="not complete"):
+        upload.reader()
+    upload.end()
+    reader = upload.reader()
+    assert reader.seek(-3, os.SEEK_END) == 5 and reader.read() == b"567"
+    reader.seek(2)
+    assert reader.read(4) == b"2345"
+    assert upload.tell() == 3 and upload.read() == b"34567"

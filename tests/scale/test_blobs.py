@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tracemalloc
 
 import pytest
 import redis
 
 from runtime.blobs import BlobStore
+from runtime.placement import regrouped
 from tests.support.services import redis_server
 
 
@@ -22,16 +25,69 @@ async def test_pieces_put_in_one_round_trip_come_back_whole_and_in_order(redis_u
     try:
         data = bytes(range(256)) * 12_000  # 3 MB
         view = memoryview(data)
-        pieces = [view[start : start + 768 * 1024] for start in range(0, len(data), 768 * 1024)]
+        pieces = [[view[start : start + 768 * 1024]] for start in range(0, len(data), 768 * 1024)]
         keys = await blobs.put_many(pieces, ttl=60)
         assert len(set(keys)) == len(pieces) == 4
         assert b"".join([await blobs.get(key) for key in keys]) == data
         assert await blobs.exists(*keys)
         assert 0 < await blobs.client.ttl(keys[0]) <= 60
-        assert await blobs.put_many([memoryview(b"")], ttl=60) and await blobs.take(keys[-1]) == bytes(pieces[-1])
+        assert await blobs.put_many([[memoryview(b"")]], ttl=60) and await blobs.take(keys[-1]) == bytes(pieces[-1][0])
         assert not await blobs.exists(*keys)  # taken means gone
     finally:
         await blobs.close()
+
+
+async def test_a_value_is_put_from_the_buffers_it_is_made_of_without_joining_them(redis_url):
+    """An upload arrives in pieces (64 KB off a fast socket, bytes off a slow one): a blob is sent as they are."""
+    data = os.urandom(8 << 20)
+    view = memoryview(data)
+    sizes = [1, 7, 65_536, 300_000, 3, 2 << 20]  # tiny, large, larger than a write step
+    pieces, start = [], 0
+    while start < len(data):
+        size = sizes[len(pieces) % len(sizes)]
+        pieces.append(view[start : start + size])
+        start += size
+    groups = regrouped(pieces, 768 * 1024)
+    blobs = BlobStore(redis_url)
+    try:
+        await blobs.ping()  # the connection is made before memory is counted
+        tracemalloc.start()
+        try:
+            keys = await blobs.put_many(groups, ttl=60)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 1 << 20, f"{peak} bytes allocated to send 8 MB: it was joined or buffered whole"
+        assert b"".join([await blobs.get(key) for key in keys]) == data
+        assert [len(await blobs.get(key)) for key in keys[:-1]] == [768 * 1024] * (len(keys) - 1)
+    finally:
+        await blobs.close()
+
+
+async def test_a_refused_put_raises_the_servers_error_and_the_next_one_works(redis_url):
+    blobs = BlobStore(redis_url)
+    try:
+        await blobs.client.config_set("maxmemory", "2mb")
+        await blobs.client.config_set("maxmemory-policy", "noeviction")
+        big = memoryview(os.urandom(1 << 20))
+        with pytest.raises(redis.exceptions.ResponseError, match="maxmemory"):
+            await blobs.put_many([[big]] * 8, ttl=60)  # refused part way: replies were left unread
+        await blobs.client.config_set("maxmemory", "0")
+        keys = await blobs.put_many([[b"after", b" the refusal"]], ttl=60)
+        assert await blobs.get(keys[0]) == b"after the refusal"  # not a reply left over from before
+        assert await blobs.client.ping()
+    finally:
+        await blobs.close()
+
+
+def test_pieces_are_regrouped_into_blobs_of_a_size_as_views_of_the_same_bytes():
+    data = bytes(range(10)) * 10
+    pieces = [memoryview(data)[0:30], memoryview(data)[30:31], memoryview(data)[31:100]]
+    groups = regrouped(pieces, 40)
+    assert [sum(len(part) for part in group) for group in groups] == [40, 40, 20]
+    assert b"".join(b"".join(group) for group in groups) == data
+    assert all(part.obj is data for group in groups for part in group)  # views: nothing copied
+    assert regrouped([], 40) == [[]]  # an empty input is one empty blob
 
 
 def test_one_shared_store_a_loop_serves_every_run_of_the_process(redis_url):
