@@ -16,13 +16,21 @@ for every HTTP request (websocket handshakes keep Daphne's own path):
 - `Expect: 100-continue` is answered only when the application first reads the body, so a refusal
   reaches the client before it sends anything;
 - an answer finished before the body is complete closes the connection after it; what the client
-  still sends meanwhile is read and dropped for `LINGER_SECONDS`, so it sees the answer, not a reset.
+  still sends meanwhile is read and dropped for `LINGER_SECONDS`, so it sees the answer, not a reset;
+- the answer goes at the client's pace: the application's `send` of a body piece waits while the
+  connection's send buffer is full (`ResponseFlow`, a Twisted push producer). Twisted buffered every
+  piece, so a client that did not read held a 70 MB PNG in the server's memory, per connection;
+- and a full send buffer does not stop the reading of a body still arriving. Twisted's channel pauses
+  its socket when it cannot send, which is right between requests, but a client that reads the answer
+  only once it has sent its whole body (`requests`, browsers, most libraries) then waited for the
+  server while the server waited for it: its run failed as a stalled upload after 30 s.
 
 An application that fails after its response started (a run that fails or is cancelled while its
 result streams) gets its connection closed, the body's end never sent: the client sees a truncated
-transfer. Daphne's own `handle_exception` tried to start a 500 response then, which raised inside its
-application checker: the connection stayed open for ever, and the checker, which reaps finished
-applications and times requests out, was not scheduled again.
+transfer (a client that does not read what was sent before is cut off after `ABORT_SECONDS`). Daphne's
+own `handle_exception` tried to start a 500 response then, which raised inside its application
+checker: the connection stayed open for ever, and the checker, which reaps finished applications and
+times requests out, was not scheduled again.
 
 Batching what has arrived into one message (instead of Daphne's 8 kB pieces) keeps a 10 MB photo at
 a few dozen messages for Django's `read_body`. Twisted's multipart parse of `request.args` (220-320 ms
@@ -42,6 +50,8 @@ from typing import Any
 HIGH_WATER = 4 * 1024 * 1024
 # How long a connection answered before its body ended goes on reading (and dropping) what the client sends.
 LINGER_SECONDS = 2.0
+# How long a connection whose answer failed waits for its client to read what was sent before it is cut.
+ABORT_SECONDS = 30.0
 
 Message = dict[str, Any]
 
@@ -76,7 +86,7 @@ class RequestBody:
         self._chunks.append(data)
         self._waiting += len(data)
         self.received += len(data)
-        if self._waiting >= HIGH_WATER and not self._paused:
+        if self._waiting >= HIGH_WATER:  # again if paused already: Twisted may have resumed the socket since
             self._paused = True
             self._pause()
         self._wake()
@@ -122,6 +132,78 @@ class RequestBody:
             self._wakeup.set_result(None)
 
 
+class ResponseFlow:
+    """Whether the client takes the answer as fast as it is sent: the request's push producer, for Twisted.
+
+    Twisted calls `pauseProducing` when the connection's send buffer is full and `resumeProducing`
+    once it has drained; `stopProducing` when the connection is gone. The application's `send` waits
+    in `writable` while paused, so at most one piece beyond the buffer is held for a slow client.
+    """
+
+    def __init__(self) -> None:
+        self._paused = False
+        self._stopped = False
+        self._waiters: list[asyncio.Future] = []
+
+    def pauseProducing(self) -> None:
+        if not self._stopped:
+            self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._wake()
+
+    def stopProducing(self) -> None:
+        self._stopped = True
+        self.resumeProducing()
+
+    async def writable(self) -> None:
+        """Return once the connection can take more (at once unless it is paused), or is gone."""
+        while self._paused:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _keep_reading_bodies(channel) -> None:
+    """Let a full send buffer pause the answer alone while a request body is still arriving (see the top)."""
+    if getattr(channel, "_tileflow_reads_bodies", False):
+        return
+    pause_everything = channel.pauseProducing
+
+    def pauseProducing() -> None:
+        request = channel.requests[0] if channel.requests else None
+        body = getattr(request, "request_body", None)
+        if body is None or body.complete:
+            pause_everything()
+            return
+        channel._waitingForTransport = True
+        if channel._requestProducer is not None:
+            channel._requestProducer.pauseProducing()
+
+    channel.pauseProducing = pauseProducing  # the transport calls its producer's, this instance's
+    channel._tileflow_reads_bodies = True
+
+
+def _cut_off_later(transport) -> None:
+    """Close a connection once its client has read what was sent, or cut it after ABORT_SECONDS."""
+    from twisted.internet import reactor
+
+    transport.loseConnection()
+    reactor.callLater(ABORT_SECONDS, _abort, transport)
+
+
+def _abort(transport) -> None:
+    if transport.connected:
+        transport.abortConnection()
+
+
 def _is_websocket(request) -> bool:
     upgrade = request.requestHeaders.getRawHeaders(b"Upgrade")
     return bool(upgrade) and upgrade[0].lower() == b"websocket"
@@ -145,16 +227,29 @@ def _close_after_answer(channel) -> None:
     reactor.callLater(LINGER_SECONDS, transport.loseConnection)
 
 
-# Statuses the API answers that Twisted's table lacks: it wrote "422 Unknown Status" on the status line.
+async def _send(server, request, message: Message) -> None:
+    """The application's ASGI `send`: Daphne's, then a wait while the client is behind (see ResponseFlow)."""
+    await server.handle_reply(request, message)
+    if message["type"] == "http.response.body" and message.get("more_body", False):
+        await request.response_flow.writable()
+
+
+# Statuses Twisted's table lacks (it wrote "422 Unknown Status", "429 Unknown Status" on the status line):
+# RFC 9110's names (Python 3.11 still says "Unprocessable Entity"), nginx's 499 for a client that went
+# away, and the standard library's for the rest.
 STATUS_NAMES = {422: b"Unprocessable Content", 499: b"Client Closed Request"}
 
 
 def name_statuses() -> None:
-    """Give Twisted the reason phrases of the statuses Tileflow uses and it does not know."""
+    """Give Twisted the reason phrases of the statuses it does not know."""
+    from http import HTTPStatus
+
     from twisted.web import http
 
     for code, phrase in STATUS_NAMES.items():
         http.RESPONSES.setdefault(code, phrase)
+    for status in HTTPStatus:
+        http.RESPONSES.setdefault(status.value, status.phrase.encode("ascii"))
 
 
 def stream_request_bodies() -> bool:
@@ -173,6 +268,7 @@ def stream_request_bodies() -> bool:
     original_handle_reply = WebRequest.handle_reply
     original_handle_exception = WebRequest.handle_exception
     original_create_application = Server.create_application
+    original_connection_lost = WebRequest.connectionLost
 
     def gotLength(self: WebRequest, length: int | None) -> None:
         self.request_body = None
@@ -185,6 +281,9 @@ def stream_request_bodies() -> bool:
         expects_continue = bool(expect) and expect[0].lower() == b"100-continue" and channel._version == b"HTTP/1.1"
         send_continue = channel._send100Continue if expects_continue else None
         self.request_body = RequestBody(producer.pauseProducing, producer.resumeProducing, send_continue)
+        self.response_flow = ResponseFlow()
+        self.registerProducer(self.response_flow, True)
+        _keep_reading_bodies(channel)
         self.content = io.BytesIO()  # stays empty: Daphne's process() finds no stored body to hand on
         self.method, self.uri, self.clientproto = channel._command, channel._path, channel._version
         self.path = self.uri.split(b"?", 1)[0]
@@ -206,6 +305,8 @@ def stream_request_bodies() -> bool:
             self.request_body.end()
 
     def finish(self) -> None:
+        if self.producer is not None:
+            self.unregisterProducer()  # before Twisted's clean-up, which logs a producer left behind
         body = self.request_body
         if body is None or body.complete or self._disconnected:
             original_finish(self)
@@ -228,7 +329,7 @@ def stream_request_bodies() -> bool:
         # Part of the answer went out: ending the connection without the body's end is what tells the client.
         self.channel.persistent = False
         if self.channel.transport is not None:
-            self.channel.transport.loseConnection()
+            _cut_off_later(self.channel.transport)
 
     def create_application(self: Server, protocol, scope: dict) -> Any:
         body = getattr(protocol, "request_body", None)
@@ -237,7 +338,7 @@ def stream_request_bodies() -> bool:
         # Daphne's own create_application, with the request's body as the application's receive.
         assert "application_instance" not in self.connections[protocol]
         scope.setdefault("asgi", {"version": "3.0"})
-        instance = self.application(scope=scope, receive=body.get, send=partial(self.handle_reply, protocol))
+        instance = self.application(scope=scope, receive=body.get, send=partial(_send, self, protocol))
         if protocol not in self.connections:
             return None
         self.connections[protocol]["application_instance"] = asyncio.ensure_future(
@@ -245,7 +346,14 @@ def stream_request_bodies() -> bool:
         )
         return body
 
+    def connectionLost(self: WebRequest, reason) -> None:
+        if self.response_flow is not None:
+            self.response_flow.stopProducing()  # a send waiting for the client returns
+        original_connection_lost(self, reason)
+
     WebRequest.request_body = None
+    WebRequest.response_flow = None
+    WebRequest.connectionLost = connectionLost
     WebRequest.gotLength = gotLength
     WebRequest.handleContentChunk = handleContentChunk
     WebRequest.requestReceived = requestReceived

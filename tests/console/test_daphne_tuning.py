@@ -7,11 +7,13 @@ Daphne with raw sockets (chunked uploads, `Expect: 100-continue`, connections ke
 from __future__ import annotations
 
 import asyncio
+import socket
 from types import SimpleNamespace
 
 import pytest
 from daphne.http_protocol import WebRequest
 from daphne.server import Server
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.web.http import HTTPChannel
 
@@ -19,7 +21,7 @@ from console.daphne_tuning import HIGH_WATER, RequestBody, stream_request_bodies
 from runtime.testing import chain
 from tests.support import raw
 from tests.support.http import multipart
-from tests.support.runs import image_bytes
+from tests.support.runs import decode, image_bytes
 
 
 class RecordingApp:
@@ -99,6 +101,68 @@ async def test_a_body_the_application_does_not_read_pauses_the_socket():
     message = await app.next_message()
     assert len(message["body"]) == HIGH_WATER and message["more_body"]
     assert transport.producerState == "producing"
+
+
+class SendingApp:
+    """An ASGI application that answers with as many body pieces as the test lets it, recording each send."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.go_on = asyncio.Queue()
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while (piece := await self.go_on.get()) is not None:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            self.sent += 1
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def test_an_answer_waits_while_the_client_does_not_read_and_the_body_is_read_meanwhile():
+    """Twisted buffered every piece of an answer its client did not read, and stopped reading the body."""
+    app = SendingApp()
+    channel, transport = new_channel(app)
+    channel.dataReceived(HEAD % 6)
+    channel.dataReceived(b"abc")
+    await asyncio.sleep(0.01)
+    await app.go_on.put(b"x" * 1000)
+    await asyncio.sleep(0.01)
+    assert app.sent == 1
+    channel.pauseProducing()  # what the transport does when its send buffer is full
+    assert transport.producerState == "producing"  # the body still arriving is still read
+    await app.go_on.put(b"y" * 1000)
+    await app.go_on.put(b"z" * 1000)
+    await asyncio.sleep(0.05)
+    assert b"y" * 1000 in transport.value() and b"z" not in transport.value()  # one piece more, then it waits
+    assert app.sent == 1
+    channel.resumeProducing()  # the client read
+    await asyncio.sleep(0.01)
+    assert app.sent == 3 and b"z" * 1000 in transport.value()
+    channel.dataReceived(b"def")  # the body is whole: Twisted's own pause, which pauses the answer too
+    channel.pauseProducing()
+    await app.go_on.put(b"w")
+    await app.go_on.put(None)
+    await asyncio.sleep(0.02)
+    assert app.sent == 3
+    channel.resumeProducing()
+    await asyncio.sleep(0.01)
+    assert transport.value().endswith(b"0\r\n\r\n")  # the end was sent; no producer is left registered
+    assert channel._requestProducer is None
+
+
+async def test_a_send_waiting_for_the_client_returns_when_the_connection_is_lost():
+    app = SendingApp()
+    channel, _ = new_channel(app)
+    channel.dataReceived(HEAD % 0)
+    await asyncio.sleep(0.01)
+    channel.pauseProducing()
+    await app.go_on.put(b"x")
+    await app.go_on.put(b"y")
+    await asyncio.sleep(0.02)
+    assert app.sent == 0
+    channel.connectionLost(ConnectionDone())
+    await asyncio.sleep(0.02)
+    assert app.sent == 2  # not left waiting for ever
 
 
 async def test_expect_100_continue_is_answered_when_the_body_is_first_read():
@@ -215,3 +279,66 @@ def test_a_result_cut_short_by_its_run_ends_its_connection_without_the_bodys_end
         assert raw.time.monotonic() - started < 5
     assert not data.endswith(b"\r\n0\r\n\r\n")  # no last chunk: the client knows the file is not whole
     assert raw.request(console.port, "GET", "/api/health", {}).status == 200
+
+
+@pytest.fixture(scope="module")
+def png_flow_id(console) -> str:
+    from tests.support.http import Client
+
+    graph = chain(output={"format": "png"})
+    status, flow = Client(console.url, console.auth).json("POST", "/api/flows", {"name": "to png", "graph": graph})
+    assert status == 201, flow
+    return flow["id"]
+
+
+def test_a_client_that_reads_only_once_it_has_sent_everything_gets_its_whole_answer(console, png_flow_id):
+    """What requests, browsers and most libraries do. The server's send buffer filled with the first bands of a
+    large PNG and Twisted stopped reading the body: the client waited for the server and the server for the
+    client, until the run failed as a stalled upload."""
+    photo = image_bytes(4000, 3000)
+    headers = {**console.auth, "Content-Type": "image/jpeg", "Content-Length": str(len(photo))}
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a client that is not reading yet,
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)  # and whose kernel holds little of its body
+    sock.settimeout(20)
+    with sock:
+        sock.connect(("127.0.0.1", console.port))
+        started = raw.time.monotonic()
+        sock.sendall(raw.head("POST", f"/api/flows/{png_flow_id}/run", headers))
+        step = len(photo) // 8
+        for start in range(0, len(photo), step):
+            sock.sendall(photo[start : start + step])  # blocked for good if the server stops reading
+            raw.time.sleep(0.15)
+        answer = raw.read_answer(sock, started)
+    assert answer.status == 200, answer.body[:300]
+    assert decode(answer.body).size == (4000, 3000)
+
+
+def test_a_download_read_slowly_arrives_whole(console, png_flow_id):
+    from tests.support.http import Client
+
+    client = Client(console.url, console.auth)
+    photo = image_bytes(2000, 1500)
+    headers = {**console.auth, "Content-Type": "image/jpeg", "Content-Length": str(len(photo))}
+    answer = raw.request(console.port, "POST", f"/api/flows/{png_flow_id}/run", headers, photo)
+    assert answer.status == 200
+    execution = answer.headers["x-execution-id"]
+    status, record = client.json("GET", f"/api/executions/{execution}")
+    assert status == 200 and record["status"] == "succeeded", record
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(20)
+    with sock:
+        sock.connect(("127.0.0.1", console.port))
+        sock.sendall(raw.head("GET", f"/api/executions/{execution}/output", console.auth))
+        data = b""
+        while len(data) < 1 << 20:  # the first megabyte, a little at a time: the server waits for the client
+            data += sock.recv(16384)
+            raw.time.sleep(0.001)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(
+            next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        )
+        while len(body) < length and (more := sock.recv(1 << 20)):
+            body += more
+    assert body == answer.body
