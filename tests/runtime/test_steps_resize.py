@@ -6,17 +6,47 @@ import pyvips
 
 from runtime.decode import decode_rows, probe
 from runtime.registry import ImageInfo, StepContext
-from runtime.steps.resize import VIPS_MAX_FACTOR, Resize, fit_inside, resized_size, runs_on_libvips
+from runtime.steps.resize import (
+    VIPS_MAX_FACTOR,
+    Resize,
+    exact_on_pillow,
+    exact_period,
+    fit_inside,
+    pass_period,
+    resized_size,
+    runs_on_libvips,
+)
 from runtime.testing import chain, libvips_resize_whole, make_image, reference_flow, run_flow
 from runtime.tiles import Box, Size, Tile
 from tests.runtime._compare import max_difference, psnr
 
 
 def check(params, width, height, mode="RGB", tile_size=32, seed=0):
-    """Tiled == the whole-image resize of the library that runs it (libvips or Pillow), pixel for pixel."""
+    """Tiled == the whole-image resize of the library that runs it (libvips or Pillow), pixel for pixel.
+
+    Or, on Pillow for sizes whose exact box edges would reach too far (see `exact_on_pillow`), within 1
+    on a few values.
+    """
     graph = chain(("resize", params))
     image = make_image(width, height, mode, seed)
-    assert max_difference(run_flow(graph, image, tile_size=tile_size)["out"], reference_flow(graph, image)["out"]) == 0
+    tiled, whole = run_flow(graph, image, tile_size=tile_size)["out"], reference_flow(graph, image)["out"]
+    in_size, out_size = Size(width, height), Size(*whole.size)
+    resample = params.get("resample", "lanczos")
+    on_libvips = runs_on_libvips(resample, mode, in_size, out_size, params.get("engine", "auto"))
+    if resample == "nearest" or on_libvips or exact_on_pillow(in_size, out_size):
+        assert max_difference(tiled, whole) == 0
+    elif mode == "RGBA":  # as seen: premultiplied (1 off there is more once divided by a small alpha), re-rounded
+        seen = [image.convert("RGBa") for image in (tiled, whole)]
+        assert max_difference(*seen) <= 2 and psnr(*seen) >= 70, (in_size, out_size)
+    else:
+        assert max_difference(tiled, whole) <= 1 and psnr(tiled, whole) >= 70, (in_size, out_size)
+
+
+def test_a_pass_keeps_its_exact_box_edges_only_while_they_stay_near_its_tile():
+    assert exact_on_pillow(Size(6000, 4000), Size(3000, 2000))  # period 1
+    assert exact_on_pillow(Size(6000, 4000), Size(2220, 1480))  # 0.37: periods 37, reaching 100 input px
+    assert pass_period(4000, 533) == 1 and exact_period(4000, 533) == 533  # the whole column: given up
+    assert not exact_on_pillow(Size(6000, 4000), Size(800, 533))
 
 
 @pytest.mark.parametrize("resample", ["lanczos", "bilinear", "nearest"])
