@@ -198,6 +198,8 @@ TILEFLOW = {
     # Decoded bytes all runs of a process may hold at once (runtime/admission.py); 0: a quarter of memory.
     "MEMORY_BUDGET_BYTES": env.int("TILEFLOW_MEMORY_BUDGET_BYTES", default=0),
     "MAX_QUEUED_RUNS": env.int("TILEFLOW_MAX_QUEUED_RUNS", default=32),
+    # Runs of one user that may wait for their own run slots; 0: a quarter of MAX_QUEUED_RUNS (at least 1).
+    "MAX_QUEUED_RUNS_PER_USER": env.int("TILEFLOW_MAX_QUEUED_RUNS_PER_USER", default=0),
     # How long a run (or a websocket's handshake, a few s of it) waits for an unreachable channel layer.
     "LAYER_PATIENCE_SECONDS": env.float("TILEFLOW_LAYER_PATIENCE_SECONDS", default=30.0),
     "TILE_SIZE": env.int("TILEFLOW_TILE_SIZE", default=512),

@@ -248,17 +248,58 @@ class RunTooLarge(Exception):
         self.capacity = capacity
 
 
-class QueueFull(Exception):
-    """Too many runs wait for memory already; `retry_after` is a guess, in whole seconds, of when to try again."""
+WAITING_FOR = {
+    "memory": "for memory",
+    "slot": "for their owner's run slot",
+    "worker": "for a worker",
+}  # what a queued run waits for, as a refusal says it
 
-    def __init__(self, waiting: int, limit: int, retry_after: int) -> None:
+
+def waiting_for(reasons: dict[str, int]) -> str:
+    """Say what runs wait for: "for memory", or "(3 for memory, 29 for their owner's run slot)"."""
+    parts = [(reason, count) for reason, count in reasons.items() if count]
+    if len(parts) == 1:
+        return WAITING_FOR[parts[0][0]]
+    return "(" + ", ".join(f"{count} {WAITING_FOR[reason]}" for reason, count in parts) + ")"
+
+
+class QueueFull(Exception):
+    """Too many runs wait already; `retry_after` is a guess, in whole seconds, of when to try again.
+
+    `reasons`: how many of the waiting runs wait for what (`WAITING_FOR`), memory by default.
+    """
+
+    def __init__(
+        self,
+        waiting: int,
+        limit: int,
+        retry_after: int,
+        *,
+        reasons: dict[str, int] | None = None,
+        text: str | None = None,
+    ) -> None:
         super().__init__(
-            f"the server is busy: {waiting} runs are waiting for memory (at most {limit} may wait); "
-            f"try again in {retry_after} s"
+            text
+            or f"the server is busy: {waiting} runs are waiting {waiting_for(reasons or {'memory': waiting})} "
+            f"(at most {limit} may wait); try again in {retry_after} s"
         )
         self.waiting = waiting
         self.limit = limit
         self.retry_after = retry_after
+
+
+class OwnQueueFull(QueueFull):
+    """One user has as many runs waiting for their own run slots as one user may (the others are still admitted)."""
+
+    def __init__(self, waiting: int, limit: int, running: int, retry_after: int) -> None:
+        super().__init__(
+            waiting,
+            limit,
+            retry_after,
+            text=f"you have {waiting} runs waiting for a run slot of your own (you may run {running} at a time, "
+            f"TILEFLOW_MAX_CONCURRENT_RUNS_PER_USER; at most {limit} of one user's runs may wait, "
+            f"TILEFLOW_MAX_QUEUED_RUNS_PER_USER); try again in {retry_after} s",
+        )
 
 
 @dataclass(slots=True)
@@ -303,12 +344,15 @@ class MemoryBudget:
         with self._lock:
             return len(self._waiters)
 
-    def check(self, cost: int, *, queued: int | None = None, slot_free: bool = True) -> None:
+    def check(
+        self, cost: int, *, queued: int | None = None, slot_free: bool = True, reasons: dict[str, int] | None = None
+    ) -> None:
         """Refuse now what `acquire` would refuse or make wait too long: RunTooLarge, QueueFull.
 
         `queued`: the runs waiting before this one, when the caller counts more than this budget's own
-        waiters (runs waiting for a per-user slot too). `slot_free`: whether the run's owner may start
-        another run now; one that must wait for its owner's slot waits in the queue, memory or not.
+        waiters (runs waiting for a per-user slot too), and `reasons` what they wait for (the refusal
+        says it; memory by default). `slot_free`: whether the run's owner may start another run now;
+        one that must wait for its owner's slot waits in the queue, memory or not.
         """
         if cost > self.capacity:
             raise RunTooLarge(cost, self.capacity)
@@ -316,7 +360,7 @@ class MemoryBudget:
             waiting = len(self._waiters) if queued is None else queued
             fits_now = slot_free and not self._waiters and self.in_use + cost <= self.capacity
             if waiting >= self.max_queued and not fits_now:
-                raise QueueFull(waiting, self.max_queued, self._retry_after(waiting))
+                raise QueueFull(waiting, self.max_queued, self._retry_after(waiting), reasons=reasons)
 
     async def acquire(self, cost: int) -> Grant:
         """Wait until `cost` bytes fit after every run that waited before; cancellable while it waits."""
@@ -366,7 +410,11 @@ class MemoryBudget:
 
     def _retry_after(self, waiting: int) -> int:
         """Guess when a place in the queue frees: the runs ahead, drained by those running at a time."""
-        return max(1, min(300, math.ceil(self._mean_hold * (waiting + 1) / max(1, self.running))))
+        return self.retry_after(waiting, self.running)
+
+    def retry_after(self, waiting: int, running: int) -> int:
+        """Guess when one of `waiting` runs starts, `running` of them at a time, from how long runs held memory."""
+        return max(1, min(300, math.ceil(self._mean_hold * (waiting + 1) / max(1, running))))
 
 
 def _resolve(future: asyncio.Future, grant: Grant) -> None:

@@ -20,7 +20,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from runtime import admission, events, roster
-from runtime.admission import MemoryBudget, QueueFull, RunCost, RunTooLarge
+from runtime.admission import MemoryBudget, OwnQueueFull, QueueFull, RunCost, RunTooLarge
 from runtime.blobs import BlobStore
 from runtime.bridge import TRANSIENT_ERRORS, is_local
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
@@ -38,6 +38,7 @@ __all__ = [
     "Conductor",
     "ImageRejected",
     "MemoryBudget",
+    "OwnQueueFull",
     "QueueFull",
     "RunCost",
     "RunFailed",
@@ -103,7 +104,9 @@ Run = Conductor | PlacedRun  # a run conducted here, or placed on a worker and f
 @dataclass(slots=True)
 class LocalRun:
     conductor: Run
-    task: asyncio.Task
+    owner: str
+    task: asyncio.Task | None = None
+    waiting_for: str | None = "slot"  # while queued here: "slot" (its owner's), "memory", None once started
 
 
 _runs: dict[str, LocalRun] = {}
@@ -125,8 +128,27 @@ def memory_budget() -> MemoryBudget:
 
 
 def queued_runs() -> int:
-    """Return how many runs of this process wait to start (for a per-user slot or for memory)."""
+    """Return how many runs of this process wait to start (for a per-user slot, for memory or for a worker)."""
     return sum(1 for run in _runs.values() if run.conductor.status == "queued")
+
+
+def _waiting_reasons() -> dict[str, int]:
+    """Return how many queued runs of this process wait for what (their owner's slot, memory, a worker)."""
+    reasons = {"slot": 0, "memory": 0, "worker": 0}
+    for run in _runs.values():
+        if run.conductor.status == "queued":
+            reasons[run.waiting_for or "worker"] += 1  # started, still queued: a placed run nobody took yet
+    return reasons
+
+
+def _check_owner_queue(owner: str) -> None:
+    """Refuse a run of `owner` when that many of their runs wait for their slots already (OwnQueueFull)."""
+    config = settings.TILEFLOW
+    limit = config.get("MAX_QUEUED_RUNS_PER_USER") or max(1, config["MAX_QUEUED_RUNS"] // 4)
+    waiting = sum(1 for run in _runs.values() if run.owner == owner and run.waiting_for == "slot")
+    if waiting >= limit:
+        running = config["MAX_CONCURRENT_RUNS_PER_USER"]
+        raise OwnQueueFull(waiting, limit, running, memory_budget().retry_after(waiting, running))
 
 
 async def admit(
@@ -138,7 +160,9 @@ async def admit(
     the run's cost under `run_limits` (the configured ones by default), which the run's spec may carry
     (`RunSpec.cost`) so that `start` does not estimate it again. `start` applies the budget itself: this
     only answers early, for callers that can still say no (an HTTP request). `owner`: whose run it is
-    (as `start` takes it); a run its owner cannot start yet counts as one more waiting.
+    (as `start` takes it); a run its owner cannot start yet counts as one more waiting, and is refused
+    (OwnQueueFull) when `MAX_QUEUED_RUNS_PER_USER` of its owner's runs wait for their slots already: one
+    user cannot fill the queue that every user's runs wait in.
     """
     try:
         # Plans the run: ~1 ms for 24 MP, 10-40 ms for 144 MP.
@@ -146,7 +170,9 @@ async def admit(
     except ValueError:
         return None  # a graph that cannot be planned: its run fails with the reason before any pixel
     slot_free = owner is None or not _slot(owner).locked()
-    memory_budget().check(cost.total, queued=queued_runs(), slot_free=slot_free)
+    if not slot_free:
+        _check_owner_queue(owner)
+    memory_budget().check(cost.total, queued=queued_runs(), slot_free=slot_free, reasons=_waiting_reasons())
     return cost
 
 
@@ -210,13 +236,16 @@ async def start(
     slot = _slot(owner)
     budget = memory_budget()
     placed = isinstance(conductor, PlacedRun)  # its worker holds the pixels, under the worker's own budget
+    local = LocalRun(conductor, owner)
 
     async def run() -> None:
         grant = None
         try:
             async with slot:
+                local.waiting_for = "memory"
                 cost = None if placed else spec.cost or await asyncio.to_thread(admission.spec_cost, spec)
                 grant = await budget.acquire(cost.total) if cost is not None else None
+                local.waiting_for = None
                 await conductor.run()
         except asyncio.CancelledError:
             if conductor.status == "queued":  # cancelled while waiting for a slot or for memory
@@ -231,7 +260,8 @@ async def start(
                 finally:
                     grant.release()
 
-    _runs[spec.execution] = LocalRun(conductor, asyncio.get_running_loop().create_task(run()))
+    local.task = asyncio.get_running_loop().create_task(run())
+    _runs[spec.execution] = local
     return conductor
 
 

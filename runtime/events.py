@@ -22,7 +22,9 @@ RUN_CANCEL = "run.cancel"
 RUN_OFFER = "run.offer"
 # Worker → console: this worker takes the offer (the first claim of an attempt wins).
 RUN_CLAIMED = "run.claimed"
-# Console → worker: the run is taken by another worker (or ended); stop it.
+# Console → worker: the run is taken by another worker (or ended); stop it. Also the answer to a
+# run.alive or run.done of a run that is no longer the worker's, so a drop or cancel lost with Redis
+# is repeated with the worker's next heartbeat (runtime.placement.disown).
 RUN_DROP = "run.drop"
 # Worker → console: the run's outputs exist (node, file name, content type).
 RUN_PREPARED = "run.prepared"

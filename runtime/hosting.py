@@ -76,6 +76,7 @@ class RunHost:
         await asyncio.to_thread(remove_dead_scratch)
         lane = asyncio.create_task(serve_lane(self.local, events.lane_channel("default"), self.runner))
         heartbeat = asyncio.create_task(self._heartbeat())
+        listed = asyncio.create_task(self._roster_heartbeat())
         draining = asyncio.create_task(self._drain_when(stop)) if stop is not None else None
         room = asyncio.Semaphore(self.capacity)
         running: set[asyncio.Task] = set()
@@ -106,6 +107,7 @@ class RunHost:
             await self._give_back()
             lane.cancel()
             heartbeat.cancel()
+            listed.cancel()
             if draining is not None:
                 draining.cancel()
             with contextlib.suppress(*TRANSIENT_ERRORS):
@@ -144,21 +146,30 @@ class RunHost:
             self.hosted.pop(key, None)
             hosted.release(room)
 
+    @property
+    def beat_seconds(self) -> float:
+        return self.lease_seconds / 4
+
     async def _heartbeat(self) -> None:
-        """Renew every hosted run's lease, several times a lease, and this worker's roster entry."""
+        """Renew every hosted run's lease, several times a lease (a console answers one it gave away with a drop)."""
         while True:
             self.beats += 1
-            for hosted in list(self.hosted.values()):
-                await hosted.beat(rejoin=self.beats % 4 == 0)
+            hosted = list(self.hosted.values())
+            await asyncio.gather(*(run.beat(rejoin=self.beats % 4 == 0) for run in hosted))
+            await asyncio.sleep(self.beat_seconds)
+
+    async def _roster_heartbeat(self) -> None:
+        """Renew this worker's roster entry every beat, apart from the leases: a slow console cannot delay it."""
+        while True:
             await self._beat_roster()
-            await asyncio.sleep(self.lease_seconds / 4)
+            await asyncio.sleep(self.beat_seconds)
 
     async def _beat_roster(self) -> None:
         status = roster.entry(
             threads=self.runner.threads, runs=len(self.hosted), capacity=self.capacity, draining=self.draining
         )
         try:
-            await roster.beat(self.blobs, status)
+            await roster.beat(self.blobs, status, every=self.beat_seconds)
         except TRANSIENT_ERRORS as error:
             log.debug("roster entry not written (%s)", error)
 

@@ -143,6 +143,8 @@ class Replies:
             inbox = self._inboxes.get(message.get("execution"))
             if inbox is not None:
                 inbox.put_nowait(("message", message))
+            else:  # a run that ended here (cancelled, failed, given to another): its worker may not know
+                await disown(self.layer, message)
 
     async def _watch_reconnection(self) -> None:
         """Tell every run the moment Redis answers again: a restart may have emptied the lane of its offer.
@@ -160,6 +162,25 @@ class Replies:
             for inbox in list(self._inboxes.values()):
                 inbox.put_nowait(("reconnected", None))
             return
+
+
+DISOWNED = (events.RUN_ALIVE, events.RUN_DONE)  # what a worker repeats until its run is confirmed or dropped
+
+
+async def disown(layer, message: dict[str, Any]) -> None:
+    """Tell a worker that a run it still holds is no longer its own (`run.drop`), when it renews it or ends it.
+
+    A drop or a cancel sent while Redis was away is lost; the worker's next lease renewal (every ¼
+    lease) or its repeated end is answered with a drop once Redis is back, so it stops the run and
+    frees its slot within a lease, whatever message was lost.
+    """
+    channel = message.get("channel")
+    if message.get("type") not in DISOWNED or not channel:
+        return
+    try:
+        await layer.send(channel, {"type": events.RUN_DROP, "execution": message.get("execution")})
+    except Exception as error:  # Redis away or the channel full: the worker's next renewal asks again
+        log.warning("execution %s: run.drop not sent (%s)", message.get("execution"), error)
 
 
 def regrouped(pieces: list[bytes | memoryview], size: int) -> list[list[memoryview]]:
@@ -201,6 +222,12 @@ def spec_to_wire(spec: RunSpec, input_keys: list[str]) -> dict[str, Any]:
     }
 
 
+def earliest(*moments: str | None) -> str | None:
+    """Return the earliest of ISO moments (None for none): a run's first output is its first attempt's."""
+    known = [moment for moment in moments if moment]
+    return min(known, key=datetime.fromisoformat) if known else None
+
+
 class PlacedRun:
     """Offer a run to the workers and follow it; the console's stand-in for its conductor."""
 
@@ -237,6 +264,7 @@ class PlacedRun:
         self.holders: list[str] = []  # workers that held the run, in order
         self._snapshot: dict[str, Any] = {}
         self._started_at: str | None = None  # when the first attempt started (a later one starts again)
+        self._first_output_at: str | None = None  # the earliest first output of any attempt (a retry's is later)
         self._inbox: asyncio.Queue = asyncio.Queue()
         self._channel = ""
         self._holder: str | None = None  # the channel of the worker that conducts the current attempt
@@ -282,6 +310,7 @@ class PlacedRun:
         return {
             **base,
             "started_at": self._started_at or base["started_at"],  # the first attempt's start
+            "first_output_at": earliest(self._first_output_at, base["first_output_at"]),
             "retries": base["retries"] + moved,
             "status": status,
             "error": self.error,
@@ -414,12 +443,14 @@ class PlacedRun:
             await self._claimed(message)
             return False
         if message.get("attempt") != self.attempt:
-            return False  # an attempt given up
+            await disown(self.layer, message)  # an attempt given up: its drop may have been lost
+            return False
         if self._holder is None and message.get("channel"):
             # The worker of this attempt speaks, but its claim never came (lost in a Redis restart).
             await self._claimed({**message, "type": events.RUN_CLAIMED})
         if message.get("channel") != self._holder:
-            return False  # a worker whose claim lost
+            await disown(self.layer, message)  # a worker whose claim lost
+            return False
         if kind == events.RUN_RELEASED:  # its worker stops (the end of a SIGTERM's drain)
             await self._retake("stopped and gave it back")
             return False
@@ -467,11 +498,13 @@ class PlacedRun:
             await self._ask_resend()  # a chunk was lost (Redis restarted): from what we have
             return
         if relayed.size and not self.first_output.is_set():
+            self._first_output_at = earliest(self._first_output_at, datetime.now(UTC).isoformat())
             self.first_output.set()
 
     async def _snapshot_saved(self, snapshot: dict[str, Any]) -> None:
         self._snapshot = snapshot
         self._started_at = self._started_at or snapshot.get("started_at")
+        self._first_output_at = earliest(self._first_output_at, snapshot.get("first_output_at"))
         if self.status == "queued":
             self.status = "running"
         for node, entry in snapshot.get("nodes", {}).items():
@@ -489,6 +522,7 @@ class PlacedRun:
         if done is None:
             return False
         self._snapshot = done["snapshot"]
+        self._first_output_at = earliest(self._first_output_at, self._snapshot.get("first_output_at"))
         if done["status"] == "succeeded":
             sizes = done["sizes"]
             if any(self.outputs[node].size < size for node, size in sizes.items() if node in self.outputs):
@@ -597,7 +631,7 @@ class PlacedRun:
             return
         try:
             await self.layer.send(channel, message)
-        except TRANSIENT_ERRORS as error:  # control messages are repeated by the leases and resends
+        except TRANSIENT_ERRORS as error:  # repeated: by leases and resends, a drop or cancel by `disown`
             log.warning("execution %s: %s not sent (%s)", self.spec.execution, message["type"], error)
         except Exception as error:  # ChannelFull: a dead worker's channel; its lease moves the run
             log.warning("execution %s: %s not sent (%s)", self.spec.execution, message["type"], error)

@@ -1,9 +1,10 @@
 """The roster of workers: each Redis worker writes a short-lived entry with every heartbeat.
 
 An entry names the worker (host:pid), its threads, the runs it conducts and can conduct, and when
-it last beat; it expires after `ENTRY_TTL` seconds without a beat, so a dead worker leaves the
-roster by itself. The console reads it for `GET /api/workers` and `GET /api/health`, and a run
-nobody has taken yet watches it (`Absence`) to tell a client when no worker is there to take it.
+it last beat; it expires after a few missed beats (`entry_ttl`: 3.5 s for the default 0.75 s beat,
+about a run's lease), so a dead or silent worker leaves the roster, and `/api/health`, by itself.
+The console reads it for `GET /api/workers` and `GET /api/health`, and a run nobody has taken yet
+watches it (`Absence`) to tell a client when no worker is there to take it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 from runtime.blobs import BlobStore
 
 ROSTER_PREFIX = "tileflow:worker:"
-ENTRY_TTL = 10  # seconds
+ENTRY_TTL = 3.5  # seconds an entry outlives its worker's last beat, at least
+TTL_BEATS = 4  # ... and at least this many beats: one slow beat on a loaded machine is not a death
 
 
 def entry(*, threads: int, runs: int, capacity: int, embedded: bool = False, draining: bool = False) -> dict[str, Any]:
@@ -36,9 +38,15 @@ def entry(*, threads: int, runs: int, capacity: int, embedded: bool = False, dra
     }
 
 
-async def beat(blobs: BlobStore, worker: dict[str, Any]) -> None:
-    """Write (renew) a worker's entry."""
-    await blobs.client.set(ROSTER_PREFIX + worker["name"], json.dumps(worker), ex=ENTRY_TTL)
+def entry_ttl(every: float) -> float:
+    """Return how long an entry renewed every `every` seconds lives after its last beat."""
+    return max(ENTRY_TTL, TTL_BEATS * every)
+
+
+async def beat(blobs: BlobStore, worker: dict[str, Any], *, every: float = 0.75) -> None:
+    """Write (renew) a worker's entry, which it renews every `every` seconds."""
+    ttl = round(entry_ttl(every) * 1000)
+    await blobs.client.set(ROSTER_PREFIX + worker["name"], json.dumps(worker), px=ttl)
 
 
 async def leave(blobs: BlobStore, name: str) -> None:
@@ -46,7 +54,7 @@ async def leave(blobs: BlobStore, name: str) -> None:
 
 
 async def listed(blobs: BlobStore) -> list[dict[str, Any]]:
-    """Return every worker that beat within ENTRY_TTL seconds, by name."""
+    """Return every worker whose entry has not expired (it beat within `entry_ttl`), by name."""
     keys = [key async for key in blobs.client.scan_iter(match=ROSTER_PREFIX + "*", count=500)]
     values = await blobs.client.mget(keys) if keys else []
     return sorted((json.loads(value) for value in values if value), key=lambda worker: worker["name"])

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -112,6 +113,7 @@ def test_a_sync_run_whose_worker_is_killed_still_streams_one_identical_file(two_
     assert response.status_code == 200, response.text
     chunks = response.iter_content(chunk_size=None)
     received = next(chunks)  # bytes already sent to the client when the worker dies
+    first_byte = datetime.now(UTC)  # the console and its workers share this host's clock
     execution = cluster.wait(response.headers["X-Execution-Id"], until=lambda body: body["workers"], timeout=20)
     cluster.kill(holder(cluster, execution))
     received += b"".join(chunks)
@@ -121,6 +123,11 @@ def test_a_sync_run_whose_worker_is_killed_still_streams_one_identical_file(two_
     assert finished["status"] == "succeeded", (finished["error"], cluster.logs())
     assert len(finished["workers"]) == 1 and sum(finished["workers"].values()) == TILES  # the second worker's
     assert finished["started_at"] == execution["started_at"] and finished["retries"] >= 1  # the run moved once
+    # The first output is the first attempt's, before the client had it; the retry's came a lease after.
+    assert datetime.fromisoformat(finished["first_output_at"]) <= first_byte, finished
+    assert finished["time_to_first_output_ms"] <= (first_byte - datetime.fromisoformat(finished["started_at"])) / (
+        timedelta(milliseconds=1)
+    )
 
 
 def test_a_silent_worker_loses_its_run_within_a_few_seconds(two_workers, clean_output):
@@ -428,3 +435,56 @@ def test_a_worker_stopped_at_once_gives_its_run_back_without_waiting_for_the_lea
     assert finished["retries"] == 1 and cluster.output(started["id"]) == clean_output
     consoles = "".join(log.read_text() for log in cluster.workdir.glob("*daphne*.log"))
     assert f"worker {next(iter(execution['workers']))} stopped and gave it back" in consoles
+
+
+def wait_free(cluster: Cluster, pid: int, within: float) -> float:
+    """Wait until worker `pid`'s roster entry shows no run; return how long that took."""
+    began = time.monotonic()
+    while roster_runs(cluster).get(pid) != 0:
+        assert time.monotonic() - began < within, (roster_runs(cluster), cluster.logs()[-3000:])
+        time.sleep(0.1)
+    return time.monotonic() - began
+
+
+def test_a_drop_lost_with_redis_reaches_the_worker_once_redis_is_back(two_workers, clean_output):
+    cluster = two_workers
+    started, _, first = held_run(cluster)
+    cluster.redis.stop()
+    time.sleep(RUN_LEASE + 1.0)  # the console gives the silent worker's run up; its run.drop cannot be sent
+    cluster.redis.start()
+    finished = cluster.wait(started["id"], timeout=60)
+    assert finished["status"] == "succeeded", (finished["error"], cluster.logs())
+    assert cluster.output(started["id"]) == clean_output
+    # It waited 10 leases for an end nobody would confirm, its slot held; its next heartbeat is told now.
+    wait_free(cluster, first.pid, within=2 * RUN_LEASE)
+
+
+def test_a_cancel_sent_while_redis_is_down_frees_the_worker_once_redis_is_back(two_workers):
+    cluster = two_workers
+    started, _, worker = held_run(cluster)
+    cluster.redis.stop()
+    try:
+        cancelled = cluster.api("POST", f"/api/executions/{started['id']}/cancel")
+        assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled", cancelled.text
+    finally:
+        cluster.redis.start()
+    wait_free(cluster, worker.pid, within=2 * RUN_LEASE + 1)
+    assert cluster.wait(started["id"])["status"] == "cancelled"
+
+
+def test_a_killed_worker_leaves_the_roster_and_the_health_check_within_a_few_seconds(two_workers):
+    cluster = two_workers
+    workers = cluster.live_workers()
+    cluster.kill(workers[0])
+    killed = time.monotonic()
+    while workers[0].pid in roster_runs(cluster):
+        assert time.monotonic() - killed < 4.5, roster_runs(cluster)
+        time.sleep(0.1)
+    assert workers[1].pid in roster_runs(cluster)  # the live one stays listed
+    assert requests.get(f"{cluster.url}/api/health", timeout=10).status_code == 200
+    cluster.kill(workers[1])
+    killed = time.monotonic()
+    while (health := requests.get(f"{cluster.url}/api/health", timeout=10)).status_code == 200:
+        assert time.monotonic() - killed < 4.5, "a killed worker still counted as running"
+        time.sleep(0.1)
+    assert health.status_code == 503 and health.json() == {"status": "no worker is running"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from runtime import roster
@@ -23,9 +25,23 @@ async def test_entries_are_listed_by_name_until_they_leave(blobs):
         for name in ("b:2", "a:1"):
             await roster.beat(blobs, {**roster.entry(threads=2, runs=0, capacity=1), "name": name})
         assert [worker["name"] for worker in await roster.listed(blobs)] == ["a:1", "b:2"]
-        assert 0 < await blobs.client.ttl(roster.ROSTER_PREFIX + "a:1") <= roster.ENTRY_TTL
+        assert 0 < await blobs.client.pttl(roster.ROSTER_PREFIX + "a:1") <= roster.ENTRY_TTL * 1000
         await roster.leave(blobs, "a:1")
         assert [worker["name"] for worker in await roster.listed(blobs)] == ["b:2"]
+    finally:
+        await blobs.close()
+
+
+async def test_an_entry_not_renewed_for_a_few_beats_is_gone_within_four_seconds(blobs):
+    """A killed worker must not look alive for long: a run's lease is 3 s, a beat 0.75 s."""
+    try:
+        assert roster.entry_ttl(0.75) == 3.5 and roster.entry_ttl(2.0) == 8.0  # four beats, at least 3.5 s
+        await roster.beat(blobs, {**roster.entry(threads=1, runs=0, capacity=1), "name": "w:1"}, every=0.75)
+        assert [worker["name"] for worker in await roster.listed(blobs)] == ["w:1"]
+        await asyncio.sleep(3.0)  # four beats missed
+        assert [worker["name"] for worker in await roster.listed(blobs)] == ["w:1"]
+        await asyncio.sleep(0.7)
+        assert await roster.listed(blobs) == []
     finally:
         await blobs.close()
 
