@@ -15,6 +15,8 @@ for every HTTP request (websocket handshakes keep Daphne's own path):
   reading from its socket: TCP slows the client down, memory stays bounded;
 - `Expect: 100-continue` is answered only when the application first reads the body, so a refusal
   reaches the client before it sends anything;
+- a request head over Twisted's limits (16 kB, or one line of it) is answered `431` with the reason:
+  Twisted answered a bare 400, or closed the connection without a word for a long line;
 - an answer finished before the body is complete closes the connection after it; what the client
   still sends meanwhile is read and dropped for `LINGER_SECONDS`, so it sees the answer, not a reset;
 - the answer goes at the client's pace: the application's `send` of a body piece waits while the
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -227,6 +230,17 @@ def _close_after_answer(channel) -> None:
     reactor.callLater(LINGER_SECONDS, transport.loseConnection)
 
 
+def _refuse_large_headers(channel) -> None:
+    """Answer a request whose head is over Twisted's limits with 431 and close: Twisted said 400, or nothing."""
+    limit = channel.totalHeadersSize
+    body = json.dumps({"error": f"the request's headers are too large: at most {limit} bytes"}).encode()
+    channel.transport.write(
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    )
+    channel.loseConnection()
+
+
 async def _send(server, request, message: Message) -> None:
     """The application's ASGI `send`: Daphne's, then a wait while the client is behind (see ResponseFlow)."""
     await server.handle_reply(request, message)
@@ -257,6 +271,7 @@ def stream_request_bodies() -> bool:
     try:
         from daphne.http_protocol import WebRequest
         from daphne.server import Server
+        from twisted.web.http import HTTPChannel
     except ImportError:
         return False
     if getattr(WebRequest, "_tileflow_streamed", False):
@@ -269,6 +284,7 @@ def stream_request_bodies() -> bool:
     original_handle_exception = WebRequest.handle_exception
     original_create_application = Server.create_application
     original_connection_lost = WebRequest.connectionLost
+    original_line_received = HTTPChannel.lineReceived
 
     def gotLength(self: WebRequest, length: int | None) -> None:
         self.request_body = None
@@ -351,6 +367,14 @@ def stream_request_bodies() -> bool:
             self.response_flow.stopProducing()  # a send waiting for the client returns
         original_connection_lost(self, reason)
 
+    def lineReceived(self: HTTPChannel, line: bytes) -> None:
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            _refuse_large_headers(self)
+            return
+        original_line_received(self, line)
+
+    HTTPChannel.lineReceived = lineReceived
+    HTTPChannel.lineLengthExceeded = lambda self, line: _refuse_large_headers(self)  # one line over MAX_LENGTH
     WebRequest.request_body = None
     WebRequest.response_flow = None
     WebRequest.connectionLost = connectionLost
