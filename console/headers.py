@@ -29,6 +29,15 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+# What Django's middleware adds to its answers, for the few written below it (ASGI refusals before Django).
+RAW_SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
 class SecurityHeadersMiddleware(ResponseMiddleware):
     """Add the Content-Security-Policy to every answer that has none of its own."""
 

@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from console.headers import RAW_SECURITY_HEADERS
 from console.middleware_shapes import RefusingMiddleware
 
 # Boundaries, part headers and a few small form fields: far more than a real upload's envelope needs.
@@ -169,6 +170,7 @@ async def send_json_refusal(send: Send, status: int, message: str) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *RAW_SECURITY_HEADERS,  # Django's middleware, which adds them elsewhere, never sees this answer
             ],
         }
     )

@@ -209,6 +209,8 @@ def test_a_declared_10_gb_body_is_answered_at_once(hostile_console, live_flow, c
         assert answer.seconds < 2
         assert answer.headers["content-type"] == "application/json"
         assert answer.headers["connection"] == "close"
+        assert answer.headers["x-content-type-options"] == "nosniff"  # the headers Django's answers carry
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
         assert "10000000000 bytes" in answer.json()["error"]
         assert deleted_temp_files(hostile_console) == []  # nothing stored while the connection is still open
 
