@@ -5,11 +5,12 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import formats
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 
 from console import gallery
 from flows.auth import get_owned_or_404
@@ -118,3 +119,9 @@ def batch_detail(request: HttpRequest, batch_id) -> HttpResponse:
     """Show one batch: its items filling in as they run, the overall progress, the results zip."""
     batch = get_object_or_404(Batch.objects.select_related("flow"), id=batch_id, owner=request.user)
     return render(request, "batch/batch.html", {"batch": batch, "nav": "executions"})
+
+
+@csrf_exempt  # any method gets the same 404, not a CSRF page
+def api_without_slash(request: HttpRequest) -> JsonResponse:
+    """Answer `/api` as every unknown API path: a JSON 404 (`/api/` is no page a redirect could lead to)."""
+    return JsonResponse({"error": f"no such API path: {request.method} {request.path}"}, status=404)

@@ -6,12 +6,14 @@ Every error answers `{"error": "..."}` or `{"errors": [{"node": ..., "message": 
 
 import logging
 import re
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.db import DataError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -72,11 +74,76 @@ def document_every_answer(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield
+
+
+def without_body(response: HttpResponseBase) -> HttpResponseBase:
+    """Return the answer to a HEAD: the GET's status and headers, no body; the GET's body is never produced."""
+    if response.streaming:  # a download or a stream: its iterator is closed unread, so no work starts
+        bodiless = StreamingHttpResponse(_nothing() if response.is_async else (), status=response.status_code)
+    else:
+        bodiless = HttpResponse(status=response.status_code)
+        bodiless["Content-Length"] = str(len(response.content))
+    for name, value in response.items():
+        bodiless[name] = value
+    bodiless.cookies = response.cookies
+    response.close()
+    return bodiless
+
+
+# The order `Allow` lists methods in (ninja lists a set, in no stable order).
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _method_rank(method: str) -> int:
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+
+
+def _answered(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    if response.status_code == 405 and response.has_header("Allow"):
+        response["Allow"] = ", ".join(sorted(response["Allow"].split(", "), key=_method_rank))
+    return without_body(response) if request.method == "HEAD" else response
+
+
+def answering_head(view: Callable) -> Callable:
+    """Wrap a path's view: HEAD answers as GET without a body (RFC 9110 §9.3.2), a 405 lists `Allow` in order."""
+    if iscoroutinefunction(view):
+
+        async def path_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            return _answered(request, await view(request, *args, **kwargs))
+
+    else:
+
+        def path_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            return _answered(request, view(request, *args, **kwargs))
+
+    path_view.csrf_exempt = True  # as ninja's own views: the API checks CSRF itself (flows/auth.py)
+    return path_view
+
+
 class TileflowAPI(NinjaAPI):
-    """ninja's API, with an OpenAPI document that lists every status the server sends."""
+    """ninja's API, with HEAD wherever GET is, and an OpenAPI document that lists every status the server sends."""
 
     def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None) -> Any:
-        return document_every_answer(super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params))
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        for operations in schema["paths"].values():
+            operations.pop("head", None)  # the GET's twin: documenting it twice would repeat its operationId
+        return document_every_answer(schema)
+
+    def _get_urls(self) -> list:
+        """Take HEAD wherever GET is taken (so `Allow` lists it too) and answer it without a body."""
+        for bound_router in self._get_bound_routers():
+            for path_view in bound_router.path_operations.values():
+                for operation in path_view.operations:
+                    if "GET" in operation.methods and "HEAD" not in operation.methods:
+                        operation.methods = [*operation.methods, "HEAD"]
+        urls = super()._get_urls()
+        for pattern in urls:
+            if getattr(pattern, "callback", None) is not None:
+                pattern.callback = answering_head(pattern.callback)
+        return urls
 
 
 api = TileflowAPI(

@@ -13,11 +13,10 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from ninja import Router, Status
 from ninja.errors import HttpError
-from ninja.utils import check_csrf
 
 from flows import batch_runner, batches
-from flows.api_executions import ERRORS, _error, _owned, _uuid
-from flows.auth import bearer_auth
+from flows.api_executions import ERRORS, _error, _owned, _uuid, content_disposition, unicode_filename
+from flows.auth import bearer_auth, refuse_without_csrf
 from flows.batch_results import stream_results
 from flows.body_pipe import BodyPipe
 from flows.models import Batch, Flow
@@ -76,8 +75,8 @@ class BatchUploadAuth:
                 await self._read_streamed(request)
             else:
                 await asyncio.to_thread(self._read_body, request)
-            if by_session and await sync_to_async(check_csrf)(request) is not None:
-                raise HttpError(403, "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header")
+            if by_session:
+                await sync_to_async(refuse_without_csrf)(request)
             return user
         except BAD_BODY as error:
             upload.discard()
@@ -234,11 +233,18 @@ async def batch_results(request, batch_id: str):
     if not batch.finished:
         return _error(409, f"the batch is {batch.status}; its results are ready when it has finished")
     response = StreamingHttpResponse(stream_results(batch), content_type="application/zip")
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", batch.flow_name).strip("._") or "batch"
-    response["Content-Disposition"] = f'attachment; filename="{name}-{str(batch.pk)[:8]}.zip"'
+    response["Content-Disposition"] = results_disposition(batch)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "no-store"
     return response
+
+
+def results_disposition(batch: Batch) -> str:
+    """Return the Content-Disposition of a batch's results zip, named after its flow in any script."""
+    suffix = f"-{str(batch.pk)[:8]}.zip"
+    fallback = re.sub(r"[^A-Za-z0-9._-]+", "_", batch.flow_name).strip("._") or "batch"
+    name = unicode_filename(batch.flow_name) or fallback
+    return content_disposition("attachment", f"{name}{suffix}", f"{fallback}{suffix}")
 
 
 @router.post(

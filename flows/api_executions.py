@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+import os
 import re
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
 from django.http import FileResponse, HttpRequest, JsonResponse, StreamingHttpResponse
@@ -20,7 +22,8 @@ from flows.api_flows import graph_errors
 from flows.auth import vouched
 from flows.models import Execution, Flow
 from flows.schemas import ErrorOut, ErrorsOut, ExecutionOut, ExecutionsOut, NodePreviewOut
-from flows.streamed_run import LATE_GRAPH, receive_streamed, start_streamed
+from flows.streamed_run import receive_streamed, start_streamed
+from flows.streamed_upload import SEVERAL_IMAGES
 from runtime import api as runtime
 from runtime.headers import cut_before_its_end
 
@@ -89,8 +92,45 @@ def _payload(execution: Execution) -> dict[str, Any]:
     return service.execution_payload(execution)
 
 
-def _safe_filename(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "output"
+def _safe_filename(name: str, default: str = "output") -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or default
+
+
+def content_disposition(disposition: str, name: str, fallback: str) -> str:
+    """Return a Content-Disposition naming a download `name` in any script (RFC 6266).
+
+    `fallback` is the ASCII name for clients that know only `filename`; the name itself goes in
+    `filename*` (RFC 5987: UTF-8, percent-encoded) when it differs.
+    """
+    header = f'{disposition}; filename="{fallback}"'
+    if name != fallback:
+        header += f"; filename*=UTF-8''{quote(name, safe='')}"
+    return header
+
+
+def unicode_filename(name: str) -> str:
+    """Return `name` fit for a download's `filename*`: any script, no control characters or path separators."""
+    return "".join(char if char not in '/\\"' else "_" for char in name if char.isprintable()).strip(". ")
+
+
+def output_disposition(disposition: str, flow_name: str, node: str, extension: str) -> str:
+    """Return the Content-Disposition of the output of `node` of a run of the flow `flow_name`."""
+    flow_name = flow_name or "tileflow"
+    fallback = f"{_safe_filename(flow_name)}-{_safe_filename(node)}{extension}"
+    return content_disposition(disposition, unicode_filename(f"{flow_name}-{node}{extension}"), fallback)
+
+
+def input_disposition(input_name: str) -> str:
+    """Return the Content-Disposition of an execution's uploaded image, named as it was uploaded."""
+    stem, extension = os.path.splitext(input_name)
+    suffix = _safe_filename(extension, "")
+    fallback = f"{_safe_filename(stem, 'input')}.{suffix}" if suffix else _safe_filename(stem, "input")
+    return content_disposition("inline", unicode_filename(input_name) or fallback, fallback)
+
+
+def _several_images(request: HttpRequest) -> bool:
+    """Tell whether a buffered request carries more than one `image` file (one run takes one image)."""
+    return len(request.FILES.getlist("image")) > 1
 
 
 # A run from the editor sends the graph on its canvas (multipart field `graph`, JSON): a draft run of the
@@ -175,6 +215,8 @@ async def start_execution(request, flow_id: str, image: File[UploadedFile] = Non
     flow = await _owned_flow(request, flow_id)
     if flow is None:
         return _error(404, "no such flow")
+    if _several_images(request):
+        return _error(400, SEVERAL_IMAGES)
     draft = await _draft(flow, graph)
     if isinstance(draft, JsonResponse):
         return draft
@@ -210,10 +252,12 @@ async def run_flow(
             streamed = await receive_streamed(request)
         except service.UploadRejected as rejected:
             return _error(rejected.status, str(rejected), **rejected.headers)
-        if streamed.late_graph:  # the whole body is in already: refused before the run starts
+        if refusal := streamed.refusal:  # seen before the run starts (the whole body is in already): refused
             streamed.discard()
-            return _error(400, LATE_GRAPH)
+            return _error(400, refusal)
         graph = streamed.fields.get("graph", graph)
+    elif _several_images(request):
+        return _error(400, SEVERAL_IMAGES)
     draft = await _draft(flow, graph)
     ran = draft if draft is not None and not isinstance(draft, JsonResponse) else flow.graph
     outputs = [node["id"] for node in ran.get("nodes", []) if node.get("type") == "output"]
@@ -251,7 +295,7 @@ async def run_flow(
         await conductor.finished.wait()
         if stored is not None and (reason := await asyncio.shield(stored)):
             broke = streamed.upload.failure if streamed is not None else None  # over the limit: 413, …
-            status = broke.status if broke else 400 if streamed is not None and streamed.late_graph else 507
+            status = broke.status if broke else 400 if streamed is not None and streamed.refusal else 507
             return _error(status, reason, **{"X-Execution-Id": str(execution.id)})
         if conductor.status != "succeeded":
             headers = {"X-Execution-Id": str(execution.id)}
@@ -279,7 +323,7 @@ async def run_flow(
     response = StreamingHttpResponse(stream(), content_type=content_type)
     response["X-Execution-Id"] = str(execution.id)
     extension = writer.path.suffix if writer else ""
-    response["Content-Disposition"] = f'inline; filename="{_safe_filename(flow.name)}-{node}{extension}"'
+    response["Content-Disposition"] = output_disposition("inline", flow.name, node, extension)
     response["Cache-Control"] = "no-store"
     response["X-Accel-Buffering"] = "no"
     return response
@@ -353,12 +397,12 @@ async def download_output(request, execution_id: str, node: str | None = None, f
         if chosen is None:
             return _error(404, f"no output node '{node}' in this execution")
     extension = mimetypes.guess_extension(chosen.content_type) or ""
-    filename = f"{_safe_filename(execution.flow_name or 'tileflow')}-{_safe_filename(chosen.node)}{extension}"
     try:
         stored = chosen.file.open("rb")
     except FileNotFoundError:  # removed behind the database's back
         return _error(404, f"the output of node '{chosen.node}' is not stored")
-    response = FileResponse(stored, as_attachment=True, filename=filename, content_type=chosen.content_type)
+    response = FileResponse(stored, as_attachment=True, content_type=chosen.content_type)
+    response["Content-Disposition"] = output_disposition("attachment", execution.flow_name, chosen.node, extension)
     response["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -401,7 +445,8 @@ async def download_input(request, execution_id: str):
         stored = None
     if stored is None:  # removed (pruned, a failed run's cleanup) or never written
         return _error(404, "the input of this execution is not stored")
-    response = FileResponse(stored, content_type=content_type, filename=_safe_filename(execution.input_name or "input"))
+    response = FileResponse(stored, content_type=content_type)
+    response["Content-Disposition"] = input_disposition(execution.input_name or "input")
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

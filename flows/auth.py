@@ -16,11 +16,11 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404, HttpRequest
+from django.middleware.csrf import REASON_NO_REFERER, CsrfViewMiddleware
 from django.utils import timezone
 from ninja.errors import AuthenticationError, HttpError
 from ninja.security import HttpBearer
 from ninja.security.session import SessionAuth
-from ninja.utils import check_csrf
 
 from flows.models import ApiToken
 
@@ -127,6 +127,38 @@ class BearerTokenAuth(HttpBearer):
         return user
 
 
+class _CsrfReason(CsrfViewMiddleware):
+    """Django's CSRF check, giving the reason it refuses a request (None when it accepts it)."""
+
+    def _reject(self, request: HttpRequest, reason: str) -> str:
+        return reason
+
+
+def _checked_view(request: HttpRequest) -> None:
+    """The view `_CsrfReason` judges a request for: one that is not CSRF-exempt."""
+
+
+def refuse_without_csrf(request: HttpRequest) -> None:
+    """Raise a 403 saying why when a session call fails Django's CSRF check: its Origin, Referer or token."""
+    check = _CsrfReason(_checked_view)
+    request.csrf_processing_done = False
+    check.process_request(request)
+    reason = check.process_view(request, _checked_view, (), {})
+    if reason is None:
+        return
+    if reason.startswith("Origin checking failed"):
+        raise HttpError(
+            403, f"CSRF check failed: the request's Origin {request.META.get('HTTP_ORIGIN')} is not this site"
+        )
+    if reason == REASON_NO_REFERER:
+        raise HttpError(403, "CSRF check failed: an HTTPS request needs a Referer header from this site")
+    if reason.startswith("Referer checking failed"):
+        raise HttpError(
+            403, f"CSRF check failed: the request's Referer {request.META.get('HTTP_REFERER')} is not this site"
+        )
+    raise HttpError(403, "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header")
+
+
 class SessionCsrfAuth(SessionAuth):
     """The browser's session; its unsafe calls need the CSRF token, as Django's forms do.
 
@@ -137,8 +169,8 @@ class SessionCsrfAuth(SessionAuth):
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return None
-        if self.csrf and not getattr(request, "_ninja_csrf_exempt", False) and check_csrf(request) is not None:
-            raise HttpError(403, "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header")
+        if self.csrf and not getattr(request, "_ninja_csrf_exempt", False):
+            refuse_without_csrf(request)
         return user
 
 

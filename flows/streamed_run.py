@@ -29,7 +29,7 @@ from console.limits import body_refusal
 from flows import executions as service
 from flows.media import remove_outputs
 from flows.models import Execution, Flow
-from flows.streamed_upload import MalformedUpload, MultipartImage, image_source, receive_image
+from flows.streamed_upload import SEVERAL_IMAGES, MalformedUpload, MultipartImage, image_source, receive_image
 from runtime import api as runtime
 
 # A reader waits this long for the next piece of an upload before the run fails as stalled.
@@ -52,6 +52,18 @@ class StreamedUpload:
     def late_graph(self) -> bool:
         """Tell whether a draft graph came after the image: too late for the run, which is refused (400)."""
         return self.parser is not None and "graph" in self.parser.late_fields
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the body, as far as it came, cannot be one run (a late graph, a second image), or None.
+
+        Seen before the run starts, the request is refused (400); after, the started run fails with it.
+        """
+        if self.late_graph:
+            return LATE_GRAPH
+        if self.parser is not None and self.parser.several_images:
+            return SEVERAL_IMAGES
+        return None
 
     @property
     def fields(self) -> dict[str, str]:
@@ -133,9 +145,9 @@ async def _store_when_whole(execution: Execution, conductor, streamed: StreamedU
     the decoder found broken (a truncated JPEG): its stored input is removed again.
     """
     await streamed.pump
-    if streamed.late_graph:  # seen once the run had started: it ran the saved graph, not the one sent
-        await _fail_for_the_upload(execution, conductor, LATE_GRAPH)
-        return LATE_GRAPH
+    if refusal := streamed.refusal:  # seen once the run had started: it ran the saved graph, or the first image
+        await _fail_for_the_upload(execution, conductor, refusal)
+        return refusal
     if not streamed.upload.complete:
         failure = streamed.upload.failure
         reason = failure.reason if failure is not None else "the upload did not complete"

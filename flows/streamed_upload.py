@@ -10,6 +10,7 @@ has no image field or grows past the upload limit breaks the stream with a reaso
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ MAX_PART_HEADERS = 16 * 1024  # bytes of one part's headers
 MAX_PREAMBLE = 64 * 1024  # bytes before the first boundary (clients send none)
 RAW_TYPES = ("image/",)
 PADDING = re.compile(rb"[ \t]*")
+SEVERAL_IMAGES = (
+    f"more than one '{FIELD}' file: send one image per run (a batch, POST /api/flows/{{id}}/batches, takes many)"
+)
 
 
 class MalformedUpload(ValueError):
@@ -45,12 +49,24 @@ class UploadFacts:
     content_type: str = ""
 
 
+def clean_filename(name: str) -> str:
+    """Reduce a client's file name to a base name without control characters, as Django's multipart parser does.
+
+    `../x.jpg` and `C:\\x.jpg` give `x.jpg`; a NUL (which Postgres text refuses) or a line break is dropped;
+    a name that is empty, `.` or `..` gives "".
+    """
+    base = html.unescape(name).rsplit("/")[-1].rsplit("\\")[-1]
+    printable = "".join(char for char in base if char.isprintable())
+    return "" if printable in {"", ".", ".."} else printable
+
+
 class MultipartImage:
     """Parse a multipart/form-data body fed in pieces; `feed` returns the bytes of the `image` field in them.
 
     Text fields (no file name) that come before the image are kept in `fields`, by name, first value:
     they are there once its first bytes are out, which is when a streamed run starts. Those after it
-    are only named in `late_fields`.
+    are only named in `late_fields`. Only the first `image` file is read; `images` counts them all.
+    A file part with an empty file name (a form's empty file input) is skipped, as Django's parser skips it.
     """
 
     def __init__(self, boundary: str, field: str = FIELD) -> None:
@@ -60,6 +76,7 @@ class MultipartImage:
         self.facts = UploadFacts()
         self.found = False  # the image field's headers were seen
         self.image_complete = False  # ... and its last byte
+        self.images = 0  # `image` file parts seen: more than one is refused (SEVERAL_IMAGES)
         self.fields: dict[str, str] = {}
         self.late_fields: list[str] = []  # text fields that came after the image: too late to count
         self._field: str | None = None  # the text field being read, if any
@@ -72,6 +89,11 @@ class MultipartImage:
         self._state = "opening"
         self._in_image = False
         self._seen = 0
+
+    @property
+    def several_images(self) -> bool:
+        """Tell whether more than one `image` file has been seen: the run is refused (SEVERAL_IMAGES)."""
+        return self.images > 1
 
     @property
     def finished(self) -> bool:
@@ -170,10 +192,14 @@ class MultipartImage:
             headers[name.strip().lower()] = value.strip()
         disposition, params = parse_header_parameters(headers.get("content-disposition", ""))
         name = params.get("name") if disposition == "form-data" else None
-        self._in_image = name == self.field and not self.found
+        filename = clean_filename(params["filename"]) if "filename" in params else None
+        is_image = name == self.field and filename != ""  # Django's parser skips `filename=""` too
+        if is_image:
+            self.images += 1
+        self._in_image = is_image and not self.found
         if self._in_image:
             self.found = True
-            self.facts = UploadFacts(params.get("filename", ""), headers.get("content-type", ""))
+            self.facts = UploadFacts(filename or "", headers.get("content-type", ""))
         elif name is not None and "filename" not in params and self.found:
             self.late_fields.append(name)
         elif name is not None and "filename" not in params and name not in self.fields:

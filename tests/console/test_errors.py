@@ -46,3 +46,12 @@ def test_the_handlers_answer_json_under_api_only(factory):
     assert json.loads(errors.permission_denied(api, Exception()).content) == {"error": "forbidden"}
     assert errors.server_error(api).status_code == 500
     assert errors.server_error(page)["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+def test_api_without_its_slash_is_a_json_404_as_every_unknown_api_path(client, method):
+    answer = getattr(client, method)("/api")
+    assert answer.status_code == 404
+    assert answer.json() == {"error": f"no such API path: {method.upper()} /api"}
+    assert client.get("/api/").json() == {"error": "no such API path: GET /api/"}  # nothing to redirect to

@@ -456,3 +456,17 @@ async def test_an_item_whose_execution_is_gone_is_not_ended_by_the_recorder(flow
     await recorder.save(item_snapshot("succeeded"), final=True)
     await item.arefresh_from_db()
     assert not recorder.ended and item.status == "running"  # the driver ends it (`_end_item`)
+
+
+async def test_the_results_zip_is_named_after_its_flow_in_any_script(http, user):
+    flow = await Flow.objects.acreate(owner=user, name="水印流程", graph=COMPRESS_AND_WATERMARK)
+    response = await http.post(f"/api/flows/{flow.id}/batches", {"image": [upload(image_bytes(80, 60), "a.jpg")]})
+    assert response.status_code == 201, response.content
+    batch_id = response.json()["id"]
+    assert (await wait_batch(http, batch_id))["status"] == "succeeded"
+    results = await http.get(f"/api/batches/{batch_id}/results")
+    await read_stream(results)
+    suffix = f"-{batch_id[:8]}.zip"
+    assert results["Content-Disposition"] == (
+        f"attachment; filename=\"batch{suffix}\"; filename*=UTF-8''%E6%B0%B4%E5%8D%B0%E6%B5%81%E7%A8%8B{suffix}"
+    )

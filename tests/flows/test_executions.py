@@ -424,3 +424,42 @@ async def test_a_streamed_run_whose_row_cannot_be_written_is_stopped_and_leaves_
     assert not await Execution.objects.aexists()
     outputs = Path(settings.MEDIA_ROOT) / "outputs"
     assert not outputs.exists() or not any(outputs.rglob("*.*"))
+
+
+async def test_two_images_in_one_upload_are_refused_by_both_calls(http, flow):
+    from flows.streamed_upload import SEVERAL_IMAGES
+
+    images = [upload(image_bytes(80, 60, seed=1), "a.jpg"), upload(image_bytes(80, 60, seed=2), "b.jpg")]
+    for call in ("executions", "run"):
+        response = await http.post(f"/api/flows/{flow.id}/{call}", {"image": images})
+        assert (response.status_code, response.json()) == (400, {"error": SEVERAL_IMAGES}), call
+        for image in images:
+            image.seek(0)
+    assert await Execution.objects.acount() == 0
+
+
+async def test_downloads_keep_names_in_any_script_with_an_ascii_fallback(http, user):
+    flow = await Flow.objects.acreate(owner=user, name="水印流程", graph=COMPRESS_AND_WATERMARK)
+    response = await http.post(f"/api/flows/{flow.id}/executions", {"image": upload(image_bytes(90, 60), "照片.jpg")})
+    assert response.status_code == 201, response.content
+    execution = (await wait_finished(http, response.json()["id"]))["id"]
+
+    given = await http.get(f"/api/executions/{execution}/input")
+    assert given["Content-Disposition"] == "inline; filename=\"input.jpg\"; filename*=UTF-8''%E7%85%A7%E7%89%87.jpg"
+    result = await http.get(f"/api/executions/{execution}/output")
+    assert result["Content-Disposition"] == (
+        "attachment; filename=\"output-out.jpg\"; filename*=UTF-8''%E6%B0%B4%E5%8D%B0%E6%B5%81%E7%A8%8B-out.jpg"
+    )
+    ran = await http.post(f"/api/flows/{flow.id}/run", {"image": upload(image_bytes(90, 60), "照片.jpg")})
+    await read_stream(ran)
+    assert ran["Content-Disposition"] == result["Content-Disposition"].replace("attachment", "inline")
+
+
+async def test_ascii_names_are_downloaded_as_before(http, flow):
+    response = await http.post(f"/api/flows/{flow.id}/executions", {"image": upload(image_bytes(90, 60), "p 1.jpg")})
+    execution = (await wait_finished(http, response.json()["id"]))["id"]
+    assert (await http.get(f"/api/executions/{execution}/input"))[
+        "Content-Disposition"
+    ] == "inline; filename=\"p_1.jpg\"; filename*=UTF-8''p%201.jpg"
+    output = await http.get(f"/api/executions/{execution}/output")
+    assert output["Content-Disposition"] == 'attachment; filename="compress-and-watermark-out.jpg"'

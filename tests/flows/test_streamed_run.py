@@ -351,3 +351,64 @@ def test_a_422_answer_names_its_status(console, flow_id):
     finally:
         connection.close()
     assert (answer.status, answer.reason) == (422, "Unprocessable Content")
+
+
+def file_part(boundary: str, filename: str, data: bytes) -> bytes:
+    return (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + data
+        + b"\r\n"
+    )
+
+
+@pytest.mark.parametrize("paced", [False, True])  # the whole body in before the run, or the run started on it
+def test_a_second_image_is_refused_not_silently_ignored(console, client, flow_id, photo, paced):
+    from flows.streamed_upload import SEVERAL_IMAGES
+
+    boundary = "two-images-boundary"
+    first = photo if paced else image_bytes(64, 48, seed=5)
+    body = file_part(boundary, "a.jpg", first) + file_part(boundary, "b.jpg", image_bytes(64, 48, seed=6))
+    body += f"--{boundary}--\r\n".encode()
+    headers = {**console.auth, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    answer = paced_upload(
+        "127.0.0.1", console.port, f"/api/flows/{flow_id}/run", body, headers, RATE * 4 if paced else 1e9
+    )
+    if answer.status == 200:  # the run's first bytes left before the second image came: the answer breaks off
+        with pytest.raises(OSError):
+            Image.open(io.BytesIO(answer.body)).load()
+    else:
+        assert (answer.status, json.loads(answer.body)) == (400, {"error": SEVERAL_IMAGES})
+    if paced:  # a run had started: it failed saying why, and kept nothing
+        execution = execution_of(client, answer.headers["X-Execution-Id"])
+        assert execution["status"] == "failed" and execution["error"] == SEVERAL_IMAGES
+        assert client.request("GET", f"/api/executions/{execution['id']}/input")[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("filename", "stored"),
+    [("p\x00.jpg", "p.jpg"), ("../../etc/p.jpg", "p.jpg"), ("C:\\Users\\me\\p\x1b.jpg", "p.jpg")],
+)
+def test_a_file_name_keeps_no_path_and_no_control_characters(console, client, flow_id, filename, stored):
+    boundary = "named-boundary"
+    body = file_part(boundary, filename, image_bytes(64, 48, seed=7)) + f"--{boundary}--\r\n".encode()
+    headers = {**console.auth, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    answer = paced_upload("127.0.0.1", console.port, f"/api/flows/{flow_id}/run", body, headers, 1e9)
+    assert answer.status == 200, answer.body[:300]
+    assert execution_of(client, answer.headers["X-Execution-Id"])["input"]["name"] == stored
+
+
+def test_an_empty_file_name_is_no_image_for_run_as_for_executions(console, client, flow_id):
+    boundary = "empty-name-boundary"
+    body = file_part(boundary, "", image_bytes(64, 48, seed=8)) + f"--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    answers = {
+        call: client.request("POST", f"/api/flows/{flow_id}/{call}", body, headers) for call in ("run", "executions")
+    }
+    for call, (status, _, data) in answers.items():
+        assert (status, json.loads(data)) == (
+            400,
+            {"error": "no image: send the file in the multipart field 'image'"},
+        ), call

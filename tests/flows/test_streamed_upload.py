@@ -89,8 +89,27 @@ def test_broken_bodies_are_refused_with_a_reason(body, message):
 
 
 def test_only_the_first_image_field_counts():
-    got, _ = parse(multipart(("image", b"first", "a.jpg"), ("image", b"second", "b.jpg")), random.Random(1), 5)
+    got, parser = parse(multipart(("image", b"first", "a.jpg"), ("image", b"second", "b.jpg")), random.Random(1), 5)
     assert got == b"first"
+    assert parser.images == 2 and parser.several_images  # the view refuses it (SEVERAL_IMAGES)
+
+
+def test_a_file_name_is_reduced_to_a_base_name_without_control_characters():
+    body = b'--%s\r\nContent-Disposition: form-data; name="image"; filename="C:\\x\\p\x00\x1b.jpg"\r\n\r\nI\r\n' % (
+        BOUNDARY.encode()
+    )
+    parser = MultipartImage(BOUNDARY)
+    parser.feed(body + f"--{BOUNDARY}--\r\n".encode())
+    parser.close()
+    assert parser.facts.filename == "p.jpg"
+
+
+def test_a_file_part_with_an_empty_name_is_no_image_as_for_django():
+    body = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename=""\r\n\r\nI\r\n--{BOUNDARY}--\r\n'
+    parser = MultipartImage(BOUNDARY)
+    assert parser.feed(body.encode()) == []
+    with pytest.raises(MalformedUpload, match="no image"):
+        parser.close()
 
 
 def test_content_types_choose_the_parser():
