@@ -5,11 +5,6 @@ its port, so a page served by anything else on the same host (`http://localhost:
 socket with the visitor's session. This is the rule Django's CSRF check applies to unsafe requests:
 the Origin must equal the scheme and Host of the handshake itself (the Host being an allowed one), or
 be listed in CSRF_TRUSTED_ORIGINS (a TLS-terminating proxy's public origin).
-
-A handshake with no Origin at all is let through only when it authenticates with a bearer token
-(CONTRACT §4: non-browser clients send `Authorization`): browsers always send an Origin, and a bearer
-handshake's user comes from its token alone (console/middleware.py), never from a session cookie.
-A foreign Origin is refused always, whatever the credential.
 """
 
 from __future__ import annotations
@@ -65,23 +60,14 @@ def allowed_origin(scope: dict[str, Any]) -> bool:
     return (parsed.scheme, parsed.hostname, origin_port) == (scheme, domain.strip("[]"), own_port)
 
 
-def bearer_without_origin(scope: dict[str, Any]) -> bool:
-    """Tell whether the handshake sends no Origin and a bearer token: a client that is not a browser."""
-    authorization = _header(scope, b"authorization") or ""
-    return _header(scope, b"origin") is None and authorization[:7].lower() == "bearer "
-
-
 class SameOriginValidator:
-    """ASGI middleware: refuse a websocket handshake whose Origin is not this server's own.
-
-    No Origin is accepted from a bearer-token client only (`bearer_without_origin`).
-    """
+    """ASGI middleware: refuse a websocket handshake whose Origin is not this server's own."""
 
     def __init__(self, application: Callable[..., Awaitable[None]]) -> None:
         self.application = application
 
     async def __call__(self, scope, receive, send) -> None:
-        if allowed_origin(scope) or bearer_without_origin(scope):
+        if allowed_origin(scope):
             await self.application(scope, receive, send)
         else:
             await WebsocketDenier()(scope, receive, send)

@@ -62,17 +62,16 @@ def test_trusted_origins_and_the_proxy_header(settings):
     assert not allowed_origin(scope("https://localhost:8000", "localhost:8000"))
 
 
-def handshake(port: int, origin: str | None, path: str, token: str) -> int:
+def handshake(port: int, origin: str, path: str, token: str) -> int:
     headers = {
         "Host": f"127.0.0.1:{port}",
         "Upgrade": "websocket",
         "Connection": "Upgrade",
         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
         "Sec-WebSocket-Version": "13",
+        "Origin": origin,
         "Authorization": f"Bearer {token}",
     }
-    if origin is not None:
-        headers["Origin"] = origin
     head = raw.head("GET", path, headers)
     with raw.connect(port, timeout=10) as sock:
         sock.sendall(head)
@@ -91,26 +90,3 @@ def test_through_daphne_only_the_own_origin_opens_a_socket(hostile_console):
     assert handshake(port, "http://127.0.0.1:9999", path, token) == 403
     assert handshake(port, f"http://localhost:{port}", path, token) == 403
     assert handshake(port, f"https://127.0.0.1:{port}", path, token) == 403
-
-
-def test_no_origin_is_allowed_for_a_bearer_token_only():
-    from console.origin import bearer_without_origin
-
-    assert bearer_without_origin(scope(None, authorization="Bearer tf_abc"))
-    assert bearer_without_origin(scope(None, authorization="bearer tf_abc"))
-    assert not bearer_without_origin(scope(None))  # a session cookie, or nothing: refused
-    assert not bearer_without_origin(scope(None, authorization="Basic YTpi"))
-    assert not bearer_without_origin(scope("http://evil.example", authorization="Bearer tf_abc"))
-
-
-def test_through_daphne_a_bearer_client_without_origin_opens_a_socket(hostile_console):
-    client = Client(hostile_console.url, hostile_console.auth)
-    status, flow = client.json("POST", "/api/flows", {"name": "no-origin", "graph": COMPRESS_AND_WATERMARK})
-    assert status == 201, flow
-    status, _, body = client.upload(f"/api/flows/{flow['id']}/executions", image_bytes(64, 48))
-    assert status == 201, body
-    path = f"/ws/executions/{json.loads(body)['id']}/"
-    port, token = hostile_console.port, hostile_console.token
-    assert handshake(port, None, path, token) == 101
-    assert handshake(port, None, path, "tf_not-a-token") == 403  # let through the Origin check, refused as anonymous
-    assert handshake(port, "http://evil.example", path, token) == 403
