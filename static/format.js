@@ -12,6 +12,16 @@ export function formatDateTime(iso) {
   return iso ? dates.format(new Date(iso)) : "—";
 }
 
+const clock = new Intl.DateTimeFormat(locale, { timeStyle: "medium" });
+
+// A recent moment (a heartbeat): the local time of day, with the date too when it was not today.
+export function formatClock(iso) {
+  if (!iso) return "—";
+  const moment = new Date(iso);
+  if (Number.isNaN(moment.getTime())) return iso;
+  return moment.toDateString() === new Date().toDateString() ? clock.format(moment) : dates.format(moment);
+}
+
 export function formatMs(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return "—";
   if (ms < 1000) return interpolate(gettext("%(n)s ms"), { n: formatNumber(Math.round(ms)) });

@@ -1,7 +1,8 @@
 // Home page: templates one click from a running flow, import (as a copy when the name is taken), and
-// rename, duplicate, delete from the list of flows.
+// rename, duplicate, delete from the list of flows; the workers' heartbeats in local time.
 import { api } from "./api.js";
-import { confirmAction } from "./dialog.js";
+import { confirmFlowDelete } from "./flow-delete.js";
+import { formatClock } from "./format.js";
 import { gettext, interpolate } from "./i18n.js";
 
 const input = document.getElementById("import-file");
@@ -75,8 +76,7 @@ document.getElementById("flow-table")?.addEventListener("click", async (event) =
       await api.duplicateFlow(flowId);
       location.reload();
     } else if (button.dataset.flowAction === "delete") {
-      const message = interpolate(gettext("Delete the flow “%(name)s”? Its executions stay, with the graph they ran."), { name: flowName });
-      if (!(await confirmAction(message, gettext("Delete flow")))) return;
+      if (!(await confirmFlowDelete(flowId, flowName))) return;
       await api.deleteFlow(flowId);
       row.remove();
     }
@@ -84,3 +84,9 @@ document.getElementById("flow-table")?.addEventListener("click", async (event) =
     fail(error.message);
   }
 });
+
+// The workers' last heartbeats come as ISO timestamps: show them in the reader's time zone and language.
+for (const time of document.querySelectorAll("#worker-table time[datetime]")) {
+  time.title = time.dateTime;
+  time.textContent = formatClock(time.dateTime);
+}

@@ -1,7 +1,7 @@
 // "Run on many…": a dialog that takes a dropped folder, several images or one zip and starts a batch.
 // Any element with data-run-many and data-flow-id (and data-flow-name) opens it for that flow.
 import { createBatch } from "../api.js";
-import { gettext, interpolate } from "../i18n.js";
+import { gettext, interpolate, ngettext } from "../i18n.js";
 
 const dialog = document.getElementById("run-many");
 const drop = document.getElementById("run-many-drop");
@@ -43,9 +43,10 @@ function choose(entries) {
   }
   chosen = next;
   const parts = [];
-  if (chosen.images.length) parts.push(interpolate(gettext("%(n)s images"), { n: chosen.images.length }));
+  const images = chosen.images.length;
+  if (images) parts.push(interpolate(ngettext("%(n)s image", "%(n)s images", images), { n: images }));
   if (chosen.archive) parts.push(interpolate(gettext("the archive %(name)s"), { name: chosen.archive.name }));
-  if (chosen.others) parts.push(interpolate(gettext("%(n)s other files left out"), { n: chosen.others }));
+  if (chosen.others) parts.push(interpolate(ngettext("%(n)s other file left out", "%(n)s other files left out", chosen.others), { n: chosen.others }));
   summary.textContent = parts.length ? parts.join(" · ") : gettext("No images in what was dropped.");
   startButton.disabled = !(chosen.images.length || chosen.archive);
 }

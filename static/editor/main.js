@@ -3,6 +3,7 @@ import { api, ApiError } from "../api.js";
 import { confirmAction } from "../dialog.js";
 import { el } from "../format.js";
 import { gettext, interpolate } from "../i18n.js";
+import { confirmFlowDelete } from "../flow-delete.js";
 import { createRunPanel } from "../monitor/run-panel.js";
 import { FlowCanvas, isValidNodeId } from "./canvas.js";
 import { parseClipboard, pasteInto, remember, remembered, selectionDocument } from "./clipboard.js";
@@ -540,6 +541,15 @@ function setupFlowMenu() {
   document.addEventListener("mousedown", (event) => {
     if (!menu.hidden && !event.target.closest(".menu-wrap")) toggle(false);
   });
+  // The file input is no tab stop; its label, the import item, opens the chooser on Enter and Space.
+  $("import-item").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      toggle(false);
+      button.focus();
+      $("import-flow").click();
+    }
+  });
   $("export").addEventListener("click", exportFlow);
   $("shortcuts-button").addEventListener("click", () => $("shortcuts").showModal());
   $("duplicate-flow").addEventListener("click", async () => {
@@ -550,8 +560,7 @@ function setupFlowMenu() {
   });
   $("delete-flow").addEventListener("click", async () => {
     if (!flowId) return;
-    const message = interpolate(gettext("Delete the flow “%(name)s”? Its executions stay, with the graph they ran."), { name: nameInput.value.trim() });
-    if (!(await confirmAction(message, gettext("Delete flow")))) return;
+    if (!(await confirmFlowDelete(flowId, nameInput.value.trim()))) return;
     try {
       await api.deleteFlow(flowId);
       savedText = JSON.stringify(documentNow()); // nothing left to lose: leave without asking

@@ -48,13 +48,16 @@ export function checkValue(spec, value, required) {
   return "";
 }
 
+// The range is left out when the description already states it ("factor in (0, 1]").
 function hint(spec) {
   const parts = [];
   if (spec.description) parts.push(spec.description);
   const low = spec.minimum ?? spec.exclusiveMinimum;
   if (low !== undefined || spec.maximum !== undefined) {
     const left = spec.exclusiveMinimum !== undefined ? "(" : "[";
-    parts.push(`${left}${low ?? "−∞"}, ${spec.maximum ?? "∞"}]`);
+    const range = `${left}${low ?? "−∞"}, ${spec.maximum ?? "∞"}]`;
+    const stated = (spec.description || "").replace(/\s+/g, "").includes(range.replace(/\s+/g, ""));
+    if (!stated) parts.push(range);
   }
   if (spec.default !== undefined && spec.default !== null) parts.push(interpolate(gettext("default %(value)s"), { value: choiceLabel(spec, spec.default) }));
   return parts.join(" · ");
@@ -137,7 +140,7 @@ export function buildParamsForm(schema, initial, onChange, { idPrefix = "param" 
     const message = el("span", { class: "field-error", id: `${id}-error`, role: "status" });
     const field = el(
       "div",
-      { class: "field", dataset: { param: name } },
+      { class: spec.type === "boolean" ? "field field-check" : "field", dataset: { param: name } },
       el("label", { for: id, text: label }),
       input,
       hint(spec) ? el("span", { class: "field-hint", text: hint(spec) }) : null,

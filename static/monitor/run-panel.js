@@ -14,6 +14,33 @@ export function nodeTiming(node) {
   return parts.join(" · ");
 }
 
+// What the server accepts (runtime/decode.py ACCEPTED_FORMATS, docs/limits.md): it tells formats by content, so
+// the first bytes decide here too; a name or type that says image is enough to let the server judge the rest.
+const ACCEPTED_NAME = /\.(jpe?g|jpe|mpo|png|webp|gif|bmp|tiff?|heic|heif|avif)$/i;
+const HEIF_BRANDS = ["heic", "heix", "hevc", "hevx", "heim", "heis", "hevm", "hevs", "mif1", "msf1", "avif", "avis"];
+
+function startsWith(bytes, signature, offset = 0) {
+  return signature.length + offset <= bytes.length && [...signature].every((char, i) => bytes[offset + i] === char.charCodeAt(0));
+}
+
+function hasAcceptedSignature(bytes) {
+  return (
+    startsWith(bytes, "\xff\xd8\xff") || // JPEG, MPO
+    startsWith(bytes, "\x89PNG\r\n\x1a\n") ||
+    startsWith(bytes, "GIF87a") ||
+    startsWith(bytes, "GIF89a") ||
+    startsWith(bytes, "BM") ||
+    (startsWith(bytes, "RIFF") && startsWith(bytes, "WEBP", 8)) ||
+    ["II*\0", "MM\0*", "II+\0", "MM\0+"].some((tiff) => startsWith(bytes, tiff)) ||
+    (startsWith(bytes, "ftyp", 4) && HEIF_BRANDS.some((brand) => startsWith(bytes, brand, 8)))
+  );
+}
+
+async function mayBeAccepted(file) {
+  if (file.type.startsWith("image/") || ACCEPTED_NAME.test(file.name)) return true;
+  return hasAcceptedSignature(new Uint8Array(await file.slice(0, 16).arrayBuffer()));
+}
+
 // A sample photo drawn in the browser, for a first run without a file at hand.
 function samplePhoto() {
   const canvas = Object.assign(document.createElement("canvas"), { width: 1200, height: 800 });
@@ -45,10 +72,20 @@ export function createRunPanel(root, { canvas, flowId, draft, problems, onStart,
   let previews = null;
   let firstSeen = 0;
 
-  const fileInput = el("input", { id: "run-file", class: "visually-hidden", type: "file", accept: "image/*" });
+  const fileInput = el("input", { id: "run-file", class: "visually-hidden", type: "file", accept: "image/*,.tif,.tiff,.heic,.heif,.avif" });
   const dropText = el("span", { text: gettext("Drop an image here, or choose one…") });
   const dropZone = el("label", { class: "drop-zone", for: "run-file", tabindex: "0" }, dropText);
   const thumb = el("img", { class: "run-thumb", alt: gettext("Chosen image"), hidden: true });
+  // A file the server reads but this browser cannot show (TIFF, HEIC in Chromium): its name and size, no thumbnail.
+  const placeholderKind = el("span", { class: "run-placeholder-kind", "aria-hidden": "true" });
+  const placeholderName = el("span", { class: "run-placeholder-name", translate: "no" });
+  const placeholder = el(
+    "div",
+    { class: "run-placeholder", id: "run-placeholder", hidden: true },
+    placeholderKind,
+    placeholderName,
+    el("span", { class: "muted small", text: gettext("No preview in this browser; the server reads it when it runs.") }),
+  );
   const runButton = el("button", { class: "btn btn-primary", id: "run", type: "button", disabled: true, text: gettext("Run") });
   const sampleButton = el("button", { class: "btn btn-small", id: "run-sample", type: "button", text: gettext("Use a sample image") });
   const draftNote = el("p", { class: "muted small", id: "run-draft-note", text: gettext("Runs use the canvas as it is, unsaved changes too, and never change the saved flow.") });
@@ -76,6 +113,7 @@ export function createRunPanel(root, { canvas, flowId, draft, problems, onStart,
     fileInput,
     sampleButton,
     thumb,
+    placeholder,
     el("div", { class: "run-actions" }, runButton, cancelButton, badge, elapsed),
     message,
     legend,
@@ -85,26 +123,40 @@ export function createRunPanel(root, { canvas, flowId, draft, problems, onStart,
     pageLink,
   );
 
-  // A new choice clears the last one's error; a file the browser cannot show as an image is refused here.
-  const choose = (chosen) => {
+  // A new choice clears the last one's error. Any file the server may accept can run: the thumbnail is only a
+  // preview, and the server has the last word on the rest.
+  let choice = 0;
+  const choose = async (chosen) => {
     if (!chosen) return;
+    const current = ++choice;
     message.hidden = true;
-    dropText.textContent = `${chosen.name} · ${formatBytes(chosen.size)}`;
+    const label = `${chosen.name} · ${formatBytes(chosen.size)}`;
+    dropText.textContent = label;
     if (thumb.src) URL.revokeObjectURL(thumb.src);
-    const url = URL.createObjectURL(chosen);
+    thumb.removeAttribute("src");
     file = null;
     runButton.disabled = true;
     thumb.hidden = true;
+    placeholder.hidden = true;
+    if (!(await mayBeAccepted(chosen))) {
+      if (current !== choice) return;
+      message.textContent = interpolate(gettext("%(name)s is not an image Tileflow reads; choose a JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF file."), { name: chosen.name });
+      message.hidden = false;
+      return;
+    }
+    if (current !== choice) return;
+    file = chosen;
+    runButton.disabled = Boolean(state && !state.finished);
     thumb.onload = () => {
-      file = chosen;
-      thumb.hidden = false;
-      runButton.disabled = Boolean(state && !state.finished);
+      if (current === choice) thumb.hidden = false;
     };
     thumb.onerror = () => {
-      message.textContent = interpolate(gettext("%(name)s is not an image this browser can read; choose a JPEG, PNG, WebP, GIF, BMP or TIFF."), { name: chosen.name });
-      message.hidden = false;
+      if (current !== choice) return;
+      placeholderKind.textContent = chosen.name.includes(".") ? chosen.name.split(".").pop().toUpperCase() : "?";
+      placeholderName.textContent = label;
+      placeholder.hidden = false;
     };
-    thumb.src = url;
+    thumb.src = URL.createObjectURL(chosen);
   };
   sampleButton.addEventListener("click", async () => choose(await samplePhoto()));
   fileInput.addEventListener("change", () => choose(fileInput.files[0]));
@@ -260,8 +312,7 @@ export function createRunPanel(root, { canvas, flowId, draft, problems, onStart,
     lastExecution: () => (state?.finished ? state.execution : null),
     async runSample() {
       onStart();
-      choose(await samplePhoto());
-      await new Promise((resolve) => thumb.addEventListener("load", resolve, { once: true }));
+      await choose(await samplePhoto());
       runButton.click();
     },
   };

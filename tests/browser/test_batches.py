@@ -46,7 +46,7 @@ def test_run_on_many_from_the_flows_list_fills_the_batch_page(page, console_serv
     assert dialog.is_visible()
     page.set_input_files("#run-many-folder", str(folder))
     summary = page.locator("#run-many-summary")
-    assert summary.inner_text() == "4 images · 1 other files left out"
+    assert summary.inner_text() == "4 images · 1 other file left out"
     page.click("#run-many-start")
     page.wait_for_url(re.compile(r"/batches/[0-9a-f-]{36}/$"), timeout=RUN_TIMEOUT_MS)
 

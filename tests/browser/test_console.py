@@ -193,3 +193,27 @@ def test_delete_and_import_export_keep_markup_inert(page, console_server, consol
     exported = download_info.value.path().read_text()
     assert '"id": "in"' in exported and '"html"' not in exported
     assert console_errors == []
+
+
+def test_staff_see_the_workers_heartbeat_in_local_time(browser, console_server, console_errors):
+    console_server.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; "
+        "get_user_model().objects.create_user('grace', password='tileflow-staff-pw', is_staff=True)",
+    )
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id="Asia/Shanghai")
+    page = context.new_page()
+    console_errors.watch(page)
+    page.goto(f"{console_server.url}/login/")
+    page.fill("input[name=username]", "grace")
+    page.fill("input[name=password]", "tileflow-staff-pw")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{console_server.url}/")
+    heartbeat = page.locator("#worker-table time").first
+    iso = heartbeat.get_attribute("datetime")
+    local = page.evaluate("(iso) => new Intl.DateTimeFormat('en', {timeStyle: 'medium'}).format(new Date(iso))", iso)
+    assert heartbeat.inner_text() == local  # e.g. "5:35:57 AM" in Shanghai, not "2026-…T21:35:57.238413+00:00"
+    assert heartbeat.get_attribute("title") == iso
+    context.close()
+    assert console_errors == []

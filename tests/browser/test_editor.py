@@ -191,3 +191,34 @@ def test_minimap_and_touchpad_gestures_move_the_view(page, console_server, conso
     page.mouse.click(minimap["x"] + 5, minimap["y"] + 5)  # its top-left corner: the view goes there
     assert page.evaluate(transform) != before
     assert console_errors == []
+
+
+def test_forms_and_versions_keep_their_text_in_place(page, console_server, client, console_errors):
+    long_name = "A" * 120
+    flow_id = create_flow(client, long_name, CHAIN)
+    renamed = {"name": f"short-{uuid.uuid4().hex[:6]}", "graph": CHAIN}
+    status, body = client.json("PUT", f"/api/flows/{flow_id}", renamed)
+    assert status == 200, body
+    open_editor(page, f"{console_server.url}/flows/{flow_id}/")
+
+    click_node(page, "shrink")
+    hint = page.locator('#node-panel [data-param="scale"] .field-hint').inner_text()
+    assert hint.count("(0, 1]") == 1, hint  # its description states the range: not said twice
+
+    click_node(page, "out")
+    assert "[1, 100]" in page.locator('#node-panel [data-param="quality"] .field-hint').inner_text()
+    field = page.locator('#node-panel [data-param="progressive"]')
+    box = field.locator("input[type=checkbox]").bounding_box()
+    label = field.locator("label").bounding_box()
+    assert abs((box["y"] + box["height"] / 2) - (label["y"] + label["height"] / 2)) < 4  # on the label's line
+    assert box["x"] + box["width"] <= label["x"]  # right before it, not centred across the panel
+    assert box["x"] - field.bounding_box()["x"] < 4
+
+    page.click("#tab-versions")
+    page.wait_for_selector('#version-list [data-version="2"]')
+    overflowing = page.eval_on_selector_all(
+        "#version-list .version", "(cards) => cards.filter((c) => c.scrollWidth > c.clientWidth).length"
+    )
+    assert overflowing == 0
+    assert long_name in page.inner_text('#version-list [data-version="2"]')  # wrapped, not cut
+    assert console_errors == []

@@ -130,6 +130,20 @@ def test_custom_and_parameterless_steps_render_their_forms(page, console_server,
     assert console_errors == []
 
 
+def test_the_hidden_import_input_is_no_tab_stop(page, console_server, console_errors):
+    open_editor(page, f"{console_server.url}/flows/new/")
+    page.focus("#flow-menu-button")
+    page.keyboard.press("Tab")  # the Flow menu is closed: nothing of it, nor the file input, is next
+    assert page.evaluate("() => document.activeElement.id") == "save"
+    page.focus("#flow-menu-button")
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "import-item"
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    assert chooser.value.element.get_attribute("id") == "import-flow"
+    assert console_errors == []
+
+
 @pytest.mark.parametrize("start", ["editor", "/executions/", "/"])
 def test_keyboard_focus_is_always_visible(page, console_server, console_errors, start):
     client = Client(console_server.url, console_server.auth)

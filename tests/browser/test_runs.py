@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pillow_heif
 import pytest
 
 from tests.browser.helpers import (
@@ -172,6 +173,37 @@ def test_a_refused_upload_says_why_and_starts_nothing(
     assert page.locator("#run").is_enabled()  # fix the file and try again
     # The browser logs the refused request (400) itself; nothing else may go wrong.
     assert [error for error in unexpected(console_errors) if "status of 400" not in error] == []
+
+
+@pytest.mark.parametrize("name", ["t.tiff", "h.heic"])
+def test_an_image_the_browser_cannot_show_still_runs(page, console_server, client, tmp_path, name, console_errors):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("no image")
+    picture = tmp_path / name
+    if name.endswith(".heic"):
+        pillow_heif.register_heif_opener()
+        picture.write_bytes(image_bytes(320, 200, format="HEIF"))
+    else:
+        picture.write_bytes(image_bytes(320, 200, format="TIFF"))
+    open_editor(page, f"{console_server.url}/flows/{create_flow(client, f'unshown-{name}', PLAIN_GRAPH)}/")
+    page.click("#tab-run")
+
+    page.set_input_files("#run-file", str(picture))
+    placeholder = page.locator("#run-placeholder")
+    placeholder.wait_for(state="visible")  # Chromium shows neither TIFF nor HEIC: a neutral box instead
+    assert re.search(rf"{re.escape(name)} · [\d.,]+ K?B", placeholder.inner_text())  # its name and size
+    assert page.locator("#run-error").is_hidden()
+    assert page.locator(".run-thumb").is_hidden()
+
+    page.set_input_files("#run-file", str(notes))  # neither named, typed nor made as an image: refused here
+    page.locator("#run-error").wait_for(state="visible")
+    assert "notes.txt is not an image Tileflow reads" in page.inner_text("#run-error")
+    assert page.locator("#run").is_disabled() and placeholder.is_hidden()
+
+    page.set_input_files("#run-file", str(picture))
+    page.click("#run")
+    wait_run_status(page, "succeeded")
+    assert unexpected(console_errors) == []
 
 
 def test_executions_filter_by_status(page, console_server, client, small_jpeg, truncated_bmp, console_errors):

@@ -116,3 +116,32 @@ def test_the_editor_links_to_the_triggers_page(triggers_page, triggers_console):
     triggers_page.click("#open-triggers")
     triggers_page.wait_for_url(f"{triggers_console.url}/flows/{flow_id}/triggers/")
     assert triggers_page.locator("h1").inner_text().startswith("Triggers")
+
+
+def test_deleting_a_flow_says_its_triggers_go_too(triggers_page, triggers_console, photos):
+    page = triggers_page
+    client = Client(triggers_console.url, headers=triggers_console.auth)
+    flow_id = create_flow(client, "watched", PLAIN_GRAPH)
+    for folder in ("a", "b"):
+        (photos / f"in-{folder}").mkdir()
+        route = {"source": {"root": "photos", "path": f"in-{folder}"}, "destination": {"root": "photos", "path": "out"}}
+        status, body = client.json("POST", f"/api/flows/{flow_id}/triggers", {"type": "folder", **route})
+        assert status == 201, body
+
+    page.goto(f"{triggers_console.url}/")
+    page.locator(f'tr[data-flow-id="{flow_id}"] [data-flow-action="delete"]').click()
+    page.locator("#confirm").wait_for()
+    assert page.inner_text("#confirm-text") == (
+        "Delete the flow “watched”? Its 2 triggers stop and are deleted too;"
+        " its executions stay, with the graph they ran."
+    )
+    page.click('#confirm [value="cancel"]')
+
+    page.goto(f"{triggers_console.url}/flows/{flow_id}/")
+    page.click("#flow-menu-button")
+    page.click("#delete-flow")
+    page.locator("#confirm").wait_for()
+    assert "Its 2 triggers stop and are deleted too" in page.inner_text("#confirm-text")
+    page.click("#confirm-ok")
+    page.wait_for_url(f"{triggers_console.url}/")
+    assert client.json("GET", f"/api/triggers?flow={flow_id}")[1] == {"triggers": []}
