@@ -134,8 +134,14 @@ def trigger_payload(trigger: Trigger) -> dict[str, Any]:
     }
 
 
-def location_errors(kind: str, source: Any, destination: Any) -> tuple[dict, dict, list[dict]]:
-    """Return both locations in stored form and what is wrong with them, each error naming its field."""
+def location_errors(
+    kind: str, source: Any, destination: Any, *, asked: tuple[str, ...] = ("source", "destination")
+) -> tuple[dict, dict, list[dict]]:
+    """Return both locations in stored form and what is wrong with them, each error naming its field.
+
+    The buckets of the `asked` S3 locations (those given in the request) are looked at in the store:
+    one it says is missing, or a source it denies, is refused; a store that does not answer is not.
+    """
     errors, checked = [], {}
     for field, location in (("source", source), ("destination", destination)):
         try:
@@ -151,6 +157,12 @@ def location_errors(kind: str, source: Any, destination: Any) -> tuple[dict, dic
         errors.append(
             {"node": None, "message": "destination: it lies inside the source; every output would run the flow again"}
         )
+    if not errors and kind == "s3":
+        for field in asked:
+            try:
+                stores.check_bucket(checked[field], reading=field == "source")
+            except stores.LocationError as error:
+                errors.append({"node": None, "message": f"{field}: {error}"})
     return checked.get("source", {}), checked.get("destination", {}), errors
 
 
@@ -221,7 +233,10 @@ def change_trigger(request: HttpRequest, trigger_id: str) -> Status:
         return Status(400, {"errors": [{"node": None, "message": "enabled: must be true or false"}]})
     if "source" in changes or "destination" in changes:
         source, destination, errors = location_errors(
-            trigger.type, changes.get("source") or trigger.source, changes.get("destination") or trigger.destination
+            trigger.type,
+            changes.get("source") or trigger.source,
+            changes.get("destination") or trigger.destination,
+            asked=tuple(field for field in ("source", "destination") if changes.get(field)),
         )
         if errors:
             return Status(400, {"errors": errors})

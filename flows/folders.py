@@ -27,12 +27,24 @@ def output_format(graph: dict, node: str) -> str:
     raise KeyError(node)
 
 
-def checked_target(target: Path, format: str) -> Path:
-    """Return where one result goes: `target`, or with the format's extension added when it has none.
+def checked_target(output: str, source: Path, format: str) -> Path:
+    """Return where the result of one input file goes for `-o output` (CONTRACT §5).
 
-    Raises ValueError when its extension names another format, or its folder does not exist.
+    A folder (one that exists, or a name ending in "/", created when its parent exists) takes the
+    result named after the input with the format's extension; a file name gets that extension when
+    it has none. Raises ValueError when its extension names another format, its folder does not
+    exist, or the result would replace the input.
     """
     allowed = FORMAT_EXTENSIONS.get(format, ())
+    target = Path(output)
+    if output.endswith(("/", os.sep)) or target.is_dir():
+        if not target.is_dir():
+            if target.exists():
+                raise ValueError(f"-o {output}: not a folder")
+            if not target.parent.is_dir():
+                raise ValueError(f"-o {output}: no such folder {target.parent}; create it first")
+            target.mkdir()
+        target = target / (source.stem + (allowed[0] if allowed else source.suffix))
     suffix = target.suffix.lower()
     if not suffix and allowed:
         target = target.with_name(target.name + allowed[0])
@@ -42,7 +54,14 @@ def checked_target(target: Path, format: str) -> Path:
     folder = target.parent
     if not folder.is_dir():
         raise ValueError(f"-o {target}: no such folder {folder}; create it first")
+    if target.resolve() == source.resolve():
+        raise ValueError(f"-o {output}: the result would replace the input {source}; name another file or folder")
     return target
+
+
+def plural(count: int, noun: str) -> str:
+    """Return "1 file", "2 files": a count with its noun."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def image_files(folder: Path, *, recursive: bool, skip: Path | None = None) -> tuple[list[Path], int]:

@@ -2,18 +2,20 @@
 
 Users name a root or a connection, never a raw path or a key (CONTRACT §8). A folder location can
 never leave its root: `..`, absolute paths and symbolic links are refused when it is created and
-checked again at every scan and write, since a folder may be swapped for a link later.
+checked again at every scan and write, since a folder may be swapped for a link later. A write
+never replaces what is at its name (`NameTaken`) unless the caller says the name is its own.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import stat
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -39,6 +41,10 @@ class ObjectGone(StoreError):
     """The object changed or disappeared between the listing and the read."""
 
 
+class NameTaken(Exception):
+    """Something is already at the name an output was to take; the caller picks the next name."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredObject:
     key: str  # relative to the location, "/"-separated
@@ -50,7 +56,7 @@ class StoredObject:
 class Store(Protocol):
     def objects(self) -> Iterator[StoredObject]: ...
     def fetch(self, item: StoredObject, target: IO[bytes]) -> None: ...
-    def put(self, key: str, path: Path, content_type: str) -> str: ...
+    def put(self, key: str, path: Path, content_type: str, *, replace: bool = False) -> str: ...
     def written_name(self, key: str) -> str: ...
 
 
@@ -230,6 +236,28 @@ def open_store(kind: str, location: dict[str, str]) -> Store:
     return S3Store(location["connection"], location["bucket"], location["prefix"])
 
 
+def check_bucket(location: dict[str, str], *, reading: bool) -> None:
+    """Refuse an S3 location whose bucket the store says is not there, or (to read from) not open to the key.
+
+    Only a definite answer refuses: a store that cannot be reached just now (refused, timed out)
+    leaves the location taken, and the trigger shows the error as `last_error` until it answers.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    where = f"bucket '{location['bucket']}' of S3 connection '{location['connection']}'"
+    try:
+        _client(location["connection"]).head_bucket(Bucket=location["bucket"])
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404 or code in ("NoSuchBucket", "404"):
+            raise LocationError(f"the {where} does not exist") from None
+        if reading and (status == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch")):
+            raise LocationError(f"the store denies access to the {where} ({code or status})") from None
+    except (BotoCoreError, OSError):
+        return
+
+
 def describe(kind: str, location: dict[str, str]) -> str:
     """Name a location as users see it: photos:/inbox, or archive://bucket/prefix."""
     if kind == "folder":
@@ -302,16 +330,26 @@ class FolderStore:
         """What `put(key, …)` answers: the name under the folder root."""
         return "/".join([*self.parts, *relative_parts(key, what="name")])
 
-    def put(self, key: str, path: Path, content_type: str) -> str:
+    def put(self, key: str, path: Path, content_type: str, *, replace: bool = False) -> str:
+        """Write the file at `key`; raise NameTaken when something is there already, unless `replace`."""
         *folders, name = relative_parts(key, what="name")
         try:
             folder = self._destination_folder(folders)
+            if not replace and os.path.lexists(folder / name):  # spares the copy; the link below decides
+                raise NameTaken(key)
             with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", delete=False) as partial:
                 os.fchmod(partial.fileno(), FILE_MODE)  # as any new file, not the temporary file's 0600
                 with open(path, "rb") as output:
                     while chunk := output.read(COPY_CHUNK):
                         partial.write(chunk)
-            os.replace(partial.name, folder / name)  # readers never see half a file
+            try:
+                if replace:
+                    os.replace(partial.name, folder / name)  # readers never see half a file
+                else:
+                    _move_exclusively(Path(partial.name), folder / name)
+            finally:
+                with suppress(FileNotFoundError):
+                    os.unlink(partial.name)
         except LocationError as error:
             raise StoreError(str(error)) from None
         except OSError as error:
@@ -327,6 +365,32 @@ class FolderStore:
         folder.mkdir(parents=True, exist_ok=True)
         _check_no_links(self.root, parts)  # nothing swapped a created folder for a link meanwhile
         return folder
+
+
+# File systems that refuse hard links (some network and FUSE ones) answer os.link with one of these.
+NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+
+
+def _move_exclusively(partial: Path, target: Path) -> None:
+    """Give `partial` the name `target` only if nothing has it, even a writer racing this one; else NameTaken.
+
+    A hard link is created only where no name is (as O_EXCL creates a file), and whole at once, so
+    readers never see half a file. Where links are refused, the name is first taken with an empty
+    file created O_EXCL, then filled by replacing it.
+    """
+    try:
+        os.link(partial, target, follow_symlinks=False)
+        return
+    except FileExistsError:
+        raise NameTaken(str(target)) from None
+    except OSError as error:
+        if error.errno not in NO_HARD_LINKS:
+            raise
+    try:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE))
+    except FileExistsError:
+        raise NameTaken(str(target)) from None
+    os.replace(partial, target)
 
 
 # -- S3 ----------------------------------------------------------------------------------------
@@ -364,27 +428,60 @@ class S3Store:
         """What `put(key, …)` answers: the object's key in the bucket."""
         return self.prefix + "/".join(relative_parts(key, what="name"))
 
-    def put(self, key: str, path: Path, content_type: str) -> str:
+    def put(self, key: str, path: Path, content_type: str, *, replace: bool = False) -> str:
+        """Write the file at `key`; raise NameTaken when an object is there already, unless `replace`.
+
+        A store that takes conditional writes (`If-None-Match: *`) refuses the put itself when an
+        object appeared since the look, so a writer racing this one loses nothing; one that does not
+        is asked first (HEAD), which leaves only that moment's race.
+        """
+        from botocore.exceptions import ClientError
+
         name = self.prefix + "/".join(relative_parts(key, what="name"))
+        client = _client(self.connection)
         with self._errors():
-            _client(self.connection).upload_file(str(path), self.bucket, name, ExtraArgs={"ContentType": content_type})
+            if not replace and self._exists(name):
+                raise NameTaken(name)
+            conditional = not replace and self.connection not in UNCONDITIONAL_CONNECTIONS
+            try:
+                self._upload(client, name, path, content_type, conditional=conditional)
+            except ClientError as error:
+                answer = error.response.get("Error", {}).get("Code", "")
+                status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if conditional and status in (409, 412):  # PreconditionFailed, or a racing put (409)
+                    raise NameTaken(name) from None
+                if not conditional or status not in (400, 501) or answer not in CONDITION_REFUSALS:
+                    raise
+                UNCONDITIONAL_CONNECTIONS.add(self.connection)  # this store does not take the condition: ask first only
+                self._upload(client, name, path, content_type, conditional=False)
         return name
+
+    def _exists(self, name: str) -> bool:
+        """Tell whether an object has the key `name`; a store that will not say (403: no right to read) says no."""
+        from botocore.exceptions import ClientError
+
+        try:
+            _client(self.connection).head_object(Bucket=self.bucket, Key=name)
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (403, 404):  # a write-only key: the conditional put (or its own refusal) decides
+                return False
+            raise
+        return True
+
+    def _upload(self, client, name: str, path: Path, content_type: str, *, conditional: bool) -> None:
+        condition = {"IfNoneMatch": "*"} if conditional else {}
+        with open(path, "rb") as body:
+            client.put_object(Bucket=self.bucket, Key=name, Body=body, ContentType=content_type, **condition)
 
     @contextmanager
     def _errors(self, key: str | None = None) -> Iterator[None]:
         """Turn boto3's failures into StoreError with a reason a user can act on."""
-        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
         where = f"S3 connection '{self.connection}', bucket '{self.bucket}'"
         try:
-            try:
-                yield
-            except S3UploadFailedError as failed:  # upload_file's wrapper (its message names our file): its cause
-                cause = failed.__cause__ or failed.__context__
-                if isinstance(cause, ClientError | BotoCoreError | OSError):
-                    raise cause from None
-                raise StoreError(f"{where}: the upload failed") from None
+            yield
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if key is not None and code in ("NoSuchKey", "PreconditionFailed", "404", "412"):
@@ -396,6 +493,11 @@ class S3Store:
             raise StoreError(f"{where}: {code or 'error'}: {error}") from None
         except (BotoCoreError, OSError) as error:
             raise StoreError(f"{where}: the store cannot be reached: {error}") from None
+
+
+# What stores that do not take `If-None-Match` on a put answer; such a connection is then asked first only.
+CONDITION_REFUSALS = {"NotImplemented", "InvalidArgument", "InvalidRequest", "501"}
+UNCONDITIONAL_CONNECTIONS: set[str] = set()
 
 
 @cache
@@ -426,3 +528,4 @@ def forget_configuration() -> None:
     folder_roots.cache_clear()
     s3_connections.cache_clear()
     _client.cache_clear()
+    UNCONDITIONAL_CONNECTIONS.clear()

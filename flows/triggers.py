@@ -11,10 +11,12 @@ fails, is recorded once and never retried.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
+import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -25,9 +27,17 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from flows import executions as service
-from flows.batch_results import numbered
 from flows.models import Execution, Trigger, TriggerEvent
-from flows.trigger_stores import LocationError, ObjectGone, StoredObject, StoreError, open_store, relative_parts
+from flows.trigger_stores import (
+    LocationError,
+    NameTaken,
+    ObjectGone,
+    Store,
+    StoredObject,
+    StoreError,
+    open_store,
+    relative_parts,
+)
 from runtime import api as runtime
 
 log = logging.getLogger("tileflow.triggers")
@@ -39,6 +49,8 @@ SCAN_NOTE_EVERY = timedelta(seconds=10)  # how stale `last_scan_at` may be while
 KEY_LENGTH = TriggerEvent._meta.get_field("key").max_length
 
 
+# How the decoder names an image whose header reads but whose data is cut short or broken: a run on
+# it fails, so its event is `failed` with the reason, as a batch's item is; what never runs is `skipped`.
 def stored_key(key: str) -> str:
     """Return an object's name as the database can hold it: bytes not UTF-8 and NULs escaped, cut to the column.
 
@@ -70,8 +82,26 @@ def output_key(key: str, node: str, content_type: str, *, several: bool) -> str:
     return str(path.with_name(path.stem + suffix + EXTENSIONS.get(content_type, ".bin")))
 
 
+def numbered_names(name: str) -> Iterator[str]:
+    """Yield `name`, then `stem-2.ext`, `stem-3.ext`, … (as a batch's results are numbered)."""
+    yield name
+    base, extension = posixpath.splitext(name)
+    for number in itertools.count(2):
+        yield f"{base}-{number}{extension}"
+
+
+def names_owned(trigger: Trigger, event: TriggerEvent) -> set[str]:
+    """The destination names recorded for this object: its earlier versions' outputs and this delivery's own.
+
+    Only these may be replaced; any other name that exists in the destination is left alone.
+    """
+    rows = TriggerEvent.objects.filter(trigger=trigger, key=event.key).values_list("outputs", flat=True)
+    return {name for outputs in rows for name in outputs or ()}
+
+
 def names_taken(trigger: Trigger, event: TriggerEvent) -> set[str]:
-    """The destination names other objects' outputs were written to, among those this event's could take.
+    """The destination names other objects' outputs were written (or are being written) to, among those this
+    event's could take.
 
     Only objects whose names start like this one's (its folder and stem, a "-N" suffix dropped)
     can have an output of the same name: `coll.jpg` and `coll.png` both give `coll.jpg`.
@@ -80,7 +110,9 @@ def names_taken(trigger: Trigger, event: TriggerEvent) -> set[str]:
     stem = re.sub(r"-\d+$", "", path.stem)
     prefix = str(path.with_name(stem)) if stem else str(path.parent)
     rows = (
-        TriggerEvent.objects.filter(trigger=trigger, status=Status.SUCCEEDED, key__startswith=prefix)
+        TriggerEvent.objects.filter(
+            trigger=trigger, status__in=[Status.SUCCEEDED, Status.RUNNING], key__startswith=prefix
+        )
         .exclude(key=event.key)
         .values_list("outputs", flat=True)
     )
@@ -254,7 +286,8 @@ class TriggerWorker:
             self._end(event.pk, Status.SKIPPED, str(gone))
             return None
         except service.UploadRejected as rejected:
-            self._end(event.pk, Status.SKIPPED, str(rejected))
+            damaged = isinstance(rejected.__cause__, runtime.ImageDamaged)
+            self._end(event.pk, Status.FAILED if damaged else Status.SKIPPED, str(rejected))
             return None
         except StoreError as error:
             self._store_failed(trigger, event, f"could not read the object: {error}", back_to=Status.PENDING)
@@ -309,19 +342,39 @@ class TriggerWorker:
             return
         outputs = list(execution.outputs.filter(complete=True))
         store = open_store(trigger.type, trigger.destination)
-        taken = names_taken(trigger, event)
-        written = []
+        taken, owned = names_taken(trigger, event), names_owned(trigger, event)
+        written: list[str] = []
         try:
             for output in outputs:
                 key = output_key(event.key, output.node, output.content_type, several=len(outputs) > 1)
-                key = numbered(key, lambda candidate: store.written_name(candidate) in taken)
-                written.append(store.put(key, Path(output.file.path), output.content_type))
+                written.append(self._deliver(event, store, key, output, taken=taken, owned=owned, written=written))
         except StoreError as error:
             self._store_failed(trigger, event, f"could not write the output: {error}", back_to=Status.RUNNING)
             return
         TriggerEvent.objects.filter(pk=event.pk, status=Status.RUNNING).update(
             status=Status.SUCCEEDED, error=None, retry_at=None, outputs=written, finished_at=timezone.now()
         )
+
+    @staticmethod
+    def _deliver(event, store: Store, key: str, output, *, taken: set[str], owned: set[str], written: list[str]) -> str:
+        """Write one output at `key`, or the first numbered name after it that is free; return where it went.
+
+        A name is free when no other object's output has it and nothing is there in the destination,
+        or when it is this object's own (a rerun, or a new version, replaces its own output). The
+        name is recorded before the write: a delivery cut by a crash or a failing store replaces
+        what it began when it is tried again, and leaves no `-2` copy of it.
+        """
+        candidates = numbered_names(key)
+        while True:
+            candidate = next(candidates)
+            name = store.written_name(candidate)
+            if name in taken or name in written:
+                continue
+            TriggerEvent.objects.filter(pk=event.pk).update(outputs=[*written, name])
+            try:
+                return store.put(candidate, Path(output.file.path), output.content_type, replace=name in owned)
+            except NameTaken:  # someone else's file or object, perhaps written a moment ago: never replaced
+                continue
 
     @staticmethod
     def _end(event_id, status: str, error: str | None) -> None:

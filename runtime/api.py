@@ -24,7 +24,7 @@ from runtime.admission import MemoryBudget, OwnQueueFull, QueueFull, RunCost, Ru
 from runtime.blobs import BlobStore
 from runtime.bridge import TRANSIENT_ERRORS, is_local
 from runtime.conductor import Conductor, RunFailed, RunLimits, RunRecorder, RunSpec
-from runtime.decode import ImageRejected, SourceHeader, probe
+from runtime.decode import ImageDamaged, ImageRejected, SourceHeader, probe
 from runtime.inspection import UnknownNode, node_image
 from runtime.memory import FREE_MEMORY
 from runtime.placement import PlacedRun
@@ -36,6 +36,7 @@ from runtime.worker import TaskRunner, default_threads, serve_lane
 
 __all__ = [
     "Conductor",
+    "ImageDamaged",
     "ImageRejected",
     "MemoryBudget",
     "OwnQueueFull",

@@ -58,7 +58,15 @@ from PIL import Image, ImageFile, features
 
 from runtime import vips
 from runtime.colour import UNTAGGED, WorkingSpace, to_srgb
-from runtime.headers import ImageRejected, check_jpeg_data, exif_orientation, isobmff_nclx, jpeg_layout, png_facts
+from runtime.headers import (
+    ImageDamaged,
+    ImageRejected,
+    check_jpeg_data,
+    exif_orientation,
+    isobmff_nclx,
+    jpeg_layout,
+    png_facts,
+)
 from runtime.icc import nclx_profile
 from runtime.images import normalize, working_mode
 from runtime.targets import TARGETS
@@ -87,7 +95,7 @@ _TRANSPOSE = {
 }
 
 
-__all__ = ["ACCEPTED_FORMATS", "ImageRejected", "SourceHeader", "decode_bands", "decode_rows", "probe"]
+__all__ = ["ACCEPTED_FORMATS", "ImageDamaged", "ImageRejected", "SourceHeader", "decode_bands", "decode_rows", "probe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +200,7 @@ def _probe_open_file(file: BinaryIO, max_pixels: int, complete: bool = True) -> 
         accepted = ", ".join(ACCEPTED_FORMATS)
         raise ImageRejected(f"not an image in an accepted format ({accepted})") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageRejected(f"the image header is damaged or truncated ({error})") from error
+        raise ImageDamaged(f"the image header is damaged or truncated ({error})") from error
     with image:
         width, height = image.size
         if width < 1 or height < 1:
@@ -342,7 +350,7 @@ def _feed_jpeg(
             if consumed < 0:
                 finished = True
                 if error_code < 0:
-                    raise ImageRejected(f"the JPEG data is broken ({ImageFile.ERRORS.get(error_code, error_code)})")
+                    raise ImageDamaged(f"the JPEG data is broken ({ImageFile.ERRORS.get(error_code, error_code)})")
                 yield True
                 return
             pending = pending[consumed:]
@@ -351,7 +359,7 @@ def _feed_jpeg(
                     f"the JPEG file is truncated: its pixel data ends at row {row} of {height} (premature end of data)"
                 )
             yield False
-        raise ImageRejected("the JPEG file is truncated")
+        raise ImageDamaged("the JPEG file is truncated")
     finally:
         if not finished:
             decoder.cleanup()
@@ -450,7 +458,7 @@ def _load_progressive(file: BinaryIO, orientation: int) -> Image.Image:
         file.seek(0)
         image = _load_oriented(file, orientation)
         if cut.result():
-            raise ImageRejected("the JPEG file is truncated: its last scan ends early (premature end of data)")
+            raise ImageDamaged("the JPEG file is truncated: its last scan ends early (premature end of data)")
     return image
 
 
@@ -475,6 +483,6 @@ def _load_oriented(file: BinaryIO, orientation: int) -> Image.Image:
     except Image.DecompressionBombError as error:
         raise _too_many_pixels(error, Image.MAX_IMAGE_PIXELS) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageRejected(f"the image data is damaged or truncated ({error})") from error
+        raise ImageDamaged(f"the image data is damaged or truncated ({error})") from error
     method = _TRANSPOSE.get(orientation)
     return image.transpose(method) if method is not None else image

@@ -47,6 +47,10 @@ class ImageRejected(ValueError):
         self.reason = reason
 
 
+class ImageDamaged(ImageRejected):
+    """An image of a format Tileflow reads whose data is damaged or cut short (not a file that is no image)."""
+
+
 @dataclass(frozen=True, slots=True)
 class JpegLayout:
     scan_start: int  # offset of the first scan's entropy-coded data
@@ -65,19 +69,19 @@ def jpeg_layout(file: BinaryIO) -> JpegLayout:
             continue
         length_bytes = file.read(2)
         if len(length_bytes) < 2:
-            raise ImageRejected("the image header is damaged or truncated (no scan)")
+            raise ImageDamaged("the image header is damaged or truncated (no scan)")
         length = int.from_bytes(length_bytes, "big")
         segment_end = file.tell() + length - 2
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and frame is None:
             data = file.read(length - 2)
             if len(data) < 6:
-                raise ImageRejected("the image header is damaged or truncated (short frame header)")
+                raise ImageDamaged("the image header is damaged or truncated (short frame header)")
             height, width, count = struct.unpack(">HHB", data[1:6])
             sampling = [(data[7 + 3 * i] >> 4, data[7 + 3 * i] & 15) for i in range(count) if 8 + 3 * i < len(data)]
             frame = (marker, width, height, sampling)
         if marker == _SOS:
             if frame is None:
-                raise ImageRejected("the image header is damaged or truncated (a scan before its frame)")
+                raise ImageDamaged("the image header is damaged or truncated (a scan before its frame)")
             kind, width, height, sampling = frame
             progressive = kind in (0xC2, 0xC6, 0xCA, 0xCE)
             return JpegLayout(segment_end, progressive, kind >= 0xC9, _blocks(width, height, sampling))
@@ -91,7 +95,7 @@ def _next_marker(file: BinaryIO) -> int:
     while byte == b"\xff":
         byte = file.read(1)
     if not byte:
-        raise ImageRejected("the image header is damaged or truncated (no scan)")
+        raise ImageDamaged("the image header is damaged or truncated (no scan)")
     return byte[0]
 
 
@@ -111,7 +115,7 @@ def check_jpeg_data(file: BinaryIO, layout: JpegLayout, size: tuple[int, int]) -
     """Refuse a JPEG whose data after its first scan header is too short for its blocks, or has no end."""
     end = file.seek(0, os.SEEK_END)
     if not _has_end_marker(file, layout.scan_start, end):
-        raise ImageRejected("the JPEG file is truncated (it has no end-of-image marker)")
+        raise ImageDamaged("the JPEG file is truncated (it has no end-of-image marker)")
     if layout.arithmetic:
         return  # arithmetic coding has no per-block minimum
     needed_bits = layout.blocks * (1 if layout.progressive else 2)
@@ -169,13 +173,13 @@ def _check_progressive_scans(file: BinaryIO, end: int) -> None:
     unrefined = sum(1 for bit in lowest.values() if bit > 0)
     if missing or unrefined:
         what = "the DC of a component" if missing else f"{unrefined} coefficient bands at their last bits"
-        raise ImageRejected(f"the JPEG file is truncated: its progressive scans end before the image is whole ({what})")
+        raise ImageDamaged(f"the JPEG file is truncated: its progressive scans end before the image is whole ({what})")
 
 
 def _record_scan(header: bytes, lowest: dict[tuple[int, int], int]) -> None:
     count = header[0]
     if len(header) < 1 + 2 * count + 3:
-        raise ImageRejected("the image header is damaged or truncated (short scan header)")
+        raise ImageDamaged("the image header is damaged or truncated (short scan header)")
     ids = [header[1 + 2 * i] for i in range(count)]
     start, stop, bits = header[1 + 2 * count], header[2 + 2 * count], header[3 + 2 * count]
     high, low = bits >> 4, bits & 15
@@ -228,11 +232,11 @@ def png_facts(file: BinaryIO) -> PngFacts:
     while True:
         head = file.read(8)
         if len(head) < 8:
-            raise ImageRejected("the PNG file is truncated (no IEND chunk)")
+            raise ImageDamaged("the PNG file is truncated (no IEND chunk)")
         length, kind = int.from_bytes(head[:4], "big"), head[4:]
         chunk_end = file.tell() + length + 4
         if chunk_end > end:
-            raise ImageRejected(f"the PNG file is truncated (inside a {kind.decode('latin-1')} chunk)")
+            raise ImageDamaged(f"the PNG file is truncated (inside a {kind.decode('latin-1')} chunk)")
         if kind == b"IEND":
             break
         if kind == b"IDAT":
@@ -281,7 +285,7 @@ def _inflate_text(data: bytes) -> bytes:
     inflater = zlib.decompressobj()
     text = inflater.decompress(data, PngImagePlugin.MAX_TEXT_CHUNK)
     if inflater.unconsumed_tail:
-        raise ImageRejected("the image header is damaged or truncated (Decompressed data too large for a text chunk)")
+        raise ImageDamaged("the image header is damaged or truncated (Decompressed data too large for a text chunk)")
     return text
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from django.test import Client
@@ -148,7 +149,10 @@ def test_events_newest_first_without_the_objects_that_were_there(api_client, flo
     assert counts == {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "skipped": 1}
 
 
-def s3_trigger(api_client, flow) -> dict:
+def s3_trigger(api_client, flow, s3_server) -> dict:
+    for bucket in ("inbox", "results"):  # a bucket the store says is missing is refused
+        if bucket not in {entry["Name"] for entry in s3_server.client().list_buckets()["Buckets"]}:
+            s3_server.client().create_bucket(Bucket=bucket)
     status, trigger = post(
         api_client,
         f"/api/flows/{flow.id}/triggers",
@@ -173,8 +177,8 @@ NOTIFICATION = {
 }
 
 
-def test_notifications_need_the_trigger_secret(api_client, flow, trigger_places):
-    trigger = s3_trigger(api_client, flow)
+def test_notifications_need_the_trigger_secret(api_client, flow, trigger_places, s3_server):
+    trigger = s3_trigger(api_client, flow, s3_server)
     client = Client()  # the store calls without a session or an API token
     path = f"/api/triggers/{trigger['id']}/events"
     body = json.dumps(NOTIFICATION)
@@ -218,3 +222,60 @@ def test_folder_triggers_take_no_notifications(api_client, flow, inbox):
         headers={"X-Tileflow-Secret": trigger["secret"]},
     )
     assert answer.status_code == 400 and "folder triggers are scanned" in answer.json()["error"]
+
+
+def s3_body(source_bucket: str, destination_bucket: str, connection: str = "store") -> dict:
+    return {
+        "type": "s3",
+        "source": {"connection": connection, "bucket": source_bucket, "prefix": "incoming"},
+        "destination": {"connection": connection, "bucket": destination_bucket, "prefix": "processed"},
+    }
+
+
+def test_a_missing_or_denied_bucket_is_refused_and_an_unreachable_store_accepted(
+    api_client, flow, trigger_places, s3_server, settings
+):
+    from flows.trigger_stores import forget_configuration
+    from tests.support.services import free_port
+
+    connections = {
+        "store": s3_server.connection(),
+        "wrong": s3_server.connection(secret_key="not-the-secret"),
+        "nobody": s3_server.connection(endpoint_url=f"http://127.0.0.1:{free_port()}"),
+    }
+    settings.TILEFLOW = {**settings.TILEFLOW, "S3_CONNECTIONS": json.dumps(connections), "S3_TIMEOUT_SECONDS": 1.0}
+    forget_configuration()
+    inbox, results = f"in-{uuid.uuid4().hex[:10]}", f"out-{uuid.uuid4().hex[:10]}"
+    s3_server.client().create_bucket(Bucket=inbox)
+    s3_server.client().create_bucket(Bucket=results)
+    url = f"/api/flows/{flow.id}/triggers"
+
+    status, body = post(api_client, url, s3_body("no-such-inbox", results))
+    assert status == 400
+    assert body["errors"] == [
+        {"node": None, "message": "source: the bucket 'no-such-inbox' of S3 connection 'store' does not exist"}
+    ]
+    status, body = post(api_client, url, s3_body(inbox, "no-such-results"))
+    assert status == 400
+    assert body["errors"][0]["message"] == (
+        "destination: the bucket 'no-such-results' of S3 connection 'store' does not exist"
+    )
+    status, body = post(api_client, url, s3_body(inbox, results, connection="wrong"))
+    assert status == 400
+    assert body["errors"][0]["message"].startswith(
+        f"source: the store denies access to the bucket '{inbox}' of S3 connection 'wrong'"
+    )
+    assert not Trigger.objects.exists()
+
+    status, unreachable = post(api_client, url, s3_body(inbox, results, connection="nobody"))
+    assert status == 201, unreachable  # the store may be back soon: the trigger shows the error meanwhile
+    status, trigger = post(api_client, url, s3_body(inbox, results))
+    assert status == 201, trigger
+    path = f"/api/triggers/{trigger['id']}"
+    status, body = patch(api_client, path, {"source": {"connection": "store", "bucket": "no-such-inbox"}})
+    assert status == 400 and "'no-such-inbox' of S3 connection 'store' does not exist" in body["errors"][0]["message"]
+    status, body = patch(api_client, path, {"destination": {"connection": "store", "bucket": "no-such-results"}})
+    assert status == 400 and body["errors"][0]["message"].startswith("destination: the bucket 'no-such-results'")
+    s3_server.remove_bucket(inbox)  # a source gone since does not stop its destination from moving
+    status, moved = patch(api_client, path, {"destination": {"connection": "store", "bucket": results, "prefix": "x"}})
+    assert status == 200 and moved["destination"]["prefix"] == "x/"

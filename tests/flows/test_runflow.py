@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 from django.core.management import call_command
@@ -165,3 +166,46 @@ def test_no_log_lines_above_the_bars(document, album, tmp_path):
     done = manage("runflow", str(document), str(album), "-o", str(tmp_path / "all"), "-r", env=env, check=False)
     assert done.returncode == 1 and done.stderr.strip() == "runflow: 1 of 5 files failed (listed above)"
     assert all(line.startswith(("[", "failed: ", "5 images", "wrote ")) for line in done.stdout.splitlines())
+
+
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_an_existing_folder_as_output_takes_the_result_named_after_the_input(document, photo, tmp_path, slash):
+    outdir = tmp_path / "results"
+    outdir.mkdir()
+    code, out, err = runflow(str(document), str(photo), "-o", f"{outdir}{slash}")
+    assert code == 0, err
+    assert f"wrote {outdir / 'photo.jpg'}" in out
+    assert os.listdir(outdir) == ["photo.jpg"] and not (tmp_path / "results.jpg").exists()
+    with Image.open(outdir / "photo.jpg") as result:
+        assert result.format == "JPEG" and result.size == (450, 300)
+
+
+def test_a_folder_output_ending_in_a_slash_is_created_and_the_input_never_replaced(document, photo, tmp_path):
+    graph = chain(("grayscale", {}), output={"format": "png"})
+    png_flow = tmp_path / "gray.json"
+    png_flow.write_text(json.dumps({"graph": graph}))
+    code, _, err = runflow(str(png_flow), str(photo), "-o", f"{tmp_path / 'new'}/")
+    assert code == 0, err
+    assert os.listdir(tmp_path / "new") == ["photo.png"]
+    code, _, err = runflow(str(document), str(photo), "-o", f"{tmp_path / 'no' / 'such'}/")
+    assert code == 1 and "no such folder" in err and not (tmp_path / "no").exists()
+    before = photo.read_bytes()
+    code, _, err = runflow(str(document), str(photo), "-o", str(tmp_path))
+    assert code == 1 and "would replace the input" in err and err.count("\n") <= 1
+    assert photo.read_bytes() == before
+
+
+def test_counts_in_a_folder_s_messages_take_their_plural_only_when_more_than_one(document, tmp_path):
+    source = tmp_path / "one"
+    source.mkdir()
+    (source / "a.jpg").write_bytes(image_bytes(64, 64))
+    (source / "notes.txt").write_text("not a photo")
+    code, out, err = runflow(str(document), str(source), "-o", str(tmp_path / "results"))
+    assert code == 0, err
+    assert "1 image in" in out and "; 1 other file left alone" in out
+    assert "1/1 file (" in out and "wrote the results of 1 of 1 file to" in out
+    (source / "a.jpg").write_bytes(image_bytes(300, 200)[:2000])
+    (source / "more.txt").write_text("not a photo either")
+    code, out, err = runflow(str(document), str(source), "-o", str(tmp_path / "again"))
+    assert code == 1 and err.strip() == "runflow: 1 of 1 file failed (listed above)"
+    assert "; 2 other files left alone" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -11,7 +12,7 @@ import uuid
 import pytest
 
 from flows import trigger_stores as stores
-from flows.trigger_stores import LocationError, ObjectGone, StoreError, normalise_location, open_store
+from flows.trigger_stores import LocationError, NameTaken, ObjectGone, StoreError, normalise_location, open_store
 from tests.support.services import free_port
 
 
@@ -125,6 +126,45 @@ def test_writing_creates_sub_folders_and_leaves_no_partial_file(trigger_places, 
     assert mode == output.stat().st_mode & 0o777 == stores.FILE_MODE  # `output` was made by write_bytes
 
 
+def test_writing_never_replaces_a_file_it_was_not_told_it_may(trigger_places, tmp_path, monkeypatch):
+    output = tmp_path / "result.png"
+    output.write_bytes(b"png bytes")
+    (trigger_places / "out").mkdir()
+    notes = trigger_places / "out" / "keep.png"
+    notes.write_text("MY PRECIOUS NOTES")
+    store = folder("out")
+    with pytest.raises(NameTaken):
+        store.put("keep.png", output, "image/png")
+    with monkeypatch.context() as racing:  # another writer creates it between the look and the write
+        racing.setattr(os.path, "lexists", lambda path: False)
+        with pytest.raises(NameTaken):
+            store.put("keep.png", output, "image/png")
+    assert notes.read_text() == "MY PRECIOUS NOTES"
+    assert os.listdir(trigger_places / "out") == ["keep.png"]  # no partial file left either
+    assert store.put("keep.png", output, "image/png", replace=True) == "out/keep.png"
+    assert notes.read_bytes() == b"png bytes"
+
+
+def test_without_hard_links_a_name_is_still_taken_exclusively(trigger_places, tmp_path, monkeypatch):
+    def refused(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refused)  # as some network and FUSE file systems answer
+    output = tmp_path / "result.png"
+    output.write_bytes(b"png bytes")
+    (trigger_places / "out").mkdir()
+    (trigger_places / "out" / "keep.png").write_text("MY PRECIOUS NOTES")
+    store = folder("out")
+    monkeypatch.setattr(os.path, "lexists", lambda path: False)
+    with pytest.raises(NameTaken):
+        store.put("keep.png", output, "image/png")
+    assert store.put("new.png", output, "image/png") == "out/new.png"
+    assert (trigger_places / "out" / "keep.png").read_text() == "MY PRECIOUS NOTES"
+    assert (trigger_places / "out" / "new.png").read_bytes() == b"png bytes"
+    assert (trigger_places / "out" / "new.png").stat().st_mode & 0o777 == stores.FILE_MODE
+    assert sorted(os.listdir(trigger_places / "out")) == ["keep.png", "new.png"]
+
+
 def test_writing_refuses_a_folder_swapped_for_a_link(trigger_places, tmp_path):
     store = folder("out")
     outside = tmp_path / "outside"
@@ -181,6 +221,42 @@ def test_a_bucket_prefix_lists_reads_and_writes(trigger_places, s3_server, tmp_p
     assert s3(name, "out").put("trip/b.png", output, "image/png") == "out/trip/b.png"
     stored = client.get_object(Bucket=name, Key="out/trip/b.png")
     assert stored["Body"].read() == b"png" and stored["ContentType"] == "image/png"
+
+
+def test_an_object_already_in_the_bucket_is_never_replaced(trigger_places, s3_server, tmp_path, monkeypatch):
+    name = bucket(s3_server)
+    client = s3_server.client()
+    client.put_object(Bucket=name, Key="out/keep.png", Body=b"MY PRECIOUS NOTES")
+    output = tmp_path / "result.png"
+    output.write_bytes(b"png bytes")
+    store = s3(name, "out")
+    with pytest.raises(NameTaken):
+        store.put("keep.png", output, "image/png")
+    with monkeypatch.context() as racing:  # another writer puts it between the look and the write
+        racing.setattr(stores.S3Store, "_exists", lambda self, key: False)
+        with pytest.raises(NameTaken):  # the store refuses the conditional put (If-None-Match: *)
+            store.put("keep.png", output, "image/png")
+    assert client.get_object(Bucket=name, Key="out/keep.png")["Body"].read() == b"MY PRECIOUS NOTES"
+    assert store.put("keep.png", output, "image/png", replace=True) == "out/keep.png"
+    assert client.get_object(Bucket=name, Key="out/keep.png")["Body"].read() == b"png bytes"
+
+
+def test_an_s3_location_whose_bucket_is_missing_or_denied_is_refused(trigger_places, settings, s3_server):
+    name = bucket(s3_server)
+    connections = {
+        "store": s3_server.connection(),
+        "wrong": s3_server.connection(secret_key="not-the-secret"),
+        "nobody": s3_server.connection(endpoint_url=f"http://127.0.0.1:{free_port()}"),
+    }
+    settings.TILEFLOW = {**settings.TILEFLOW, "S3_CONNECTIONS": json.dumps(connections)}
+    stores.forget_configuration()
+    stores.check_bucket({"connection": "store", "bucket": name}, reading=True)
+    with pytest.raises(LocationError, match="the bucket 'no-such-bucket' of S3 connection 'store' does not exist"):
+        stores.check_bucket({"connection": "store", "bucket": "no-such-bucket"}, reading=False)
+    with pytest.raises(LocationError, match=f"the store denies access to the bucket '{name}' of S3 connection 'wrong'"):
+        stores.check_bucket({"connection": "wrong", "bucket": name}, reading=True)
+    stores.check_bucket({"connection": "wrong", "bucket": name}, reading=False)  # a key may write and not list
+    stores.check_bucket({"connection": "nobody", "bucket": name}, reading=True)  # no answer: nothing definite
 
 
 def test_a_wrong_key_a_vanished_bucket_and_an_unreachable_store_say_so(trigger_places, settings, s3_server, tmp_path):

@@ -483,3 +483,87 @@ async def test_s3_names_the_database_cannot_hold_are_skipped_and_the_others_run(
     assert s3_server.keys(results) == ["fine.png"]
     await TriggerWorker(trigger.pk).cycle()
     assert await TriggerEvent.objects.filter(trigger=trigger).acount() == 3
+
+
+async def test_a_file_already_in_the_destination_is_never_replaced(trigger_places, flow):
+    trigger = await sync_to_async(folder_trigger)(flow, trigger_places)
+    worker = TriggerWorker(trigger.pk)
+    await worker.cycle()
+    (trigger_places / "out").mkdir()
+    (trigger_places / "out" / "keep.png").write_text("MY PRECIOUS NOTES\n")
+    (trigger_places / "in" / "keep.jpg").write_bytes(image_bytes(100, 60))
+    await run_until(worker, settled(trigger, 1))
+    [event] = (await sync_to_async(events)(trigger)).values()
+    assert event.status == "succeeded" and event.outputs == ["out/keep-2.png"]
+    assert (trigger_places / "out" / "keep.png").read_text() == "MY PRECIOUS NOTES\n"
+    with Image.open(trigger_places / "out" / "keep-2.png") as result:
+        assert result.size == (50, 30)
+
+    await asyncio.sleep(0.01)  # a new version replaces its own output: no keep-3.png
+    (trigger_places / "in" / "keep.jpg").write_bytes(image_bytes(200, 60))
+    await run_until(worker, lambda: TriggerEvent.objects.filter(trigger=trigger, status="succeeded").count() == 2)
+    assert sorted(os.listdir(trigger_places / "out")) == ["keep-2.png", "keep.png"]
+    with Image.open(trigger_places / "out" / "keep-2.png") as result:
+        assert result.size == (100, 30)
+    assert (trigger_places / "out" / "keep.png").read_text() == "MY PRECIOUS NOTES\n"
+
+
+async def test_a_delivery_cut_short_replaces_what_it_began_and_makes_no_copy(trigger_places, flow):
+    trigger = await sync_to_async(folder_trigger)(flow, trigger_places)
+    worker = TriggerWorker(trigger.pk)
+    await worker.cycle()
+    (trigger_places / "in" / "a.jpg").write_bytes(image_bytes(100, 60))
+    await run_until(worker, settled(trigger, 1))
+    # The process died after writing out/a.png, before it closed the event: the next one delivers again.
+    await TriggerEvent.objects.filter(trigger=trigger).aupdate(status="running")
+    (trigger_places / "out" / "a.png").write_bytes(b"half a file")
+    event = await TriggerEvent.objects.aget(trigger=trigger)
+    await sync_to_async(worker.finish)(event.pk)
+    event = await TriggerEvent.objects.aget(trigger=trigger)
+    assert event.status == "succeeded" and event.outputs == ["out/a.png"]
+    assert os.listdir(trigger_places / "out") == ["a.png"]
+    with Image.open(trigger_places / "out" / "a.png") as result:
+        assert result.size == (50, 30)
+
+
+async def test_an_object_already_in_the_destination_bucket_is_never_replaced(trigger_places, s3_server, flow):
+    inbox, results = new_bucket(s3_server), new_bucket(s3_server)
+    client = s3_server.client()
+    client.put_object(Bucket=results, Key="processed/report.png", Body=b"MY PRECIOUS NOTES")
+    trigger = await sync_to_async(make_trigger)(
+        flow,
+        "s3",
+        {"connection": "store", "bucket": inbox, "prefix": "incoming/"},
+        {"connection": "store", "bucket": results, "prefix": "processed/"},
+    )
+    worker = TriggerWorker(trigger.pk)
+    await worker.cycle()
+    client.put_object(Bucket=inbox, Key="incoming/report.jpg", Body=image_bytes(100, 60))
+    await run_until(worker, settled(trigger, 1))
+    [event] = (await sync_to_async(events)(trigger)).values()
+    assert event.status == "succeeded" and event.outputs == ["processed/report-2.png"]
+    assert client.get_object(Bucket=results, Key="processed/report.png")["Body"].read() == b"MY PRECIOUS NOTES"
+    assert s3_server.keys(results) == ["processed/report-2.png", "processed/report.png"]
+
+    client.put_object(Bucket=inbox, Key="incoming/report.jpg", Body=image_bytes(200, 60))  # a new version
+    await run_until(worker, lambda: TriggerEvent.objects.filter(trigger=trigger, status="succeeded").count() == 2)
+    assert s3_server.keys(results) == ["processed/report-2.png", "processed/report.png"]
+    stored = client.get_object(Bucket=results, Key="processed/report-2.png")["Body"].read()
+    with Image.open(io.BytesIO(stored)) as result:
+        assert result.size == (100, 30)
+
+
+async def test_a_truncated_image_fails_with_its_reason_and_is_not_tried_again(trigger_places, flow):
+    trigger = await sync_to_async(folder_trigger)(flow, trigger_places)
+    worker = TriggerWorker(trigger.pk)
+    await worker.cycle()
+    (trigger_places / "in" / "cut.jpg").write_bytes(image_bytes(300, 200)[:2000])
+    (trigger_places / "in" / "notes.jpg").write_text("not a picture")
+    await run_until(worker, settled(trigger, 2))
+    for _ in range(2):
+        await worker.cycle()
+    seen = await sync_to_async(events)(trigger)
+    assert seen["cut.jpg"].status == "failed" and seen["cut.jpg"].error.startswith("the JPEG file is truncated")
+    assert seen["notes.jpg"].status == "skipped" and "not an image" in seen["notes.jpg"].error
+    assert all(event.attempts == 0 for event in seen.values())
+    assert not (trigger_places / "out").exists()

@@ -90,7 +90,7 @@ class FilesBar:
         failed = f", {self.failed} failed" if self.failed else ""
         return (
             f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {100 * self.done // max(self.total, 1):3d}% "
-            f"{self.done}/{self.total} files{failed} ({rate:.1f}/s)"
+            f"{self.done}/{folders.plural(self.total, 'file')}{failed} ({rate:.1f}/s)"
         )
 
     def note(self, text: str) -> None:
@@ -164,7 +164,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no such input file or folder: {source}")
             node = node or outputs[0]
             try:
-                target = folders.checked_target(Path(options["output"]), folders.output_format(graph, node))
+                target = folders.checked_target(options["output"], source, folders.output_format(graph, node))
             except ValueError as error:
                 raise CommandError(str(error)) from error
             asyncio.run(self._run(graph, node, source, target, quiet=options["quiet"]))
@@ -249,7 +249,9 @@ class Command(BaseCommand):
         ]
         bar = FilesBar(self.stdout, len(plan), live=self.stdout.isatty(), quiet=options["quiet"])
         if others and not options["quiet"]:
-            bar.note(f"{len(files)} images in {source}; {others} other files left alone")
+            bar.note(
+                f"{folders.plural(len(files), 'image')} in {source}; {folders.plural(others, 'other file')} left alone"
+            )
         pending = iter(plan)
         with tempfile.TemporaryDirectory(prefix=".runflow-", dir=outdir) as work:
 
@@ -264,8 +266,8 @@ class Command(BaseCommand):
         bar.close()
         written = bar.done - bar.failed
         if not options["quiet"]:
-            self.stdout.write(f"wrote the results of {written} of {bar.total} files to {outdir}")
-        return f"{bar.failed} of {bar.total} files failed (listed above)" if bar.failed else None
+            self.stdout.write(f"wrote the results of {written} of {folders.plural(bar.total, 'file')} to {outdir}")
+        return f"{bar.failed} of {folders.plural(bar.total, 'file')} failed (listed above)" if bar.failed else None
 
     async def _run_one(self, graph: dict, path: Path, targets: list[tuple[str, Path]], work: Path) -> str | None:
         """Run one file and move its results to `targets`; return why it failed, or None."""
