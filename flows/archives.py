@@ -68,10 +68,17 @@ class Entry:
     error: str | None = None
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode's Cc: C0, DEL and C1
+
+
 def clean_name(raw: str) -> str | None:
-    """Return a relative path with "/" separators, or None when the name is absolute or leaves its folder."""
+    """Return a relative path with "/" separators, or None for a name that is not safe to keep.
+
+    Not safe: absolute, leaving its folder, or holding a control character (a NUL, which Postgres
+    text refuses, an escape sequence, a line break).
+    """
     name = raw.replace("\\", "/")
-    if not name or "\x00" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+    if not name or CONTROL.search(name) or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         return None
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if not parts or ".." in parts:
@@ -149,7 +156,7 @@ def read_entries(path: Path, limits: ArchiveLimits) -> list[Entry]:
 def _entry_error(info: zipfile.ZipInfo, name: str | None, limits: ArchiveLimits) -> str | None:
     """Say why one entry is not taken, or None when it may be extracted."""
     if name is None:
-        return "unsafe name in the archive (absolute, or leaves its folder with ..): not extracted"
+        return "unsafe name in the archive (absolute, leaves its folder, or a control character): not extracted"
     if stat.S_ISLNK(info.external_attr >> 16):
         return "a symbolic link in the archive: not followed"
     mode = info.external_attr >> 16

@@ -154,7 +154,7 @@ def _prepare(upload, images, paths, archive) -> list[BatchItem]:
     for position, image in enumerate(images):
         given = paths[position] if position < len(paths) and paths[position] else image.name
         name = archives.clean_name(given)
-        error = None if name else "unsafe name (absolute, or leaves its folder with ..)"
+        error = None if name else "unsafe name (absolute, leaves its folder with .., or holds a control character)"
         if image.size == 0:
             error = "the file is empty"
         # A refused name is listed as it was sent (as an archive's entries are), for the sender to recognise.

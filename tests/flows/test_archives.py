@@ -24,6 +24,9 @@ LIMITS = archives.ArchiveLimits(max_entries=100, max_total_bytes=10**8, max_rati
         ("/etc/a.jpg", None),
         ("C:/Windows/a.jpg", None),
         ("a\x00.jpg", None),
+        ("a\x1b[31m.jpg", None),
+        ("two\nlines.jpg", None),
+        ("旅行/照片\u3000一.jpg", "旅行/照片\u3000一.jpg"),  # an ideographic space is a name's own
         ("", None),
     ],
 )
