@@ -33,10 +33,10 @@ sizes the extra work is a few pixels, and the result is bit-identical to the who
 For sizes with a large odd period (a 6000×4000 photo to 800 px wide: 4000 → 533 rows, a period of
 533, the whole column) a pass would span the whole column, and the first output band would wait for
 the last input row: `/run` stopped answering while its upload arrived. Where the widening would reach
-more than EXACT_REACH input pixels, the pass takes the tile's own box: its centres move by ~1e-4 px,
-which changes about one value in 10,000 by 1 (86-94 dB from Pillow's whole-image result, measured on
-the tests' images, thumbnails of 600-1500 px pictures at factors 2.4-13; RGBA within 2 of it once
-premultiplied, more in the colour of nearly transparent pixels).
+more than EXACT_REACH input pixels on an axis longer than EXACT_AXIS, the pass takes the tile's own
+box: its centres move by ~1e-4 px, which changes about one value in 10,000 by 1 (86-94 dB from
+Pillow's whole-image result, measured on thumbnails of 600-1500 px pictures at factors 2.4-13; RGBA
+within 2 of it once premultiplied, more in the colour of nearly transparent pixels).
 """
 
 from __future__ import annotations
@@ -113,8 +113,10 @@ def resized_size(size: Size, scale: float | None, width: int | None, height: int
     return fit_inside(size, width, height)
 
 
-# How far (input pixels) a Pillow pass may reach past its tile to keep its box edges exact (see the top).
+# How far (input pixels) a Pillow pass may reach past its tile to keep its box edges exact (see the top),
+# unless its axis is this short anyway: spanning it all delays no band that matters.
 EXACT_REACH = 128
+EXACT_AXIS = 1024
 
 
 def exact_period(in_length: int, out_length: int) -> int:
@@ -130,7 +132,7 @@ def exact_period(in_length: int, out_length: int) -> int:
 def pass_period(in_length: int, out_length: int) -> int:
     """Return the output step a Pillow pass aligns its ends to: the exact period, or 1 where it reaches too far."""
     period = exact_period(in_length, out_length)
-    return period if period * in_length <= EXACT_REACH * out_length else 1
+    return period if in_length <= EXACT_AXIS or period * in_length <= EXACT_REACH * out_length else 1
 
 
 def exact_on_pillow(in_size: Size, out_size: Size) -> bool:

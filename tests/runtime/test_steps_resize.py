@@ -47,6 +47,7 @@ def test_a_pass_keeps_its_exact_box_edges_only_while_they_stay_near_its_tile():
     assert exact_on_pillow(Size(6000, 4000), Size(2220, 1480))  # 0.37: periods 37, reaching 100 input px
     assert pass_period(4000, 533) == 1 and exact_period(4000, 533) == 533  # the whole column: given up
     assert not exact_on_pillow(Size(6000, 4000), Size(800, 533))
+    assert exact_on_pillow(Size(1000, 700), Size(107, 75))  # short axes: spanning them all costs no stream
 
 
 @pytest.mark.parametrize("resample", ["lanczos", "bilinear", "nearest"])
