@@ -145,7 +145,11 @@ def test_a_worker_killed_mid_run_loses_no_tile(two_workers, clean_output):
     cluster = two_workers
     victim = cluster.live_workers()[0]
     started = cluster.start_run(cluster.flows[0.15], png_bytes(IMAGE))
-    cluster.wait(started["id"], until=lambda body: body["nodes"]["soft"]["done"] >= 4, timeout=30)
+
+    def victim_at_work(body: dict) -> bool:  # it has done tiles of this run, so it holds more when killed
+        return body["nodes"]["soft"]["done"] >= 4 and any(name.endswith(f":{victim.pid}") for name in body["workers"])
+
+    cluster.wait(started["id"], until=victim_at_work, timeout=30)
     cluster.kill(victim)
 
     finished = cluster.wait(started["id"])
