@@ -241,8 +241,8 @@ def test_an_object_already_in_the_bucket_is_never_replaced(trigger_places, s3_se
     assert client.get_object(Bucket=name, Key="out/keep.png")["Body"].read() == b"png bytes"
 
 
-def test_an_s3_location_whose_bucket_is_missing_or_denied_is_refused(trigger_places, settings, s3_server):
-    name = bucket(s3_server)
+def configure_good_wrong_and_unreachable(settings, s3_server) -> None:
+    """Name three S3 connections: `store` (right), `wrong` (a bad secret), `nobody` (no server on its port)."""
     connections = {
         "store": s3_server.connection(),
         "wrong": s3_server.connection(secret_key="not-the-secret"),
@@ -250,6 +250,11 @@ def test_an_s3_location_whose_bucket_is_missing_or_denied_is_refused(trigger_pla
     }
     settings.TILEFLOW = {**settings.TILEFLOW, "S3_CONNECTIONS": json.dumps(connections)}
     stores.forget_configuration()
+
+
+def test_an_s3_location_whose_bucket_is_missing_or_denied_is_refused(trigger_places, settings, s3_server):
+    name = bucket(s3_server)
+    configure_good_wrong_and_unreachable(settings, s3_server)
     stores.check_bucket({"connection": "store", "bucket": name}, reading=True)
     with pytest.raises(LocationError, match="the bucket 'no-such-bucket' of S3 connection 'store' does not exist"):
         stores.check_bucket({"connection": "store", "bucket": "no-such-bucket"}, reading=False)
@@ -261,13 +266,7 @@ def test_an_s3_location_whose_bucket_is_missing_or_denied_is_refused(trigger_pla
 
 def test_a_wrong_key_a_vanished_bucket_and_an_unreachable_store_say_so(trigger_places, settings, s3_server, tmp_path):
     name = bucket(s3_server)
-    connections = {
-        "store": s3_server.connection(),
-        "wrong": s3_server.connection(secret_key="not-the-secret"),
-        "nobody": s3_server.connection(endpoint_url=f"http://127.0.0.1:{free_port()}"),
-    }
-    settings.TILEFLOW = {**settings.TILEFLOW, "S3_CONNECTIONS": json.dumps(connections)}
-    stores.forget_configuration()
+    configure_good_wrong_and_unreachable(settings, s3_server)
     output = tmp_path / "b.png"
     output.write_bytes(b"png")
     with pytest.raises(StoreError, match="refused the connection's credentials \\(SignatureDoesNotMatch\\)"):
